@@ -1,0 +1,201 @@
+"""Dataset group: find or unpack the files, load a split through torchvision, return tensors.
+
+MNIST works offline: the four original IDX files ship gzipped inside the package and are unpacked
+(checksums verified) into ``<root>/MNIST/raw`` where ``torchvision.datasets.MNIST`` reads them.
+Fashion-MNIST comes from Debian's ``dataset-fashion-mnist`` package when present, else torchvision
+downloads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from optbench.errors import OptbenchError
+
+# sha256 of the uncompressed IDX files (see optbench/resources/mnist/README.md).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One dataset split: pixels as stored (uint8, one row per example), labels, and the scaling.
+
+    Pixels stay uint8 on the device (4x less memory than floats) and each gathered batch is scaled
+    with ToTensor()/Normalize()'s exact ops, so inputs are bit-identical to the notebooks'.
+    """
+
+    pixels: torch.Tensor
+    labels: torch.Tensor
+    mean: float | None = None
+    std: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def scale(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Model inputs for uint8 `pixels`: x / 255 (ToTensor), then (x - mean) / std if normalising."""
+        inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
+        return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of the examples at `index` (index_select: a cheap row gather)."""
+        return self.scale(self.pixels.index_select(0, index)), self.labels.index_select(0, index)
+
+    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Inputs and labels of consecutive slices of at most `size` examples, in order."""
+        for start in range(0, len(self), size):
+            yield self.scale(self.pixels[start:start + size]), self.labels[start:start + size]
+
+    def to(self, device: torch.device) -> Split:
+        """Return this split with its tensors on `device`."""
+        return Split(self.pixels.to(device), self.labels.to(device), self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test splits plus the shapes a model needs."""
+
+    name: str
+    train: Split
+    test: Split
+    num_classes: int
+
+    @property
+    def num_features(self) -> int:
+        """Number of input features per example (784 for 28x28 images)."""
+        return self.train.pixels.shape[1]
+
+    def to(self, device: torch.device) -> Dataset:
+        """Return this dataset with both splits on `device`."""
+        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes)
+
+
+def default_root() -> Path:
+    """The cache dir data is unpacked/downloaded into when `dataset.root` is null."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "optbench" / "data"
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpack_gzip(source, target: Path) -> None:
+    """Decompress `source` (path or file object) to `target` atomically (temp file + rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_mnist(root: Path) -> None:
+    """Unpack the bundled MNIST files into `root`/MNIST/raw unless valid copies are there already."""
+    raw = root / "MNIST" / "raw"
+    bundled = resources.files("optbench") / "resources" / "mnist"
+    for name, expected in MNIST_SHA256.items():
+        target = raw / name
+        if target.exists() and sha256(target) == expected:
+            continue
+        with resources.as_file(bundled / f"{name}.gz") as gz:
+            try:
+                _unpack_gzip(gz, target)
+            except (OSError, EOFError) as exc:
+                raise OptbenchError(
+                    f"Could not unpack MNIST file {name} into {raw}: {exc}. Make sure "
+                    f"dataset.root={root} is a writable directory (or point dataset.root / "
+                    "$OPTBENCH_DATA elsewhere) and that the optbench installation is complete "
+                    "(reinstall it if the bundled file is damaged)."
+                ) from exc
+        if sha256(target) != expected:
+            raise OptbenchError(
+                f"MNIST file {target} does not match its sha256 checksum after unpacking: the "
+                "bundled copy is damaged. Reinstall optbench (pip install --force-reinstall .)."
+            )
+
+
+def ensure_fashion_mnist(root: Path) -> bool:
+    """Unpack Debian's Fashion-MNIST into `root` if installed; True when the raw files are there."""
+    raw = root / "FashionMNIST" / "raw"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all((raw / n).exists() for n in names):
+        return True
+    if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
+        return False
+    for n in names:
+        _unpack_gzip(DEBIAN_FASHION_MNIST / f"{n}.gz", raw / n)
+    return True
+
+
+def _torchvision_split(name: str, root: Path, train: bool):
+    """Open one split with torchvision, downloading only where optbench has no local copy."""
+    from torchvision import datasets  # imported here: torchvision's import is slow and only needed once
+
+    if name == "mnist":
+        ensure_mnist(root)
+        return datasets.MNIST(root, train=train, download=False)
+    if name == "fashion_mnist":
+        local = ensure_fashion_mnist(root)
+        try:
+            return datasets.FashionMNIST(root, train=train, download=not local)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; torchvision raises RuntimeError
+            raise OptbenchError(
+                f"Fashion-MNIST is not in {root / 'FashionMNIST' / 'raw'} and could not be "
+                f"downloaded ({exc}). Either connect to the internet and run again, install "
+                "Debian's package (`apt-get install dataset-fashion-mnist`), or copy the four "
+                "Fashion-MNIST IDX files (uncompressed) into that folder."
+            ) from exc
+    raise OptbenchError(f"Unknown dataset.name={name!r}: optbench knows 'mnist' and 'fashion_mnist'.")
+
+
+def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
+    """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
+    images = tv_dataset.data
+    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
+
+
+def load_dataset(cfg: DictConfig) -> Dataset:
+    """Load both splits of the configured dataset as tensors on the CPU."""
+    root = Path(cfg.root).expanduser() if cfg.root else default_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptbenchError(
+            f"dataset.root={root} cannot be created ({exc.strerror}). Choose a writable folder: "
+            "`dataset.root=/path/to/data` or set $OPTBENCH_DATA."
+        ) from exc
+    mean, std = (cfg.mean, cfg.std) if cfg.normalize else (None, None)
+    train, test = (_torchvision_split(cfg.name, root, train=flag) for flag in (True, False))
+    return Dataset(
+        name=cfg.name,
+        train=_to_split(train, mean, std),
+        test=_to_split(test, mean, std),
+        num_classes=len(train.classes),
+    )

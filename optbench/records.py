@@ -1,0 +1,81 @@
+"""The files a run writes into its output dir: train.csv, test.csv and summary.json.
+
+These names and columns are the contract `optbench report` and users' scripts rely on. CSVs are
+appended in whole chunks and flushed to disk at every evaluation, so a killed run leaves parseable
+files holding every row up to its last flush; summary.json is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+TRAIN_CSV = "train.csv"
+TEST_CSV = "test.csv"
+SUMMARY_JSON = "summary.json"
+COLUMNS = ("iteration", "loss", "accuracy")
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write `payload` as JSON to `path` via a temp file and rename, never leaving half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MetricsCSV:
+    """An `iteration,loss,accuracy` CSV appended in whole chunks, each flushed to disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "w", newline="")
+        self._write([COLUMNS])
+
+    def _write(self, rows: Iterable[Sequence[Any]]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        # One write call per chunk, then fsync: a crash leaves whole rows up to the last chunk.
+        self._file.write(buffer.getvalue())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def append(self, first_iteration: int, losses: Sequence[float], accuracies: Sequence[float]) -> None:
+        """Append rows for consecutive iterations starting at `first_iteration`."""
+        self._write(zip(range(first_iteration, first_iteration + len(losses)), losses, accuracies))
+
+    def close(self) -> None:
+        """Close the file (everything is already on disk)."""
+        self._file.close()
+
+
+class RunRecords:
+    """The three output files of one run, opened in `out_dir`."""
+
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self.train = MetricsCSV(out_dir / TRAIN_CSV)
+        self.test = MetricsCSV(out_dir / TEST_CSV)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Replace summary.json with `summary`."""
+        write_json_atomic(self.out_dir / SUMMARY_JSON, summary)
+
+    def close(self) -> None:
+        """Close both CSVs."""
+        self.train.close()
+        self.test.close()

@@ -1,0 +1,152 @@
+"""The training job: `optbench [overrides]` or `python -m optbench.train [overrides]`.
+
+Composes dataset + model + optimizer + device + trainer settings with Hydra, trains once (or once
+per job of a `-m` sweep) and writes train.csv, test.csv and summary.json into the job's output dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from optbench import __version__
+from optbench.config import check_settings, config_dir
+from optbench.data import load_dataset
+from optbench.device import resolve_device
+from optbench.errors import OptbenchError
+from optbench.optimizer import build_optimizer
+from optbench.records import RunRecords
+from optbench.trainer import Outcome, train
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def denormals_flushed(enabled: bool) -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU for the duration of the block (if enabled)."""
+    if not enabled:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _results(outcome: Outcome, train_seconds: float) -> dict[str, Any]:
+    """The summary.json fields computed from a finished (or stopped) training loop."""
+    accuracies = outcome.test_accuracy
+    best = max(accuracies, key=lambda pair: pair[1], default=None)
+    return {
+        "status": outcome.status,
+        "iterations_run": outcome.iterations_run,
+        "final_test_accuracy": accuracies[-1][1] if accuracies else None,
+        "best_test_accuracy": best[1] if best else None,
+        "best_test_iteration": best[0] if best else None,
+        "final_train_loss": outcome.last_train_loss,
+        "train_seconds": round(train_seconds, 4),
+        "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
+        **({"diverged_at": outcome.diverged_at} if outcome.diverged_at else {}),
+    }
+
+
+def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str, Any]:
+    """Run one training job end to end and return its summary (also written to summary.json)."""
+    started = time.perf_counter()
+    summary: dict[str, Any] = {
+        "status": "running",
+        "optimizer": choices.get("optimizer"),
+        "dataset": cfg.dataset.name,
+        "model": choices.get("model"),
+        "seed": cfg.seed,
+        "iterations": cfg.iterations,
+        "batch_size": cfg.batch_size,
+        "device": None,
+        "torch_version": torch.__version__,
+        "optbench_version": __version__,
+        "started_at": _now(),
+    }
+    records = RunRecords(out_dir)
+    records.write_summary(summary)
+    try:
+        with denormals_flushed(cfg.flush_denormal):
+            device = resolve_device(cfg.device.type)
+            summary["device"] = str(device)
+            data = load_dataset(cfg.dataset)
+            check_settings(cfg, len(data.train))
+            data = data.to(device)
+
+            torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
+            model = instantiate(cfg.model, in_features=data.num_features, num_classes=data.num_classes,
+                                _convert_="all").to(device)
+            optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"))
+            log.info("%s on %s, %s, %d iterations on %s", type(optimizer).__name__, data.name,
+                     choices.get("model"), cfg.iterations, device)
+
+            train_started = time.perf_counter()
+            outcome = train(model, optimizer, data, records, iterations=cfg.iterations,
+                            batch_size=cfg.batch_size, eval_every=cfg.eval_every, progress=cfg.progress)
+            summary.update(_results(outcome, time.perf_counter() - train_started))
+    except Exception as exc:
+        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        summary.update(wall_seconds=round(time.perf_counter() - started, 4), finished_at=_now())
+        records.write_summary(summary)
+        records.close()
+    return summary
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: one training job; returns the final test accuracy (for sweepers)."""
+    hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    # SIGTERM (a scheduler, `kill`) stops the run like Ctrl-C: the rows so far are kept.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        summary = run_job(cfg, out_dir, dict(hydra_cfg.runtime.choices))
+    except OptbenchError as exc:
+        log.error("%s", exc)
+        if sweeping:
+            return None  # recorded as failed in summary.json; the other jobs of the sweep go on
+        sys.exit(2)
+    except Exception:
+        log.exception("run failed; details are in %s/summary.json", out_dir)
+        if sweeping:
+            return None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    log.info("%s: results in %s", summary["status"], out_dir)
+    if summary["status"] == "interrupted":
+        raise KeyboardInterrupt  # stop a sweep too; the finished runs keep their outputs
+    return summary.get("final_test_accuracy")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The training loop: minibatch steps on device-resident tensors, evaluation on the full test split.
+
+Per-iteration loss and correct-count stay on the device between evaluations (no host sync per
+step); at each evaluation they are copied to the host once, checked for divergence and appended to
+train.csv, and the test split is evaluated and appended to test.csv.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from optbench.data import Dataset, Split
+from optbench.records import RunRecords
+from optbench.sampling import consume_test_pass_draw, shuffled_batches
+
+log = logging.getLogger(__name__)
+
+EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits
+
+
+@dataclass
+class Outcome:
+    """How a training run ended and the numbers its summary needs."""
+
+    status: str = "running"  # completed | diverged | interrupted
+    iterations_run: int = 0
+    diverged_at: int | None = None
+    test_accuracy: list[tuple[int, float]] = field(default_factory=list)
+    last_train_loss: float | None = None
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy (fraction) of `model` on the whole `split`."""
+    consume_test_pass_draw()
+    model.eval()
+    loss_sum = torch.zeros((), device=split.labels.device)
+    correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
+    for inputs, labels in split.chunks(EVAL_CHUNK):
+        logits = model(inputs)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(dim=1) == labels).sum()
+    model.train()
+    return loss_sum.item() / len(split), correct.item() / len(split)
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Dataset,
+    records: RunRecords,
+    *,
+    iterations: int,
+    batch_size: int,
+    eval_every: int,
+    progress: bool = True,
+) -> Outcome:
+    """Train for `iterations` minibatch steps, evaluating every `eval_every` steps and at the end."""
+    device = data.train.labels.device
+    outcome = Outcome()
+    # Metrics of the iterations since the last flush, kept on the device.
+    losses = torch.empty(min(eval_every, iterations), device=device)
+    correct = torch.empty(min(eval_every, iterations), dtype=torch.int64, device=device)
+    sizes: list[int] = []
+    flushed = 0  # iterations already written to train.csv
+
+    def flush() -> bool:
+        """Write pending train rows; on a non-finite loss keep the finite prefix. False if diverged."""
+        nonlocal flushed
+        pending = len(sizes)
+        loss_values = losses[:pending].tolist()
+        accuracies = [c / s for c, s in zip(correct[:pending].tolist(), sizes)]
+        finite = next((i for i, v in enumerate(loss_values) if not math.isfinite(v)), pending)
+        records.train.append(flushed + 1, loss_values[:finite], accuracies[:finite])
+        if finite:
+            outcome.last_train_loss = loss_values[finite - 1]
+        flushed += finite
+        sizes.clear()
+        if finite < pending:
+            outcome.diverged_at = flushed + 1
+            return False
+        return True
+
+    batches = shuffled_batches(len(data.train), batch_size, device)
+    bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
+    try:
+        for iteration in range(1, iterations + 1):
+            index = next(batches)
+            inputs, labels = data.train.batch(index)
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            slot = len(sizes)
+            losses[slot] = loss.detach()
+            correct[slot] = (logits.argmax(dim=1) == labels).sum()
+            sizes.append(len(index))
+            outcome.iterations_run = iteration
+            bar.update()
+
+            if iteration % eval_every == 0 or iteration == iterations:
+                if not flush():
+                    outcome.status = "diverged"
+                    outcome.iterations_run = flushed
+                    log.warning("loss became non-finite at iteration %d: stopping", outcome.diverged_at)
+                    return outcome
+                test_loss, test_accuracy = evaluate(model, data.test)
+                records.test.append(iteration, [test_loss], [test_accuracy])
+                outcome.test_accuracy.append((iteration, test_accuracy))
+                bar.set_postfix(loss=f"{outcome.last_train_loss:.4f}", test_acc=f"{100 * test_accuracy:.2f}%")
+                log.info(
+                    "iteration %d: train loss %.4f | test loss %.4f | test accuracy %.2f%%",
+                    iteration, outcome.last_train_loss, test_loss, 100 * test_accuracy,
+                )
+        outcome.status = "completed"
+    except KeyboardInterrupt:
+        # Keep every completed iteration: iterations_run counts only fully recorded steps.
+        del sizes[outcome.iterations_run - flushed:]
+        flush()
+        outcome.status = "interrupted"
+        log.warning("interrupted after %d iterations", outcome.iterations_run)
+    finally:
+        bar.close()
+    return outcome

@@ -1,0 +1,99 @@
+"""The real command line, in subprocesses: single runs, sweeps, errors, the installed wheel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO
+
+OPTBENCH = Path(sys.executable).with_name("optbench")
+SHORT = ["iterations=20", "eval_every=10", "device=cpu"]
+
+
+def cli(*args: str, cwd: Path, command=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*(command or [str(OPTBENCH)]), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_single_run_from_any_directory(tmp_path):
+    result = cli("optimizer=adam", *SHORT, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    assert {"train.csv", "test.csv", "summary.json", ".hydra"} <= {p.name for p in run.iterdir()}
+    assert summary(run)["status"] == "completed" and summary(run)["optimizer"] == "adam"
+    assert "iteration 20" in (run / "optbench.log").read_text()  # logging goes to Hydra's log file
+
+
+def test_default_output_dir_is_hydras(tmp_path):
+    result = cli("iterations=5", "eval_every=5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outputs").glob("*/*/summary.json"))) == 1
+
+
+def test_module_entry_point(tmp_path):
+    result = cli("optimizer=sgd", *SHORT, f"hydra.run.dir={tmp_path}", cwd=tmp_path,
+                 command=[sys.executable, "-m", "optbench.train"])
+    assert result.returncode == 0, result.stderr
+    assert summary(tmp_path)["status"] == "completed"
+
+
+def test_sweep_goes_on_past_a_failed_job(tmp_path):
+    result = cli("-m", "optimizer=sgd,momentum", "optimizer.lr=0.1,-1", *SHORT,
+                 f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    statuses = sorted(summary(d)["status"] for d in tmp_path.iterdir() if d.is_dir())
+    assert statuses == ["completed", "completed", "failed", "failed"]
+    failed = [summary(d) for d in tmp_path.iterdir() if d.is_dir() and summary(d)["status"] == "failed"]
+    assert all("Invalid learning rate" in s["error"] for s in failed)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu_is_one_clear_message(tmp_path):
+    result = cli(*SHORT, "device=cuda", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "device=cuda was requested but torch sees no CUDA GPU" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert summary(tmp_path)["status"] == "failed"
+
+
+def test_unknown_key_is_rejected_without_traceback(tmp_path):
+    result = cli("optimizer.lrr=1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "lrr" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_version(tmp_path):
+    result = cli("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("optbench ")
+
+
+def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    wheel = next((tmp_path / "dist").glob("optbench-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "optbench/configs/config.yaml" in names and "optbench/configs/optimizer/adam.yaml" in names
+    assert "optbench/resources/mnist/train-images-idx3-ubyte.gz" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); import optbench.train as t; "
+         "print('from', t.__file__, file=sys.stderr); t.main()", str(site), "optimizer=adam",
+         "iterations=5", "eval_every=5", f"hydra.run.dir={elsewhere / 'run'}"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"from {site}" in result.stderr
+    assert summary(elsewhere / "run")["status"] == "completed"

@@ -1,0 +1,90 @@
+"""Config composition: every optimizer YAML builds its torch.optim class with torch's defaults."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from conftest import make_cfg
+from optbench.config import config_dir
+from optbench.errors import OptbenchError
+from optbench.model import MLP
+from optbench.optimizer import build_optimizer
+
+OPTIMIZERS = sorted(p.stem for p in (Path(config_dir()) / "optimizer").glob("*.yaml"))
+NAMED = {  # the values the notebooks use instead of torch's defaults
+    "sgd": {"lr": 0.1},
+    "momentum": {"lr": 0.1, "momentum": 0.9},
+    "nesterov": {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+}
+
+
+def test_all_issue_optimizers_are_there():
+    expected = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adadelta",
+                "adamax", "nadam", "radam", "asgd", "rprop"}
+    assert expected <= set(OPTIMIZERS)
+
+
+def test_defaults_are_the_notebooks():
+    cfg = make_cfg()
+    assert (cfg.iterations, cfg.batch_size, cfg.eval_every, cfg.seed) == (3000, 100, 500, 0)
+    assert cfg.dataset.name == "mnist" and cfg.device.type == "auto"
+    assert list(cfg.model.hidden) == [100] and cfg.optimizer._target_ == "torch.optim.SGD"
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_builds_with_torch_defaults(name):
+    cfg = make_cfg(f"optimizer={name}")
+    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), name)
+    cls = type(optimizer)
+    assert f"torch.optim.{cls.__name__}" == cfg.optimizer._target_
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    for key, value in OmegaConf.to_container(cfg.optimizer).items():
+        if key.startswith("_"):
+            continue
+        expected = NAMED.get(name, {}).get(key, defaults[key])
+        actual = optimizer.defaults[key]
+        as_list = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # torch stores tuples
+        assert as_list(actual) == as_list(expected), key
+
+
+def test_hyperparameters_overridable_and_plain_python():
+    cfg = make_cfg("optimizer=adam", "optimizer.lr=0.01", "optimizer.betas=[0.8,0.99]")
+    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), "adam")
+    assert optimizer.defaults["lr"] == 0.01
+    betas = optimizer.state_dict()["param_groups"][0]["betas"]
+    assert type(betas) in (tuple, list) and list(betas) == [0.8, 0.99]  # plain Python, not ListConfig
+
+
+def test_unknown_key_rejected():
+    with pytest.raises(ConfigCompositionException):
+        make_cfg("optimizer.lrr=1")
+    with pytest.raises(ConfigCompositionException):
+        make_cfg("itertions=10")
+
+
+def test_bad_hyperparameter_is_a_clear_error():
+    cfg = make_cfg("optimizer=adam", "optimizer.lr=-1")
+    with pytest.raises(OptbenchError, match="optimizer=adam.*Invalid learning rate"):
+        build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), "adam")
+
+
+def test_model_hidden_layers():
+    cfg = make_cfg("model.hidden=[100,100]")
+    from hydra.utils import instantiate
+
+    model = instantiate(cfg.model, in_features=784, num_classes=10, _convert_="all")
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    assert shapes == [(100, 784), (100,), (100, 100), (100,), (10, 100), (10,)]
+    assert model(torch.zeros(3, 784)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("hidden", [[], [100, 0], [-5]])
+def test_model_rejects_bad_widths(hidden):
+    with pytest.raises(OptbenchError, match="model.hidden"):
+        MLP(784, 10, hidden)

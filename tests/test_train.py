@@ -1,0 +1,114 @@
+"""Training runs: output files, reproduction of the notebooks, divergence, interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks.notebook_loop import notebook_run
+from conftest import make_cfg, run
+from optbench import trainer
+from hydra.utils import instantiate
+
+
+def read(run_dir):
+    return (pd.read_csv(run_dir / "train.csv"), pd.read_csv(run_dir / "test.csv"),
+            json.loads((run_dir / "summary.json").read_text()))
+
+
+def test_csv_schema_and_row_counts(tmp_path):
+    summary = run(tmp_path, "optimizer=adam", "iterations=50", "eval_every=20", "device=cpu")
+    train, test, on_disk = read(tmp_path)
+    assert list(train.columns) == list(test.columns) == ["iteration", "loss", "accuracy"]
+    assert train.iteration.tolist() == list(range(1, 51))
+    assert test.iteration.tolist() == [20, 40, 50]  # every eval_every, and at the end
+    assert train.accuracy.between(0, 1).all() and test.accuracy.between(0, 1).all()
+    assert train.loss.gt(0).all() and train.loss.map(math.isfinite).all()
+    assert on_disk == summary
+    assert summary["status"] == "completed" and summary["iterations_run"] == 50
+    assert summary["final_test_accuracy"] == test.accuracy.iloc[-1]
+    assert summary["best_test_accuracy"] == test.accuracy.max()
+    assert summary["final_train_loss"] == pytest.approx(train.loss.iloc[-1], rel=1e-12)
+    assert summary["device"] == "cpu" and summary["optimizer"] == "adam"
+    for key in ("wall_seconds", "iterations_per_second", "torch_version"):
+        assert summary[key]
+
+
+def test_minibatch_accuracy_is_a_fraction_of_the_batch(tmp_path):
+    run(tmp_path, "iterations=7", "batch_size=64", "eval_every=7")
+    train, _, _ = read(tmp_path)
+    assert ((train.accuracy * 64).round(9) % 1 == 0).all()
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    a = run(tmp_path / "a", "iterations=40", "eval_every=20")
+    b = run(tmp_path / "b", "iterations=40", "eval_every=20")
+    c = run(tmp_path / "c", "iterations=40", "eval_every=20", "seed=1")
+    assert read(tmp_path / "a")[0].equals(read(tmp_path / "b")[0])
+    assert a["final_test_accuracy"] == b["final_test_accuracy"]
+    assert not read(tmp_path / "a")[0].loss.equals(read(tmp_path / "c")[0].loss)
+
+
+# Exactly the notebooks' loop, against optbench, over an epoch boundary (600 batches of 100).
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"])
+def test_matches_notebook_loop_exactly(tmp_path, data_root, name):
+    cfg = make_cfg(f"optimizer={name}")
+    reference = notebook_run(instantiate(cfg.optimizer, _convert_="all"), data_root, iterations=700,
+                             eval_every=350, per_sample_transforms=False)
+    run(tmp_path, f"optimizer={name}", "iterations=700", "eval_every=350", "device=cpu", "flush_denormal=false")
+    train, test, _ = read(tmp_path)
+    assert (100 * test.accuracy).tolist() == pytest.approx(reference.test_accuracy, abs=1e-9)
+    assert train.loss.tolist() == reference.train_loss  # bit for bit
+
+
+def test_full_length_reproduction_of_the_notebook(tmp_path):
+    """`optbench optimizer=sgd` on a CPU: the reference numbers of ../shared/data/README.md."""
+    summary = run(tmp_path, "optimizer=sgd", "device=cpu")
+    _, test, _ = read(tmp_path)
+    assert test.iteration.tolist() == [500, 1000, 1500, 2000, 2500, 3000]
+    reference = [91.50, 92.47, 93.86, 94.47, 95.19, 95.59]
+    assert (100 * test.accuracy).tolist() == pytest.approx(reference, abs=0.05 + 1e-9)
+    assert summary["status"] == "completed" and summary["iterations_run"] == 3000
+
+
+def test_two_hidden_layers(tmp_path):
+    summary = run(tmp_path, "model.hidden=[100,100]", "iterations=100", "eval_every=50")
+    assert summary["status"] == "completed"
+    assert summary["final_test_accuracy"] > 0.5
+
+
+def test_divergence_stops_and_keeps_finite_rows(tmp_path):
+    summary = run(tmp_path, "optimizer=sgd", "optimizer.lr=1e30", "iterations=200", "eval_every=50")
+    train, test, _ = read(tmp_path)
+    assert summary["status"] == "diverged"
+    assert summary["diverged_at"] >= 1 and summary["iterations_run"] == summary["diverged_at"] - 1
+    assert len(train) == summary["iterations_run"]
+    assert train.loss.map(math.isfinite).all()
+    assert (test.iteration < summary["diverged_at"]).all()
+
+
+def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
+    steps = {"n": 0}
+    real_batch = trainer.Split.batch
+
+    def interrupt_at_37(self, index):
+        steps["n"] += 1
+        if steps["n"] == 38:
+            raise KeyboardInterrupt
+        return real_batch(self, index)
+
+    monkeypatch.setattr(trainer.Split, "batch", interrupt_at_37)
+    summary = run(tmp_path, "iterations=100", "eval_every=20")
+    train, test, on_disk = read(tmp_path)
+    assert summary["status"] == on_disk["status"] == "interrupted"
+    assert train.iteration.tolist() == list(range(1, 38))
+    assert test.iteration.tolist() == [20]
+
+
+def test_flush_denormal_is_restored(tmp_path):
+    run(tmp_path, "iterations=5", "eval_every=5", "flush_denormal=true")
+    assert torch.tensor([1e-40]).item() != 0.0  # the process-wide CPU flag is off again
