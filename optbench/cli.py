@@ -6,7 +6,11 @@ import sys
 
 
 def main() -> None:
-    """Dispatch to the training job (Hydra parses its own arguments: overrides, -m, --help)."""
+    """Dispatch `report` to its own parser; anything else is the Hydra training job (overrides, -m)."""
+    if sys.argv[1:2] == ["report"]:
+        from optbench.report.cli import main as report_main
+
+        sys.exit(report_main(sys.argv[2:]))
     if sys.argv[1:2] == ["--version"]:
         from optbench import __version__
 

@@ -36,16 +36,25 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def denormals_flushed(enabled: bool) -> Iterator[None]:
-    """Flush denormal floats to zero on the CPU for the duration of the block (if enabled)."""
-    if not enabled:
-        yield
-        return
-    torch.set_flush_denormal(True)
+def cpu_settings(flush_denormal: bool, threads: int | None) -> Iterator[None]:
+    """Apply the CPU settings for the duration of the block, then restore torch's previous ones."""
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise OptbenchError(f"threads={threads!r} must be a positive whole number (or null for torch's default).")
+        torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush_denormal)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_num_threads(previous_threads)
+        torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
+
+
+def layer_widths(model: torch.nn.Module) -> list[int]:
+    """Widths of a stack of Linear layers, inputs to outputs (e.g. [784, 100, 10]); [] for others."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return [m.in_features for m in linears] + [linears[-1].out_features] if linears else []
 
 
 def _now() -> str:
@@ -88,7 +97,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
     records = RunRecords(out_dir)
     records.write_summary(summary)
     try:
-        with denormals_flushed(cfg.flush_denormal):
+        with cpu_settings(cfg.flush_denormal, cfg.threads):
             device = resolve_device(cfg.device.type)
             summary["device"] = str(device)
             data = load_dataset(cfg.dataset)
@@ -98,6 +107,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
             model = instantiate(cfg.model, in_features=data.num_features, num_classes=data.num_classes,
                                 _convert_="all").to(device)
+            summary["model_layers"] = layer_widths(model)
             optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"))
             log.info("%s on %s, %s, %d iterations on %s", type(optimizer).__name__, data.name,
                      choices.get("model"), cfg.iterations, device)

@@ -51,10 +51,12 @@ def test_sweep_goes_on_past_a_failed_job(tmp_path):
     result = cli("-m", "optimizer=sgd,momentum", "optimizer.lr=0.1,-1", *SHORT,
                  f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    statuses = sorted(summary(d)["status"] for d in tmp_path.iterdir() if d.is_dir())
+    jobs = [d for d in tmp_path.iterdir() if d.name.isdigit()]
+    statuses = sorted(summary(d)["status"] for d in jobs)
     assert statuses == ["completed", "completed", "failed", "failed"]
-    failed = [summary(d) for d in tmp_path.iterdir() if d.is_dir() and summary(d)["status"] == "failed"]
+    failed = [summary(d) for d in jobs if summary(d)["status"] == "failed"]
     assert all("Invalid learning rate" in s["error"] for s in failed)
+    assert (tmp_path / "report" / "summary.md").exists()  # the automatic report still ran
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

@@ -109,6 +109,14 @@ def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
     assert test.iteration.tolist() == [20]
 
 
-def test_flush_denormal_is_restored(tmp_path):
-    run(tmp_path, "iterations=5", "eval_every=5", "flush_denormal=true")
-    assert torch.tensor([1e-40]).item() != 0.0  # the process-wide CPU flag is off again
+def test_cpu_settings_are_restored(tmp_path):
+    threads = torch.get_num_threads()
+    run(tmp_path, "iterations=5", "eval_every=5", "flush_denormal=true", "threads=1")
+    assert torch.tensor([1e-40]).item() != 0.0  # the process-wide denormal flag is off again
+    assert torch.get_num_threads() == threads
+
+
+def test_one_thread_gives_the_same_numbers(tmp_path):
+    run(tmp_path / "default", "iterations=40", "eval_every=20")
+    run(tmp_path / "one", "iterations=40", "eval_every=20", "threads=1")
+    assert read(tmp_path / "default")[1].equals(read(tmp_path / "one")[1])

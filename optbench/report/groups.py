@@ -1,0 +1,102 @@
+"""Label runs by what differs between them, and group the runs that differ only by seed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from optbench.report.runs import Run
+
+# Keys that never distinguish what was compared: the seed (groups are built over it), and settings
+# that do not change the numbers.
+IGNORED_KEYS = {"seed", "progress", "dataset.root", "auto_report", "threads"}
+
+
+@dataclass
+class Group:
+    """Runs with the same label (differing at most by seed)."""
+
+    label: str
+    runs: list[Run]
+
+    @property
+    def curves(self) -> list[Run]:
+        """The runs that have training rows to plot."""
+        return [run for run in self.runs if run.has_curves]
+
+    @property
+    def status(self) -> str:
+        """`completed`, or a count of each status when the runs ended differently."""
+        counts = Counter(run.status for run in self.runs)
+        if len(counts) == 1:
+            return next(iter(counts))
+        return ", ".join(f"{n} {status}" for status, n in counts.most_common())
+
+    @property
+    def seeds(self) -> list:
+        """Seeds of the runs, in order."""
+        return [run.summary.get("seed", OmegaConf.select(run.config, "seed")) for run in self.runs]
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _value(run: Run, key: str) -> str:
+    if key in run.choices:
+        return str(run.choices[key])
+    value = OmegaConf.select(run.config, key, default=None, throw_on_missing=False)
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value)
+    return str(value).replace(" ", "") if isinstance(value, list) else str(value)
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """Config keys (from the runs' overrides, plus the optimizer) whose values differ between runs."""
+    keys = ["optimizer"]
+    for run in runs:
+        for override in run.overrides:
+            key = _override_key(override)
+            if key not in keys and key not in IGNORED_KEYS and not key.startswith("hydra"):
+                keys.append(key)
+    return [k for k in keys if len({_value(run, k) for run in runs}) > 1]
+
+
+def label(run: Run, keys: list[str]) -> str:
+    """The run's optimizer, then `key=value` for each differing key (optimizer. prefix dropped)."""
+    parts = [run.choices.get("optimizer") or run.summary.get("optimizer") or run.path.name]
+    for key in keys:
+        if key != "optimizer":
+            parts.append(f"{key.removeprefix('optimizer.')}={_value(run, key)}")
+    return " ".join(parts)
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    """Group runs by label; runs that differ only by seed share a label and so a group."""
+    keys = differing_keys(runs)
+    groups: dict[str, Group] = {}
+    for run in runs:
+        name = label(run, keys)
+        groups.setdefault(name, Group(name, [])).runs.append(run)
+    return list(groups.values())
+
+
+def aligned(runs: list[Run], split: str, column: str, transform=None) -> pd.DataFrame:
+    """One column per run of `split`.`column` indexed by iteration (NaN where a run stopped early)."""
+    series = {}
+    for i, run in enumerate(runs):
+        frame = getattr(run, split)
+        values = frame[column] if transform is None else transform(frame[column])
+        series[i] = pd.Series(values.to_numpy(), index=frame.iteration.to_numpy())
+    return pd.DataFrame(series)
+
+
+def mean_std(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Row-wise mean and sample std over runs (std 0 where only one run has a value)."""
+    mean = frame.mean(axis=1)
+    std = frame.std(axis=1, ddof=1).fillna(0.0) if frame.shape[1] > 1 else pd.Series(np.zeros(len(frame)), frame.index)
+    return mean, std

@@ -1,0 +1,144 @@
+"""Comparison figures, drawn with matplotlib's object API on the Agg canvas (no pyplot state)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from optbench.report.groups import Group, aligned, mean_std
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one label is drawn in every figure: a colour and, past ten labels, a line style/hatch."""
+
+    colour: tuple
+    linestyle: str
+    hatch: str | None
+
+
+def styles(labels: list[str]) -> dict[str, Style]:
+    """A distinct, stable style per label: tab10's colours, then the same colours dashed, dotted..."""
+    palette = matplotlib.colormaps["tab10"].colors
+    lines, hatches = ["-", "--", ":", "-."], [None, "//", "..", "xx"]
+    return {label: Style(palette[i % 10], lines[(i // 10) % 4], hatches[(i // 10) % 4])
+            for i, label in enumerate(labels)}
+
+
+def _figure(title: str, subtitle: str, width: float = 10.0, height: float = 5.5) -> tuple[Figure, object]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_title(f"{title}\n{subtitle}", fontsize=11)
+    axes.grid(True, alpha=0.3)
+    return figure, axes
+
+
+def _legend(axes, count: int) -> None:
+    # Outside the axes, so a dozen curves never hide the data.
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8 if count > 8 else 9, frameon=False)
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Write `figure` to `path` atomically (the format follows the suffix)."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(tmp, dpi=130)
+    os.replace(tmp, path)
+    return path
+
+
+def training_curves(groups: list[Group], column: str, window: int, subtitle: str, log_y: bool,
+                    palette: dict[str, Style]) -> Figure:
+    """Minibatch loss or accuracy vs iteration: raw mean faint, moving average bold, ±std band."""
+    name = {"loss": "Training loss", "accuracy": "Training accuracy on minibatches"}[column]
+    figure, axes = _figure(f"{name}, moving average over {window} iterations (raw: faint)", subtitle)
+    raw_alpha = 0.2 if len(groups) <= 4 else 0.07  # a dozen raw curves would fog the figure
+    for group in groups:
+        if not group.curves:
+            continue
+        style = palette[group.label]
+        raw = aligned(group.curves, "train", column)
+        smooth = aligned(group.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+        if column == "accuracy":
+            raw, smooth = 100 * raw, 100 * smooth
+        axes.plot(raw.index, raw.mean(axis=1), color=style.colour, alpha=raw_alpha, linewidth=0.6)
+        mean, std = mean_std(smooth)
+        axes.plot(mean.index, mean, color=style.colour, linestyle=style.linestyle, linewidth=1.8,
+                  label=_legend_label(group))
+        if len(group.curves) > 1:
+            axes.fill_between(mean.index, mean - std, mean + std, color=style.colour, alpha=0.2, linewidth=0)
+    axes.set_xlabel("iteration")
+    if column == "loss":
+        axes.set_ylabel("cross-entropy loss" + (" (log scale)" if log_y else ""))
+        if log_y:
+            axes.set_yscale("log")
+    else:
+        axes.set_ylabel("accuracy (%)")
+        _zoom_accuracy(axes, [aligned(g.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+                              for g in groups if g.curves])
+    _legend(axes, len(groups))
+    return figure
+
+
+def _zoom_accuracy(axes, frames: list[pd.DataFrame]) -> None:
+    """Show accuracies from a little below the worst value after the first 10% of training."""
+    tails = [100 * f.iloc[len(f) // 10:].min().min() for f in frames if len(f)]
+    if tails and np.isfinite(min(tails)):
+        axes.set_ylim(max(0.0, min(tails) - 2), 100.5)
+
+
+def test_accuracy(groups: list[Group], subtitle: str, palette: dict[str, Style]) -> Figure:
+    """Test accuracy at each evaluation (markers), mean ± std over seeds."""
+    figure, axes = _figure("Test accuracy", subtitle)
+    frames = []
+    for group in groups:
+        tested = [run for run in group.runs if not run.test.empty]
+        if not tested:
+            continue
+        accuracy = 100 * aligned(tested, "test", "accuracy")
+        frames.append(accuracy / 100)
+        mean, std = mean_std(accuracy)
+        style = palette[group.label]
+        axes.errorbar(mean.index, mean, yerr=std if len(tested) > 1 else None, color=style.colour,
+                      linestyle=style.linestyle, marker="o", markersize=4, linewidth=1.4, capsize=3,
+                      label=_legend_label(group))
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("test accuracy (%)")
+    tails = [100 * f.min().min() for f in frames]
+    if tails:
+        axes.set_ylim(max(0.0, min(tails) - 1), min(100.0, max(100 * f.max().max() for f in frames) + 1))
+    _legend(axes, len(groups))
+    return figure
+
+
+def final_accuracy_bars(table: pd.DataFrame, subtitle: str, palette: dict[str, Style]) -> Figure:
+    """Final test accuracy per run/group as sorted horizontal bars with their values."""
+    rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
+    figure, axes = _figure("Final test accuracy", subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.grid(False, axis="y")
+    errors = rows.final_test_acc_std.where(rows.n > 1).fillna(0).to_numpy() if (rows.n > 1).any() else None
+    bars = axes.barh(rows.label, rows.final_test_acc, xerr=errors, capsize=3,
+                     color=[palette[label].colour for label in rows.label],
+                     hatch=[palette[label].hatch for label in rows.label], edgecolor="white")
+    texts = [f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}" for m, s, n in
+             zip(rows.final_test_acc, rows.final_test_acc_std, rows.n)]
+    axes.bar_label(bars, texts, padding=4, fontsize=8)
+    if len(rows):
+        low, high = rows.final_test_acc.min(), rows.final_test_acc.max()
+        left = max(0.0, low - max(1.0, 0.1 * (high - low)))
+        axes.set_xlim(left, min(100.0, high) + 0.15 * (high - left) + 0.5)  # room for the value labels
+    axes.set_xlabel("final test accuracy (%)")
+    return figure
+
+
+def _legend_label(group: Group) -> str:
+    suffix = f" (n={len(group.curves)})" if len(group.runs) > 1 else ""
+    return group.label + suffix

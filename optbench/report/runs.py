@@ -1,0 +1,113 @@
+"""Find the runs under some paths and read what each wrote, tolerating partial or broken files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.errors import OptbenchError
+from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_CSV
+
+
+@dataclass
+class Run:
+    """One run directory: its metrics (possibly partial), summary and Hydra config."""
+
+    path: Path
+    status: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    config: DictConfig = field(default_factory=lambda: OmegaConf.create({}))
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def has_curves(self) -> bool:
+        """True when the run has at least one training row to plot."""
+        return not self.train.empty
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Every directory holding a train.csv at or below `paths`, in a stable order."""
+    found: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise OptbenchError(f"{path} does not exist. Give a run dir, a sweep dir, or a folder holding them.")
+        if path.is_file():
+            raise OptbenchError(f"{path} is a file; give the run's folder (the one holding {TRAIN_CSV}).")
+        found.update(p.parent.resolve() for p in path.rglob(TRAIN_CSV))
+    if not found:
+        where = ", ".join(str(p) for p in paths)
+        raise OptbenchError(
+            f"No optbench runs found under {where}: no {TRAIN_CSV} in it or below it. Point "
+            "`optbench report` at a run dir (outputs/DATE/TIME) or a sweep dir (multirun/DATE/TIME)."
+        )
+    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+
+
+def read_metrics(path: Path, problems: list[str]) -> pd.DataFrame:
+    """An iteration,loss,accuracy CSV; a torn or damaged tail is dropped and noted in `problems`."""
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+    if not path.exists():
+        problems.append(f"{path.name} missing")
+        return empty
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip", engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+        return empty
+    if list(frame.columns) != list(COLUMNS):
+        problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(COLUMNS)}")
+        return empty
+    numeric = frame.apply(pd.to_numeric, errors="coerce")
+    # A row cut short by a crash parses with NaNs; a non-finite loss is never written. Keep the
+    # rows before the first damaged one, so curves stay contiguous.
+    damaged = numeric.isna().any(axis=1) | (numeric.iteration.diff() <= 0)
+    if damaged.any():
+        first = int(damaged.to_numpy().argmax())
+        problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
+        numeric = numeric.iloc[:first]
+    return numeric.astype({"iteration": "int64"}).reset_index(drop=True)
+
+
+def _read_yaml(path: Path) -> Any:
+    return OmegaConf.load(path) if path.exists() else None
+
+
+def load_run(path: Path) -> Run:
+    """Read one run dir; whatever is missing or broken is recorded, never raised."""
+    problems: list[str] = []
+    train = read_metrics(path / TRAIN_CSV, problems)
+    test = read_metrics(path / TEST_CSV, problems)
+    summary: dict[str, Any] = {}
+    try:
+        summary = json.loads((path / SUMMARY_JSON).read_text())
+    except FileNotFoundError:
+        problems.append(f"{SUMMARY_JSON} missing")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        problems.append(f"{SUMMARY_JSON} unreadable")
+    hydra_dir = path / ".hydra"
+    try:
+        config = _read_yaml(hydra_dir / "config.yaml") or OmegaConf.create({})
+        overrides = list(_read_yaml(hydra_dir / "overrides.yaml") or [])
+        hydra = _read_yaml(hydra_dir / "hydra.yaml")
+        choices = dict(OmegaConf.select(hydra, "hydra.runtime.choices") or {}) if hydra else {}
+    except Exception as exc:  # a damaged YAML file: report the run without its config
+        problems.append(f".hydra unreadable ({type(exc).__name__})")
+        config, overrides, choices = OmegaConf.create({}), [], {}
+    if not choices.get("optimizer") and summary.get("optimizer"):
+        choices["optimizer"] = summary["optimizer"]
+
+    status = summary.get("status", "unreadable" if (path / SUMMARY_JSON).exists() else "incomplete")
+    if status == "running":
+        status = "incomplete"  # a run still going, or one killed before it could say how it ended
+    if status == "completed" and problems:
+        status = "damaged"
+    return Run(path, status, train, test, summary, config, overrides, choices, problems)

@@ -1,0 +1,158 @@
+"""`optbench report`: runs found, labelled and grouped; every table number checked against the CSVs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_cli import OPTBENCH, cli
+
+SHORT = ["iterations=60", "eval_every=20", "device=cpu"]
+FIGURES = ["train_loss", "train_accuracy", "test_accuracy", "final_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory) -> Path:
+    """A real multirun: 2 optimizers x 2 seeds, with its automatic report."""
+    sweep = tmp_path_factory.mktemp("sweep")
+    result = cli("-m", "optimizer=sgd,adam", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep}", cwd=sweep)
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def lr_sweep(tmp_path_factory) -> Path:
+    """A sweep over learning rates, one of which diverges."""
+    sweep = tmp_path_factory.mktemp("lr")
+    result = cli("-m", "optimizer=sgd", "optimizer.lr=0.1,1e30", *SHORT, f"hydra.sweep.dir={sweep}",
+                 "auto_report=false", cwd=sweep)
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+def report(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return cli("report", *args, cwd=cwd)
+
+
+def runs_under(path: Path) -> list[Path]:
+    return sorted(p.parent for p in path.rglob("train.csv"))
+
+
+def config_of(run: Path) -> tuple[str, int]:
+    summary = json.loads((run / "summary.json").read_text())
+    return summary["optimizer"], summary["seed"]
+
+
+def test_auto_report_after_multirun(seed_sweep):
+    out = seed_sweep / "report"
+    assert {f"{name}.png" for name in FIGURES} | {"summary.csv", "summary.md"} <= {p.name for p in out.iterdir()}
+
+
+def test_seed_groups_match_the_csvs(seed_sweep, tmp_path):
+    result = report(str(seed_sweep), "-o", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("label")
+    assert sorted(table.index) == ["adam", "sgd"] and table.n.tolist() == [2, 2]
+    for optimizer in ("sgd", "adam"):
+        runs = [r for r in runs_under(seed_sweep) if config_of(r)[0] == optimizer]
+        tests = [pd.read_csv(r / "test.csv") for r in runs]
+        trains = [pd.read_csv(r / "train.csv") for r in runs]
+        finals = [100 * t.accuracy.iloc[-1] for t in tests]
+        row = table.loc[optimizer]
+        assert row.final_test_acc == pytest.approx(np.mean(finals), abs=1e-9)
+        assert row.final_test_acc_std == pytest.approx(np.std(finals, ddof=1), abs=1e-9)
+        assert row.best_test_acc == pytest.approx(np.mean([100 * t.accuracy.max() for t in tests]), abs=1e-9)
+        assert row.final_train_loss == pytest.approx(np.mean([t.loss.tail(50).mean() for t in trains]), rel=1e-9)
+        assert row.seeds in ("0 1", "1 0")
+        assert row.status == "completed"
+        for threshold, column in ((0.95, "iters_to_95"), (0.97, "iters_to_97")):
+            firsts = [t.iteration[t.accuracy >= threshold].min() for t in tests]
+            expected = np.mean(firsts) if all(pd.notna(firsts)) else np.nan
+            assert (np.isnan(row[column]) and np.isnan(expected)) or row[column] == expected
+    # sorted by final test accuracy, best first
+    ordered = pd.read_csv(tmp_path / "summary.csv")
+    assert ordered.final_test_acc.is_monotonic_decreasing
+    # the markdown and the terminal show mean ± std and n
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "±" in markdown and "| n " in markdown.replace("|   n", "| n")
+    assert "adam" in result.stdout and "sgd" in result.stdout
+
+
+def test_single_run_and_default_output_dir(seed_sweep, tmp_path):
+    run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
+    result = report(str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(run / "report" / "summary.csv")
+    test = pd.read_csv(run / "test.csv")
+    assert len(table) == 1 and table.n[0] == 1
+    assert table.final_test_acc[0] == pytest.approx(100 * test.accuracy.iloc[-1], abs=1e-9)
+
+
+def test_several_dirs_labelled_by_what_differs(seed_sweep, lr_sweep, tmp_path):
+    result = report(str(lr_sweep), *map(str, runs_under(seed_sweep)[:1]), "-o", str(tmp_path / "cmp"),
+                    "--format", "svg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels = set(pd.read_csv(tmp_path / "cmp" / "summary.csv").label)
+    assert {"sgd lr=0.1", "sgd lr=1e+30"} <= labels
+    assert all((tmp_path / "cmp" / f"{name}.svg").exists() for name in FIGURES)
+
+
+def test_diverged_run_is_listed_not_dropped(lr_sweep, tmp_path):
+    result = report(str(lr_sweep), "-o", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("label")
+    assert table.loc["sgd lr=1e+30", "status"] == "diverged"
+    assert table.loc["sgd lr=0.1", "status"] == "completed"
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "diverged" in markdown and "non-finite at iteration" in markdown
+    assert "diverged" in result.stdout
+
+
+def test_truncated_csv_keeps_complete_rows(seed_sweep, tmp_path):
+    run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
+    text = (run / "train.csv").read_text()
+    cut = text.index("\n41,") + 8  # in the middle of iteration 41's row, as a kill -9 would leave it
+    (run / "train.csv").write_text(text[:cut])
+    result = report(str(run), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert table.status[0] == "damaged" and table.iterations_run[0] == 40
+    assert "train.csv damaged" in result.stdout
+
+
+def test_unreadable_summary_is_reported(seed_sweep, tmp_path):
+    run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
+    (run / "summary.json").write_text("{not json")
+    result = report(str(run), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(tmp_path / "out" / "summary.csv").status[0] == "unreadable"
+
+
+@pytest.mark.parametrize("setup", ["empty", "unrelated", "missing"])
+def test_nothing_to_report_is_a_clear_error(tmp_path, setup):
+    target = tmp_path / "target"
+    if setup != "missing":
+        target.mkdir()
+    if setup == "unrelated":
+        (target / "notes.txt").write_text("hello")
+        (target / "data.csv").write_text("a,b\n1,2\n")
+    result = report(str(target), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "optbench report: error:" in result.stderr and "Traceback" not in result.stderr
+    assert str(target) in result.stderr
+
+
+def test_auto_report_can_be_switched_off(lr_sweep):
+    assert not (lr_sweep / "report").exists()
+
+
+def test_report_help(tmp_path):
+    result = report("--help", cwd=tmp_path)
+    assert result.returncode == 0 and "--format" in result.stdout and "--window" in result.stdout
+    assert OPTBENCH.exists()
