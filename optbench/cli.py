@@ -16,6 +16,6 @@ def main() -> None:
 
         print(f"optbench {__version__}")
         return
-    from optbench.train import main as train_main
+    from optbench.train import entry
 
-    train_main()
+    entry()

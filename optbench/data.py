@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,10 @@ def ensure_mnist(root: Path) -> None:
     bundled = resources.files("optbench") / "resources" / "mnist"
     for name, expected in MNIST_SHA256.items():
         target = raw / name
-        if target.exists() and sha256(target) == expected:
-            continue
+        if target.exists():
+            if sha256(target) == expected:
+                continue
+            log.warning("%s is damaged (sha256 mismatch): unpacking the bundled copy again", target)
         with resources.as_file(bundled / f"{name}.gz") as gz:
             try:
                 _unpack_gzip(gz, target)
@@ -163,11 +168,18 @@ def _torchvision_split(name: str, root: Path, train: bool):
         return datasets.MNIST(root, train=train, download=False)
     if name == "fashion_mnist":
         local = ensure_fashion_mnist(root)
+        raw = root / "FashionMNIST" / "raw"
         try:
             return datasets.FashionMNIST(root, train=train, download=not local)
-        except (OSError, RuntimeError) as exc:  # URLError is an OSError; torchvision raises RuntimeError
+        except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+            if local:
+                raise OptbenchError(
+                    f"The Fashion-MNIST files in {raw} could not be read ({exc}): one of them is "
+                    f"truncated or damaged. Delete {raw} and run again; optbench unpacks or downloads "
+                    "them anew."
+                ) from exc
             raise OptbenchError(
-                f"Fashion-MNIST is not in {root / 'FashionMNIST' / 'raw'} and could not be "
+                f"Fashion-MNIST is not in {raw} and could not be "
                 f"downloaded ({exc}). Either connect to the internet and run again, install "
                 "Debian's package (`apt-get install dataset-fashion-mnist`), or copy the four "
                 "Fashion-MNIST IDX files (uncompressed) into that folder."

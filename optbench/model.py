@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch import nn
 
 from optbench.errors import OptbenchError
+
+
+def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Module:
+    """Instantiate the configured model for inputs of `in_features` and `num_classes` outputs."""
+    try:
+        return instantiate(cfg, in_features=in_features, num_classes=num_classes, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, OptbenchError):
+            raise exc.__cause__ from None  # our own message, without Hydra's wrapping
+        raise OptbenchError(
+            f"The model could not be built from its configuration ({exc}). Check model=... and the "
+            "model.* overrides against configs/model/ (e.g. model=mlp model.hidden=[100])."
+        ) from exc
 
 
 class MLP(nn.Sequential):

@@ -6,6 +6,7 @@ per job of a `-m` sweep) and writes train.csv, test.csv and summary.json into th
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -20,16 +21,16 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from optbench import __version__
-from optbench.config import check_settings, config_dir
+from optbench.config import check_settings, config_dir, config_fingerprint
 from optbench.data import load_dataset
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
+from optbench.model import build_model
 from optbench.optimizer import build_optimizer
-from optbench.records import RunRecords
+from optbench.records import SUMMARY_JSON, RunRecords
 from optbench.trainer import Outcome, train
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _results(outcome: Outcome, train_seconds: float) -> dict[str, Any]:
         "final_train_loss": outcome.last_train_loss,
         "train_seconds": round(train_seconds, 4),
         "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
-        **({"diverged_at": outcome.diverged_at} if outcome.diverged_at else {}),
+        **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
     }
 
 
@@ -93,6 +94,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
         "torch_version": torch.__version__,
         "optbench_version": __version__,
         "started_at": _now(),
+        "config_fingerprint": config_fingerprint(cfg),
     }
     records = RunRecords(out_dir)
     records.write_summary(summary)
@@ -105,8 +107,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
             data = data.to(device)
 
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
-            model = instantiate(cfg.model, in_features=data.num_features, num_classes=data.num_classes,
-                                _convert_="all").to(device)
+            model = build_model(cfg.model, data.num_features, data.num_classes).to(device)
             summary["model_layers"] = layer_widths(model)
             optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"))
             log.info("%s on %s, %s, %d iterations on %s", type(optimizer).__name__, data.name,
@@ -114,7 +115,8 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
 
             train_started = time.perf_counter()
             outcome = train(model, optimizer, data, records, iterations=cfg.iterations,
-                            batch_size=cfg.batch_size, eval_every=cfg.eval_every, progress=cfg.progress)
+                            batch_size=cfg.batch_size, eval_every=cfg.eval_every,
+                            divergence_factor=cfg.divergence_factor, progress=cfg.progress)
             summary.update(_results(outcome, time.perf_counter() - train_started))
     except Exception as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -130,12 +132,26 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def completed_before(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a completed earlier run of this same config in `out_dir`, if there is one."""
+    try:
+        previous = json.loads((out_dir / SUMMARY_JSON).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if previous.get("status") == "completed" and previous.get("config_fingerprint") == fingerprint:
+        return previous
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: one training job; returns the final test accuracy (for sweepers)."""
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.resume and (previous := completed_before(out_dir, config_fingerprint(cfg))):
+        log.info("resume: %s already holds a completed run of this config; skipping it", out_dir)
+        return previous.get("final_test_accuracy")
     # SIGTERM (a scheduler, `kill`) stops the run like Ctrl-C: the rows so far are kept.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -158,5 +174,15 @@ def main(cfg: DictConfig) -> float | None:
     return summary.get("final_test_accuracy")
 
 
+def entry() -> None:
+    """Run the Hydra app; Ctrl-C or SIGTERM ends with one line and exit status 130, no traceback."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("optbench: interrupted; every completed iteration is saved in the run's CSVs "
+              "(summary.json says 'interrupted').", file=sys.stderr)
+        sys.exit(130)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

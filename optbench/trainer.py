@@ -32,6 +32,7 @@ class Outcome:
     status: str = "running"  # completed | diverged | interrupted
     iterations_run: int = 0
     diverged_at: int | None = None
+    divergence: str | None = None  # why the run was stopped as diverged
     test_accuracy: list[tuple[int, float]] = field(default_factory=list)
     last_train_loss: float | None = None
 
@@ -60,9 +61,14 @@ def train(
     iterations: int,
     batch_size: int,
     eval_every: int,
+    divergence_factor: float | None = 1000.0,
     progress: bool = True,
 ) -> Outcome:
-    """Train for `iterations` minibatch steps, evaluating every `eval_every` steps and at the end."""
+    """Train for `iterations` minibatch steps, evaluating every `eval_every` steps and at the end.
+
+    The run stops as diverged at the first non-finite loss, or at the first loss above
+    `divergence_factor` times the first iteration's loss (None: non-finite losses only).
+    """
     device = data.train.labels.device
     outcome = Outcome()
     # Metrics of the iterations since the last flush, kept on the device.
@@ -70,21 +76,27 @@ def train(
     correct = torch.empty(min(eval_every, iterations), dtype=torch.int64, device=device)
     sizes: list[int] = []
     flushed = 0  # iterations already written to train.csv
+    limit = math.inf  # loss above which the run counts as diverged, set from the first loss
 
     def flush() -> bool:
-        """Write pending train rows; on a non-finite loss keep the finite prefix. False if diverged."""
-        nonlocal flushed
+        """Write pending train rows up to the first diverged one (if any). False if diverged."""
+        nonlocal flushed, limit
         pending = len(sizes)
         loss_values = losses[:pending].tolist()
         accuracies = [c / s for c, s in zip(correct[:pending].tolist(), sizes)]
-        finite = next((i for i, v in enumerate(loss_values) if not math.isfinite(v)), pending)
-        records.train.append(flushed + 1, loss_values[:finite], accuracies[:finite])
-        if finite:
-            outcome.last_train_loss = loss_values[finite - 1]
-        flushed += finite
+        if flushed == 0 and pending and divergence_factor and math.isfinite(loss_values[0]):
+            limit = divergence_factor * loss_values[0]
+        good = next((i for i, v in enumerate(loss_values) if not math.isfinite(v) or v > limit), pending)
+        records.train.append(flushed + 1, loss_values[:good], accuracies[:good])
+        if good:
+            outcome.last_train_loss = loss_values[good - 1]
+        flushed += good
         sizes.clear()
-        if finite < pending:
+        if good < pending:
             outcome.diverged_at = flushed + 1
+            bad = loss_values[good]
+            outcome.divergence = (f"loss {bad} is not finite" if not math.isfinite(bad) else
+                                  f"loss {bad:.4g} exceeded {divergence_factor:g} x the first loss ({limit / divergence_factor:.4g})")
             return False
         return True
 
@@ -111,7 +123,7 @@ def train(
                 if not flush():
                     outcome.status = "diverged"
                     outcome.iterations_run = flushed
-                    log.warning("loss became non-finite at iteration %d: stopping", outcome.diverged_at)
+                    log.warning("diverged at iteration %d (%s): stopping", outcome.diverged_at, outcome.divergence)
                     return outcome
                 test_loss, test_accuracy = evaluate(model, data.test)
                 records.test.append(iteration, [test_loss], [test_accuracy])

@@ -110,7 +110,7 @@ def test_diverged_run_is_listed_not_dropped(lr_sweep, tmp_path):
     assert table.loc["sgd lr=1e+30", "status"] == "diverged"
     assert table.loc["sgd lr=0.1", "status"] == "completed"
     markdown = (tmp_path / "summary.md").read_text()
-    assert "diverged" in markdown and "non-finite at iteration" in markdown
+    assert "diverged at iteration" in markdown and "is not finite" in markdown
     assert "diverged" in result.stdout
 
 

@@ -91,6 +91,21 @@ def test_divergence_stops_and_keeps_finite_rows(tmp_path):
     assert (test.iteration < summary["diverged_at"]).all()
 
 
+def test_huge_but_finite_losses_count_as_divergence(tmp_path):
+    """SGD lr=1000 (issue 5's example) stays finite but explodes to ~1e14: stopped as diverged."""
+    summary = run(tmp_path, "optimizer=sgd", "optimizer.lr=1000", "iterations=300", "eval_every=100")
+    train, _, _ = read(tmp_path)
+    assert summary["status"] == "diverged" and "exceeded 1000 x the first loss" in summary["divergence"]
+    assert train.loss.max() <= 1000 * train.loss.iloc[0]
+    assert len(train) == summary["diverged_at"] - 1
+
+
+def test_divergence_factor_null_stops_only_on_non_finite(tmp_path):
+    summary = run(tmp_path, "optimizer=sgd", "optimizer.lr=1000", "iterations=300", "eval_every=100",
+                  "divergence_factor=null")
+    assert summary["status"] == "completed"
+
+
 def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
     steps = {"n": 0}
     real_batch = trainer.Split.batch

@@ -52,7 +52,8 @@ def _problems_section(runs: list[Run]) -> str:
     for run in troubled:
         details = [f"{len(run.train)} iterations recorded"]
         if run.summary.get("diverged_at"):
-            details.append(f"loss non-finite at iteration {run.summary['diverged_at']}")
+            details.append(f"diverged at iteration {run.summary['diverged_at']}: "
+                           f"{run.summary.get('divergence', 'loss not finite')}")
         if run.summary.get("error"):
             details.append(f"error: {run.summary['error']}")
         details += run.problems

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from optbench.config import NON_RESULT_KEYS
 from optbench.report.runs import Run
 
 # Keys that never distinguish what was compared: the seed (groups are built over it), and settings
 # that do not change the numbers.
-IGNORED_KEYS = {"seed", "progress", "dataset.root", "auto_report", "threads"}
+IGNORED_KEYS = {"seed", *NON_RESULT_KEYS}
 
 
 @dataclass
