@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -38,14 +39,26 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_settings(cfg: DictConfig, train_size: int) -> None:
-    """Reject trainer settings that cannot work, with a message that says how to fix them."""
+def _positive_int(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise OptbenchError(f"{key}={value!r} must be a positive whole number, e.g. {key}=500.")
+    return value
+
+
+def check_length_overrides(overrides: list[str]) -> None:
+    """Training length is iterations or epochs: refuse both given on the command line."""
+    keys = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
+    if {"iterations", "epochs"} <= keys:
+        raise OptbenchError(
+            "Both iterations=... and epochs=... were given: give one of them (e.g. epochs=20 "
+            "batch_size=128, or iterations=3000). epochs, when set, replaces iterations."
+        )
+
+
+def check_settings(cfg: DictConfig, train_size: int, full_batch: bool = False) -> int:
+    """Reject trainer settings that cannot work; return the number of iterations to train for."""
     for key in ("iterations", "batch_size", "eval_every"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise OptbenchError(
-                f"{key}={value!r} must be a positive whole number, e.g. {key}=500."
-            )
+        _positive_int(key, cfg[key])
     factor = cfg.divergence_factor
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1):
         raise OptbenchError(
@@ -54,13 +67,21 @@ def check_settings(cfg: DictConfig, train_size: int) -> None:
         )
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise OptbenchError(f"seed={cfg.seed!r} must be a whole number, e.g. seed=0.")
-    if cfg.batch_size > train_size:
+    batch_size = train_size if full_batch else cfg.batch_size
+    if full_batch:
+        log.info("dataset=%s trains full-batch: every step uses all %d examples", cfg.dataset.name, train_size)
+    elif batch_size > train_size:
         raise OptbenchError(
-            f"batch_size={cfg.batch_size} is larger than the training split ({train_size} "
+            f"batch_size={batch_size} is larger than the training split ({train_size} "
             f"examples of dataset={cfg.dataset.name}). Use batch_size={train_size} or less."
         )
-    if cfg.eval_every > cfg.iterations:
+    iterations = cfg.iterations
+    if cfg.epochs is not None:
+        iterations = _positive_int("epochs", cfg.epochs) * math.ceil(train_size / batch_size)
+        log.info("epochs=%d: %d iterations of batch_size=%d", cfg.epochs, iterations, batch_size)
+    if cfg.eval_every > iterations:
         log.warning(
             "eval_every=%d is larger than iterations=%d: the test split is evaluated only at the end.",
-            cfg.eval_every, cfg.iterations,
+            cfg.eval_every, iterations,
         )
+    return iterations

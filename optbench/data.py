@@ -53,7 +53,9 @@ class Split:
         return len(self.labels)
 
     def scale(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Model inputs for uint8 `pixels`: x / 255 (ToTensor), then (x - mean) / std if normalising."""
+        """Model inputs: uint8 pixels as x / 255 (ToTensor), then (x - mean) / std if normalising."""
+        if pixels.dtype != torch.uint8:
+            return pixels  # already real-valued features (e.g. the thermometer readings)
         inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
         return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
 
@@ -78,7 +80,9 @@ class Dataset:
     name: str
     train: Split
     test: Split
-    num_classes: int
+    num_classes: int  # model outputs: classes, or 1 for a regression target
+    task: str = "classification"  # or "regression": MSE loss, no accuracy
+    full_batch: bool = False  # every step uses the whole training split, in order
 
     @property
     def num_features(self) -> int:
@@ -87,7 +91,8 @@ class Dataset:
 
     def to(self, device: torch.device) -> Dataset:
         """Return this dataset with both splits on `device`."""
-        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes)
+        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes, self.task,
+                       self.full_batch)
 
 
 def default_root() -> Path:
@@ -184,7 +189,7 @@ def _torchvision_split(name: str, root: Path, train: bool):
                 "Debian's package (`apt-get install dataset-fashion-mnist`), or copy the four "
                 "Fashion-MNIST IDX files (uncompressed) into that folder."
             ) from exc
-    raise OptbenchError(f"Unknown dataset.name={name!r}: optbench knows 'mnist' and 'fashion_mnist'.")
+    raise OptbenchError(f"Unknown dataset.name={name!r}: optbench knows 'mnist', 'fashion_mnist' and 'thermometer'.")
 
 
 def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
@@ -193,8 +198,22 @@ def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
     return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
 
 
+# The lecture's thermometer readings: celsius and the unknown units (t_c, t_u).
+THERMOMETER_CELSIUS = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
+THERMOMETER_UNKNOWN = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
+
+
+def thermometer(input_scale: float) -> Dataset:
+    """The lecture's 11-point linear toy problem; the test split is the same 11 points."""
+    inputs = (input_scale * torch.tensor(THERMOMETER_UNKNOWN)).unsqueeze(1)  # t_un = 0.1 * t_u
+    split = Split(inputs, torch.tensor(THERMOMETER_CELSIUS))
+    return Dataset("thermometer", split, split, num_classes=1, task="regression", full_batch=True)
+
+
 def load_dataset(cfg: DictConfig) -> Dataset:
     """Load both splits of the configured dataset as tensors on the CPU."""
+    if cfg.name == "thermometer":
+        return thermometer(cfg.input_scale)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+import torch
 from torch import nn
 
 from optbench.errors import OptbenchError
@@ -25,10 +26,18 @@ def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Modul
         ) from exc
 
 
-class MLP(nn.Sequential):
-    """Fully connected ReLU network: in_features -> hidden[0] -> ... -> num_classes."""
+INITS = ("default", "lab")
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,)) -> None:
+
+class MLP(nn.Sequential):
+    """Fully connected ReLU network: in_features -> hidden[0] -> ... -> num_classes.
+
+    init="default" keeps torch's Linear initialisation; init="lab" redraws the weights from
+    N(0, 1/n_in) (the lab's variant of Xavier) and zeroes the biases.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,),
+                 init: str = "default") -> None:
         widths = list(hidden)
         if not widths or any(not isinstance(w, int) or w <= 0 for w in widths):
             raise OptbenchError(
@@ -40,3 +49,20 @@ class MLP(nn.Sequential):
             layers += [nn.Linear(n_in, n_out), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], num_classes))
         super().__init__(*layers)
+        if init not in INITS:
+            raise OptbenchError(f"model.init={init!r} is not known: use one of {', '.join(INITS)}.")
+        if init == "lab":
+            for layer in self:
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, mean=0.0, std=(1.0 / layer.in_features) ** 0.5)
+                    nn.init.zeros_(layer.bias)
+
+
+class Linear(nn.Linear):
+    """y = w·x + b, starting from given values (the lecture's thermometer model starts at w=1, b=0)."""
+
+    def __init__(self, in_features: int, num_classes: int, weight: float = 1.0, bias: float = 0.0) -> None:
+        super().__init__(in_features, num_classes)
+        with torch.no_grad():
+            self.weight.fill_(weight)
+            self.bias.fill_(bias)

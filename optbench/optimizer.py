@@ -13,6 +13,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
+from optbench.optim import Lookahead
 
 # Ranges torch.optim does not check itself: momentum >= 1 never converges.
 RANGES = {"momentum": (0.0, 1.0), "dampening": (0.0, 1.0)}
@@ -51,16 +52,23 @@ def check_hyperparameters(cfg: DictConfig, name: str) -> None:
             _check_value(name, key, value, defaults[key])
 
 
-def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter], name: str) -> torch.optim.Optimizer:
-    """Check `cfg` (a `_partial_: true` node), instantiate it, and bind it to `params`."""
+def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter], name: str,
+                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer | Lookahead:
+    """Check `cfg` (a `_partial_: true` node), instantiate it for `params`, wrap it in Lookahead if enabled."""
     check_hyperparameters(cfg, name)
     try:
         # _convert_=all: plain lists, not ListConfig, must reach torch (betas end up in state_dict).
         factory = instantiate(cfg, _convert_="all")
-        return factory(params)
+        optimizer = factory(params)
     except (InstantiationException, TypeError, ValueError) as exc:
         raise OptbenchError(
             f"optimizer={name} could not be built from its configuration: {exc}. Check the "
             f"optimizer.* overrides on the command line against configs/optimizer/{name}.yaml "
             "(e.g. optimizer.lr=0.01)."
         ) from exc
+    if lookahead is None or not lookahead.enabled:
+        return optimizer
+    try:
+        return Lookahead(optimizer, k=lookahead.k, alpha=lookahead.alpha)
+    except ValueError as exc:
+        raise OptbenchError(f"{exc}: set e.g. lookahead.k=5 lookahead.alpha=0.5.") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -35,9 +36,20 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def finite_or_none(value: Any) -> Any:
+    """`value` with every NaN/inf float (at any depth) replaced by None, so it is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write `payload` as JSON to `path` atomically."""
-    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    """Write `payload` as strict JSON to `path` atomically (non-finite numbers become null)."""
+    write_text_atomic(path, json.dumps(finite_or_none(payload), indent=2, allow_nan=False) + "\n")
 
 
 class MetricsCSV:

@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from optbench import __version__
-from optbench.config import check_settings, config_dir, config_fingerprint
+from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint
 from optbench.data import load_dataset
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
@@ -34,6 +34,8 @@ from optbench.records import SUMMARY_JSON, RunRecords
 from optbench.trainer import Outcome, train
 
 log = logging.getLogger(__name__)
+
+SMALL_MODEL = 10  # summary.json lists the final parameters of models with at most this many
 
 
 @contextmanager
@@ -73,6 +75,7 @@ def _results(outcome: Outcome, train_seconds: float) -> dict[str, Any]:
         "best_test_accuracy": best[1] if best else None,
         "best_test_iteration": best[0] if best else None,
         "final_train_loss": outcome.last_train_loss,
+        "final_test_loss": outcome.test_loss,
         "train_seconds": round(train_seconds, 4),
         "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
@@ -103,21 +106,24 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
             device = resolve_device(cfg.device.type)
             summary["device"] = str(device)
             data = load_dataset(cfg.dataset)
-            check_settings(cfg, len(data.train))
+            iterations = check_settings(cfg, len(data.train), data.full_batch)
+            summary.update(iterations=iterations, task=data.task)
             data = data.to(device)
 
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
             model = build_model(cfg.model, data.num_features, data.num_classes).to(device)
             summary["model_layers"] = layer_widths(model)
-            optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"))
+            optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"), cfg.lookahead)
             log.info("%s on %s, %s, %d iterations on %s", type(optimizer).__name__, data.name,
-                     choices.get("model"), cfg.iterations, device)
+                     choices.get("model"), iterations, device)
 
             train_started = time.perf_counter()
-            outcome = train(model, optimizer, data, records, iterations=cfg.iterations,
+            outcome = train(model, optimizer, data, records, iterations=iterations,
                             batch_size=cfg.batch_size, eval_every=cfg.eval_every,
                             divergence_factor=cfg.divergence_factor, progress=cfg.progress)
             summary.update(_results(outcome, time.perf_counter() - train_started))
+            if sum(p.numel() for p in model.parameters()) <= SMALL_MODEL:
+                summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in model.named_parameters()}
     except Exception as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -155,6 +161,7 @@ def main(cfg: DictConfig) -> float | None:
     # SIGTERM (a scheduler, `kill`) stops the run like Ctrl-C: the rows so far are kept.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        check_length_overrides(list(hydra_cfg.overrides.task))
         summary = run_job(cfg, out_dir, dict(hydra_cfg.runtime.choices))
     except OptbenchError as exc:
         log.error("%s", exc)

@@ -7,6 +7,7 @@ train.csv, and the test split is evaluated and appended to test.csv.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from optbench.data import Dataset, Split
+from optbench.data import Dataset
+from optbench.optim import Lookahead
 from optbench.records import RunRecords
 from optbench.sampling import consume_test_pass_draw, shuffled_batches
 
@@ -35,26 +37,43 @@ class Outcome:
     divergence: str | None = None  # why the run was stopped as diverged
     test_accuracy: list[tuple[int, float]] = field(default_factory=list)
     last_train_loss: float | None = None
+    test_loss: float | None = None
+
+
+def loss_function(task: str, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy for classification, mean squared error for regression."""
+    if task == "regression":
+        return F.mse_loss(outputs.squeeze(-1), targets, reduction=reduction)
+    return F.cross_entropy(outputs, targets, reduction=reduction)
+
+
+def count_correct(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Number of examples whose highest-scoring class is the label (a 0-d tensor, no sync)."""
+    return (outputs.argmax(dim=1) == labels).sum()
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy (fraction) of `model` on the whole `split`."""
-    consume_test_pass_draw()
+def evaluate(model: nn.Module, data: Dataset) -> tuple[float, float]:
+    """Mean loss and accuracy (fraction; NaN for regression) of `model` on the whole test split."""
+    if not data.full_batch:
+        consume_test_pass_draw()  # what iterating the notebooks' test DataLoader draws
+    split = data.test
     model.eval()
     loss_sum = torch.zeros((), device=split.labels.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
     for inputs, labels in split.chunks(EVAL_CHUNK):
-        logits = model(inputs)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-        correct += (logits.argmax(dim=1) == labels).sum()
+        outputs = model(inputs)
+        loss_sum += loss_function(data.task, outputs, labels, reduction="sum")
+        if data.task == "classification":
+            correct += count_correct(outputs, labels)
     model.train()
-    return loss_sum.item() / len(split), correct.item() / len(split)
+    accuracy = correct.item() / len(split) if data.task == "classification" else math.nan
+    return loss_sum.item() / len(split), accuracy
 
 
 def train(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Lookahead,
     data: Dataset,
     records: RunRecords,
     *,
@@ -83,7 +102,8 @@ def train(
         nonlocal flushed, limit
         pending = len(sizes)
         loss_values = losses[:pending].tolist()
-        accuracies = [c / s for c, s in zip(correct[:pending].tolist(), sizes)]
+        accuracies = ([c / s for c, s in zip(correct[:pending].tolist(), sizes)] if classification
+                      else [""] * pending)  # accuracy is not defined for regression: left empty
         if flushed == 0 and pending and divergence_factor and math.isfinite(loss_values[0]):
             limit = divergence_factor * loss_values[0]
         good = next((i for i, v in enumerate(loss_values) if not math.isfinite(v) or v > limit), pending)
@@ -100,21 +120,26 @@ def train(
             return False
         return True
 
-    batches = shuffled_batches(len(data.train), batch_size, device)
+    classification = data.task == "classification"
+    if data.full_batch:
+        batches = itertools.repeat(torch.arange(len(data.train), device=device))
+    else:
+        batches = shuffled_batches(len(data.train), batch_size, device)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     try:
         for iteration in range(1, iterations + 1):
             index = next(batches)
             inputs, labels = data.train.batch(index)
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, labels)
+            outputs = model(inputs)
+            loss = loss_function(data.task, outputs, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
             slot = len(sizes)
             losses[slot] = loss.detach()
-            correct[slot] = (logits.argmax(dim=1) == labels).sum()
+            if classification:
+                correct[slot] = count_correct(outputs, labels)
             sizes.append(len(index))
             outcome.iterations_run = iteration
             bar.update()
@@ -125,13 +150,15 @@ def train(
                     outcome.iterations_run = flushed
                     log.warning("diverged at iteration %d (%s): stopping", outcome.diverged_at, outcome.divergence)
                     return outcome
-                test_loss, test_accuracy = evaluate(model, data.test)
-                records.test.append(iteration, [test_loss], [test_accuracy])
-                outcome.test_accuracy.append((iteration, test_accuracy))
-                bar.set_postfix(loss=f"{outcome.last_train_loss:.4f}", test_acc=f"{100 * test_accuracy:.2f}%")
+                test_loss, test_accuracy = evaluate(model, data)
+                records.test.append(iteration, [test_loss], [test_accuracy if classification else ""])
+                outcome.test_loss = test_loss
+                if classification:
+                    outcome.test_accuracy.append((iteration, test_accuracy))
+                bar.set_postfix(loss=f"{outcome.last_train_loss:.4f}", test_loss=f"{test_loss:.4f}")
                 log.info(
-                    "iteration %d: train loss %.4f | test loss %.4f | test accuracy %.2f%%",
-                    iteration, outcome.last_train_loss, test_loss, 100 * test_accuracy,
+                    "iteration %d: train loss %.4f | test loss %.4f%s", iteration, outcome.last_train_loss,
+                    test_loss, f" | test accuracy {100 * test_accuracy:.2f}%" if classification else "",
                 )
         outcome.status = "completed"
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.notebook_loop import notebook_run
 from conftest import make_cfg, run
-from optbench import trainer
+from optbench.data import Split
 from hydra.utils import instantiate
 
 
@@ -108,7 +108,7 @@ def test_divergence_factor_null_stops_only_on_non_finite(tmp_path):
 
 def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
     steps = {"n": 0}
-    real_batch = trainer.Split.batch
+    real_batch = Split.batch
 
     def interrupt_at_37(self, index):
         steps["n"] += 1
@@ -116,7 +116,7 @@ def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_batch(self, index)
 
-    monkeypatch.setattr(trainer.Split, "batch", interrupt_at_37)
+    monkeypatch.setattr(Split, "batch", interrupt_at_37)
     summary = run(tmp_path, "iterations=100", "eval_every=20")
     train, test, on_disk = read(tmp_path)
     assert summary["status"] == on_disk["status"] == "interrupted"

@@ -79,6 +79,12 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
         "test_accuracy": plots.test_accuracy(groups, subtitle, palette),
         "final_accuracy": plots.final_accuracy_bars(table, subtitle, palette),
     }
+    by_label = {group.label: group for group in groups}
+    for label, group in by_label.items():  # scratch/X next to X: the lab's overlay, automatically
+        if label.startswith("scratch/") and label.removeprefix("scratch/") in by_label:
+            twin = by_label[label.removeprefix("scratch/")]
+            name = "pair_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in twin.label)
+            figures[name] = plots.scratch_pair(twin, group, window, subtitle)
     files = [plots.save(figure, out_dir / f"{name}.{fmt}") for name, figure in figures.items()]
 
     write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))

@@ -139,6 +139,29 @@ def final_accuracy_bars(table: pd.DataFrame, subtitle: str, palette: dict[str, S
     return figure
 
 
+def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle: str) -> Figure:
+    """The lab's overlay: training loss and accuracy of torch.optim's X against optbench's scratch/X."""
+    figure = Figure(figsize=(12.0, 4.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(f"{torch_group.label} (torch.optim) vs {scratch_group.label} (from scratch)\n{subtitle}", fontsize=11)
+    for axes, column in zip(figure.subplots(1, 2), ("loss", "accuracy")):
+        for group, colour, style in ((torch_group, "tab:blue", "-"), (scratch_group, "tab:orange", "--")):
+            if not group.curves:
+                continue
+            smooth = aligned(group.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+            scale = 100 if column == "accuracy" else 1
+            axes.plot(smooth.index, scale * smooth.mean(axis=1), color=colour, linestyle=style, linewidth=1.6,
+                      label=_legend_label(group))
+        axes.set_title(f"training {column} (moving average over {window})", fontsize=10)
+        axes.set_xlabel("iteration")
+        axes.set_ylabel("accuracy (%)" if column == "accuracy" else "loss (log scale)")
+        if column == "loss":
+            axes.set_yscale("log")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=9)
+    return figure
+
+
 def _legend_label(group: Group) -> str:
     suffix = f" (n={len(group.curves)})" if len(group.runs) > 1 else ""
     return group.label + suffix

@@ -68,8 +68,10 @@ def read_metrics(path: Path, problems: list[str]) -> pd.DataFrame:
         return empty
     numeric = frame.apply(pd.to_numeric, errors="coerce")
     # A row cut short by a crash parses with NaNs; a non-finite loss is never written. Keep the
-    # rows before the first damaged one, so curves stay contiguous.
-    damaged = numeric.isna().any(axis=1) | (numeric.iteration.diff() <= 0)
+    # rows before the first damaged one, so curves stay contiguous. A wholly empty accuracy column
+    # is a regression run (accuracy undefined), not damage.
+    required = list(COLUMNS) if numeric.accuracy.notna().any() else ["iteration", "loss"]
+    damaged = numeric[required].isna().any(axis=1) | (numeric.iteration.diff() <= 0)
     if damaged.any():
         first = int(damaged.to_numpy().argmax())
         problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")

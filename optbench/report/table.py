@@ -74,7 +74,9 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
         row["status"] = group.status
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table.sort_values("final_test_acc", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    # Best test accuracy first; runs without accuracy (regression) by their final training loss.
+    return table.sort_values(["final_test_acc", "final_train_loss"], ascending=[False, True], na_position="last",
+                             kind="stable").reset_index(drop=True)
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
