@@ -107,7 +107,8 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
             summary["device"] = str(device)
             data = load_dataset(cfg.dataset)
             iterations = check_settings(cfg, len(data.train), data.full_batch)
-            summary.update(iterations=iterations, task=data.task)
+            summary.update(iterations=iterations, task=data.task,
+                           batch_size=len(data.train) if data.full_batch else cfg.batch_size)
             data = data.to(device)
 
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks

@@ -89,6 +89,7 @@ def train(
     `divergence_factor` times the first iteration's loss (None: non-finite losses only).
     """
     device = data.train.labels.device
+    classification = data.task == "classification"
     outcome = Outcome()
     # Metrics of the iterations since the last flush, kept on the device.
     losses = torch.empty(min(eval_every, iterations), device=device)
@@ -120,7 +121,6 @@ def train(
             return False
         return True
 
-    classification = data.task == "classification"
     if data.full_batch:
         batches = itertools.repeat(torch.arange(len(data.train), device=device))
     else:
@@ -155,7 +155,9 @@ def train(
                 outcome.test_loss = test_loss
                 if classification:
                     outcome.test_accuracy.append((iteration, test_accuracy))
-                bar.set_postfix(loss=f"{outcome.last_train_loss:.4f}", test_loss=f"{test_loss:.4f}")
+                bar.set_postfix(loss=f"{outcome.last_train_loss:.4f}",
+                                **({"test_acc": f"{100 * test_accuracy:.2f}%"} if classification
+                                   else {"test_loss": f"{test_loss:.4f}"}))
                 log.info(
                     "iteration %d: train loss %.4f | test loss %.4f%s", iteration, outcome.last_train_loss,
                     test_loss, f" | test accuracy {100 * test_accuracy:.2f}%" if classification else "",

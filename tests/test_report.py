@@ -134,6 +134,15 @@ def test_unreadable_summary_is_reported(seed_sweep, tmp_path):
     assert pd.read_csv(tmp_path / "out" / "summary.csv").status[0] == "unreadable"
 
 
+def test_damaged_hydra_config_is_reported(seed_sweep, tmp_path):
+    run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
+    (run / ".hydra" / "config.yaml").write_text("dataset: [unclosed\n  : :")
+    result = report(str(run), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ".hydra unreadable" in result.stdout
+    assert pd.read_csv(tmp_path / "out" / "summary.csv").status[0] == "damaged"
+
+
 @pytest.mark.parametrize("setup", ["empty", "unrelated", "missing"])
 def test_nothing_to_report_is_a_clear_error(tmp_path, setup):
     target = tmp_path / "target"

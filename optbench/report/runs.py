@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
 from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_CSV
@@ -101,7 +103,7 @@ def load_run(path: Path) -> Run:
         overrides = list(_read_yaml(hydra_dir / "overrides.yaml") or [])
         hydra = _read_yaml(hydra_dir / "hydra.yaml")
         choices = dict(OmegaConf.select(hydra, "hydra.runtime.choices") or {}) if hydra else {}
-    except Exception as exc:  # a damaged YAML file: report the run without its config
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as exc:  # a damaged YAML file
         problems.append(f".hydra unreadable ({type(exc).__name__})")
         config, overrides, choices = OmegaConf.create({}), [], {}
     if not choices.get("optimizer") and summary.get("optimizer"):
