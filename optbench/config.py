@@ -39,9 +39,10 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _positive_int(key: str, value: object) -> int:
+def positive_int(key: str, value: object, example: str | None = None) -> int:
+    """`value` if it is a whole number >= 1, else an error naming `key` and an example fix."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise OptbenchError(f"{key}={value!r} must be a positive whole number, e.g. {key}=500.")
+        raise OptbenchError(f"{key}={value!r} must be a positive whole number, e.g. {example or f'{key}=500'}.")
     return value
 
 
@@ -58,7 +59,7 @@ def check_length_overrides(overrides: list[str]) -> None:
 def check_settings(cfg: DictConfig, train_size: int, full_batch: bool = False) -> int:
     """Reject trainer settings that cannot work; return the number of iterations to train for."""
     for key in ("iterations", "batch_size", "eval_every"):
-        _positive_int(key, cfg[key])
+        positive_int(key, cfg[key])
     factor = cfg.divergence_factor
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1):
         raise OptbenchError(
@@ -77,7 +78,7 @@ def check_settings(cfg: DictConfig, train_size: int, full_batch: bool = False) -
         )
     iterations = cfg.iterations
     if cfg.epochs is not None:
-        iterations = _positive_int("epochs", cfg.epochs) * math.ceil(train_size / batch_size)
+        iterations = positive_int("epochs", cfg.epochs, "epochs=20") * math.ceil(train_size / batch_size)
         log.info("epochs=%d: %d iterations of batch_size=%d", cfg.epochs, iterations, batch_size)
     if cfg.eval_every > iterations:
         log.warning(

@@ -85,6 +85,11 @@ class Dataset:
     full_batch: bool = False  # every step uses the whole training split, in order
 
     @property
+    def classification(self) -> bool:
+        """True when outputs are class scores (cross-entropy, accuracy); False for regression."""
+        return self.task == "classification"
+
+    @property
     def num_features(self) -> int:
         """Number of input features per example (784 for 28x28 images)."""
         return self.train.pixels.shape[1]
@@ -150,11 +155,9 @@ def ensure_mnist(root: Path) -> None:
             )
 
 
-def ensure_fashion_mnist(root: Path) -> bool:
-    """Unpack Debian's Fashion-MNIST into `root` if installed; True when the raw files are there."""
-    raw = root / "FashionMNIST" / "raw"
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+def ensure_fashion_mnist(raw: Path) -> bool:
+    """Unpack Debian's Fashion-MNIST into the `raw` folder if installed; True when the files are there."""
+    names = list(MNIST_SHA256)  # Fashion-MNIST uses MNIST's four file names
     if all((raw / n).exists() for n in names):
         return True
     if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
@@ -172,8 +175,8 @@ def _torchvision_split(name: str, root: Path, train: bool):
         ensure_mnist(root)
         return datasets.MNIST(root, train=train, download=False)
     if name == "fashion_mnist":
-        local = ensure_fashion_mnist(root)
         raw = root / "FashionMNIST" / "raw"
+        local = ensure_fashion_mnist(raw)
         try:
             return datasets.FashionMNIST(root, train=train, download=not local)
         except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError

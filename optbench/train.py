@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from optbench import __version__
-from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint
+from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
 from optbench.data import load_dataset
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
@@ -43,9 +43,7 @@ def cpu_settings(flush_denormal: bool, threads: int | None) -> Iterator[None]:
     """Apply the CPU settings for the duration of the block, then restore torch's previous ones."""
     previous_threads = torch.get_num_threads()
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise OptbenchError(f"threads={threads!r} must be a positive whole number (or null for torch's default).")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(positive_int("threads", threads, "threads=1, or threads=null for torch's default"))
     torch.set_flush_denormal(flush_denormal)
     try:
         yield

@@ -64,10 +64,10 @@ def evaluate(model: nn.Module, data: Dataset) -> tuple[float, float]:
     for inputs, labels in split.chunks(EVAL_CHUNK):
         outputs = model(inputs)
         loss_sum += loss_function(data.task, outputs, labels, reduction="sum")
-        if data.task == "classification":
+        if data.classification:
             correct += count_correct(outputs, labels)
     model.train()
-    accuracy = correct.item() / len(split) if data.task == "classification" else math.nan
+    accuracy = correct.item() / len(split) if data.classification else math.nan
     return loss_sum.item() / len(split), accuracy
 
 
@@ -89,7 +89,7 @@ def train(
     `divergence_factor` times the first iteration's loss (None: non-finite losses only).
     """
     device = data.train.labels.device
-    classification = data.task == "classification"
+    classification = data.classification
     outcome = Outcome()
     # Metrics of the iterations since the last flush, kept on the device.
     losses = torch.empty(min(eval_every, iterations), device=device)

@@ -45,7 +45,7 @@ def _describe(runs: list[Run]) -> str:
 
 
 def _problems_section(runs: list[Run]) -> str:
-    troubled = [run for run in runs if run.status != "completed" or run.problems]
+    troubled = [run for run in runs if not run.clean]
     if not troubled:
         return ""
     lines = ["", "## Runs that did not complete cleanly", ""]

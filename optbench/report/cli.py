@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"{report.subtitle} · {len(report.runs)} runs in {len(report.groups)} groups\n")
     print(to_terminal(report.table))
-    troubled = [run for run in report.runs if run.status != "completed" or run.problems]
-    for run in troubled:
+    for run in (run for run in report.runs if not run.clean):
         print(f"note: {run.path}: {run.status}" + (f" ({'; '.join(run.problems)})" if run.problems else ""))
     print(f"\nwrote {len(report.files)} files to {out}")
     return 0

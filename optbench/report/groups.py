@@ -96,6 +96,11 @@ def aligned(runs: list[Run], split: str, column: str, transform=None) -> pd.Data
     return pd.DataFrame(series)
 
 
+def smoothed(runs: list[Run], column: str, window: int) -> pd.DataFrame:
+    """`aligned` training curves of `column`, each a moving average over `window` iterations."""
+    return aligned(runs, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+
+
 def mean_std(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Row-wise mean and sample std over runs (std 0 where only one run has a value)."""
     mean = frame.mean(axis=1)

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from optbench.report.groups import Group, aligned, mean_std
+from optbench.report.groups import Group, aligned, mean_std, smoothed
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,16 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
     name = {"loss": "Training loss", "accuracy": "Training accuracy on minibatches"}[column]
     figure, axes = _figure(f"{name}, moving average over {window} iterations (raw: faint)", subtitle)
     raw_alpha = 0.2 if len(groups) <= 4 else 0.07  # a dozen raw curves would fog the figure
+    drawn = []
     for group in groups:
         if not group.curves:
             continue
         style = palette[group.label]
         raw = aligned(group.curves, "train", column)
-        smooth = aligned(group.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+        smooth = smoothed(group.curves, column, window)
         if column == "accuracy":
             raw, smooth = 100 * raw, 100 * smooth
+        drawn.append(smooth)
         axes.plot(raw.index, raw.mean(axis=1), color=style.colour, alpha=raw_alpha, linewidth=0.6)
         mean, std = mean_std(smooth)
         axes.plot(mean.index, mean, color=style.colour, linestyle=style.linestyle, linewidth=1.8,
@@ -81,15 +83,14 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
             axes.set_yscale("log")
     else:
         axes.set_ylabel("accuracy (%)")
-        _zoom_accuracy(axes, [aligned(g.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
-                              for g in groups if g.curves])
+        _zoom_accuracy(axes, drawn)
     _legend(axes, len(groups))
     return figure
 
 
 def _zoom_accuracy(axes, frames: list[pd.DataFrame]) -> None:
-    """Show accuracies from a little below the worst value after the first 10% of training."""
-    tails = [100 * f.iloc[len(f) // 10:].min().min() for f in frames if len(f)]
+    """Show accuracies (%) from a little below the worst value after the first 10% of training."""
+    tails = [f.iloc[len(f) // 10:].min().min() for f in frames if len(f)]
     if tails and np.isfinite(min(tails)):
         axes.set_ylim(max(0.0, min(tails) - 2), 100.5)
 
@@ -103,7 +104,7 @@ def test_accuracy(groups: list[Group], subtitle: str, palette: dict[str, Style])
         if not tested:
             continue
         accuracy = 100 * aligned(tested, "test", "accuracy")
-        frames.append(accuracy / 100)
+        frames.append(accuracy)
         mean, std = mean_std(accuracy)
         style = palette[group.label]
         axes.errorbar(mean.index, mean, yerr=std if len(tested) > 1 else None, color=style.colour,
@@ -111,9 +112,9 @@ def test_accuracy(groups: list[Group], subtitle: str, palette: dict[str, Style])
                       label=_legend_label(group))
     axes.set_xlabel("iteration")
     axes.set_ylabel("test accuracy (%)")
-    tails = [100 * f.min().min() for f in frames]
-    if tails:
-        axes.set_ylim(max(0.0, min(tails) - 1), min(100.0, max(100 * f.max().max() for f in frames) + 1))
+    if frames:
+        low, high = min(f.min().min() for f in frames), max(f.max().max() for f in frames)
+        axes.set_ylim(max(0.0, low - 1), min(100.0, high + 1))
     _legend(axes, len(groups))
     return figure
 
@@ -148,7 +149,7 @@ def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle
         for group, colour, style in ((torch_group, "tab:blue", "-"), (scratch_group, "tab:orange", "--")):
             if not group.curves:
                 continue
-            smooth = aligned(group.curves, "train", column, lambda s: s.rolling(window, min_periods=1).mean())
+            smooth = smoothed(group.curves, column, window)
             scale = 100 if column == "accuracy" else 1
             axes.plot(smooth.index, scale * smooth.mean(axis=1), color=colour, linestyle=style, linewidth=1.6,
                       label=_legend_label(group))

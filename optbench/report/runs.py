@@ -31,6 +31,11 @@ class Run:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def clean(self) -> bool:
+        """True for a completed run whose files were all read without a problem."""
+        return self.status == "completed" and not self.problems
+
+    @property
     def has_curves(self) -> bool:
         """True when the run has at least one training row to plot."""
         return not self.train.empty
