@@ -19,32 +19,28 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.notebook_loop import notebook_run  # noqa: E402
-from optbench.config import config_dir  # noqa: E402
+from optbench.config import compose  # noqa: E402
 from optbench.data import default_root, ensure_mnist  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 
 
 def time_optbench(optimizer: str, iterations: int, extra: list[str]) -> tuple[float, float]:
     """Seconds for one whole optbench job, and its final test accuracy (percent)."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[f"optimizer={optimizer}", f"iterations={iterations}",
-                                           "progress=false", *extra])
+    cfg = compose(f"optimizer={optimizer}", f"iterations={iterations}", "progress=false", *extra)
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        summary = run_job(cfg, Path(out), {"optimizer": optimizer, "model": "mlp"})
+        summary = run_job(cfg, Path(out))
         return time.perf_counter() - started, 100 * summary["final_test_accuracy"]
 
 
 def time_notebook(optimizer: str, iterations: int) -> tuple[float, float]:
     """Seconds for the notebook loop with the same optimizer config, and its final test accuracy."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        factory = instantiate(compose("config", overrides=[f"optimizer={optimizer}"]).optimizer, _convert_="all")
+    factory = instantiate(compose(f"optimizer={optimizer}").optimizer, _convert_="all")
     started = time.perf_counter()
     result = notebook_run(factory, default_root(), iterations=iterations)
     return time.perf_counter() - started, result.test_accuracy[-1]

@@ -8,6 +8,10 @@ import logging
 import math
 from pathlib import Path
 
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
@@ -39,6 +43,16 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def instantiate_checked(node: DictConfig, what: str, hint: str, **kwargs: Any) -> Any:
+    """`instantiate(node, **kwargs)`; a failure becomes one OptbenchError saying `what` failed, then `hint`."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, OptbenchError):
+            raise exc.__cause__ from None  # our own message, without Hydra's wrapping
+        raise OptbenchError(f"{what} could not be built from its configuration ({exc}). {hint}") from exc
+
+
 def positive_int(key: str, value: object, example: str | None = None) -> int:
     """`value` if it is a whole number >= 1, else an error naming `key` and an example fix."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -56,8 +70,11 @@ def check_length_overrides(overrides: list[str]) -> None:
         )
 
 
-def check_settings(cfg: DictConfig, train_size: int, full_batch: bool = False) -> int:
-    """Reject trainer settings that cannot work; return the number of iterations to train for."""
+def check_settings(cfg: DictConfig, train_size: int | None, full_batch: bool = False) -> int:
+    """Reject trainer settings that cannot work; return the number of iterations to train for.
+
+    `train_size` is None for tasks without a dataset (2-D functions): batch_size does not apply.
+    """
     for key in ("iterations", "batch_size", "eval_every"):
         positive_int(key, cfg[key])
     factor = cfg.divergence_factor
@@ -68,21 +85,42 @@ def check_settings(cfg: DictConfig, train_size: int, full_batch: bool = False) -
         )
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise OptbenchError(f"seed={cfg.seed!r} must be a whole number, e.g. seed=0.")
+    task = OmegaConf.select(cfg, "task.name")
+    iterations = cfg.iterations
+    if train_size is None:
+        if cfg.epochs is not None:
+            raise OptbenchError(f"epochs={cfg.epochs} needs a task with a training split; task={task} has "
+                                "none. Give iterations=... instead (e.g. iterations=500).")
+        return _check_eval_every(cfg, iterations)
     batch_size = train_size if full_batch else cfg.batch_size
     if full_batch:
-        log.info("dataset=%s trains full-batch: every step uses all %d examples", cfg.dataset.name, train_size)
+        log.info("task=%s trains full-batch: every step uses all %d examples", task, train_size)
     elif batch_size > train_size:
         raise OptbenchError(
             f"batch_size={batch_size} is larger than the training split ({train_size} "
-            f"examples of dataset={cfg.dataset.name}). Use batch_size={train_size} or less."
+            f"examples of task={task}). Use batch_size={train_size} or less."
         )
-    iterations = cfg.iterations
     if cfg.epochs is not None:
         iterations = positive_int("epochs", cfg.epochs, "epochs=20") * math.ceil(train_size / batch_size)
         log.info("epochs=%d: %d iterations of batch_size=%d", cfg.epochs, iterations, batch_size)
+    return _check_eval_every(cfg, iterations)
+
+
+def _check_eval_every(cfg: DictConfig, iterations: int) -> int:
     if cfg.eval_every > iterations:
         log.warning(
             "eval_every=%d is larger than iterations=%d: the test split is evaluated only at the end.",
             cfg.eval_every, iterations,
         )
     return iterations
+
+
+def compose(*overrides: str) -> DictConfig:
+    """The job config for command-line style `overrides`, composed without running Hydra's app.
+
+    It keeps Hydra's `hydra` node, so `run_job` knows which option of each group was chosen.
+    """
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)

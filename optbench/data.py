@@ -81,13 +81,8 @@ class Dataset:
     train: Split
     test: Split
     num_classes: int  # model outputs: classes, or 1 for a regression target
-    task: str = "classification"  # or "regression": MSE loss, no accuracy
+    kind: str = "classification"  # or "regression": MSE loss, no accuracy
     full_batch: bool = False  # every step uses the whole training split, in order
-
-    @property
-    def classification(self) -> bool:
-        """True when outputs are class scores (cross-entropy, accuracy); False for regression."""
-        return self.task == "classification"
 
     @property
     def num_features(self) -> int:
@@ -96,7 +91,7 @@ class Dataset:
 
     def to(self, device: torch.device) -> Dataset:
         """Return this dataset with both splits on `device`."""
-        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes, self.task,
+        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes, self.kind,
                        self.full_batch)
 
 
@@ -210,7 +205,7 @@ def thermometer(input_scale: float) -> Dataset:
     """The lecture's 11-point linear toy problem; the test split is the same 11 points."""
     inputs = (input_scale * torch.tensor(THERMOMETER_UNKNOWN)).unsqueeze(1)  # t_un = 0.1 * t_u
     split = Split(inputs, torch.tensor(THERMOMETER_CELSIUS))
-    return Dataset("thermometer", split, split, num_classes=1, task="regression", full_batch=True)
+    return Dataset("thermometer", split, split, num_classes=1, kind="regression", full_batch=True)
 
 
 def load_dataset(cfg: DictConfig) -> Dataset:

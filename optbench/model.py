@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
+from optbench.config import instantiate_checked
 from optbench.errors import OptbenchError
 
 
 def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Module:
     """Instantiate the configured model for inputs of `in_features` and `num_classes` outputs."""
-    try:
-        return instantiate(cfg, in_features=in_features, num_classes=num_classes, _convert_="all")
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, OptbenchError):
-            raise exc.__cause__ from None  # our own message, without Hydra's wrapping
-        raise OptbenchError(
-            f"The model could not be built from its configuration ({exc}). Check model=... and the "
-            "model.* overrides against configs/model/ (e.g. model=mlp model.hidden=[100])."
-        ) from exc
+    return instantiate_checked(
+        cfg, in_features=in_features, num_classes=num_classes, _convert_="all",
+        what="The model", hint="Check model=... and the model.* overrides against configs/model/ "
+                               "(e.g. model=mlp model.hidden=[100]).",
+    )
 
 
 INITS = ("default", "lab")
@@ -66,3 +62,35 @@ class Linear(nn.Linear):
         with torch.no_grad():
             self.weight.fill_(weight)
             self.bias.fill_(bias)
+
+
+class Conv2c2d(nn.Sequential):
+    """DeepOBS's 2c2d CNN for 28x28 grey images: two 5x5 conv layers (32, 64 filters), each with
+    ReLU and 2x2 max-pool, then FC 1024 with ReLU and FC `num_classes`.
+
+    Weights start from a normal with std 0.05 truncated at two std, biases at 0.05 (DeepOBS's init).
+    Inputs arrive as flat rows (the dataset group's format) and are reshaped to square images.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, channels: Sequence[int] = (32, 64),
+                 hidden: int = 1024) -> None:
+        side = math.isqrt(in_features)
+        if side * side != in_features or side % 4:
+            raise OptbenchError(
+                f"model=conv2c2d needs square single-channel images whose side is a multiple of 4 (28x28 "
+                f"for MNIST / Fashion-MNIST), but the dataset has {in_features} features per example. "
+                "Use it with dataset=mnist or dataset=fashion_mnist."
+            )
+        first, second = channels
+        super().__init__(
+            nn.Unflatten(1, (1, side, side)),
+            nn.Conv2d(1, first, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(first, second, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(second * (side // 4) ** 2, hidden), nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
+        for layer in self:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(layer.weight, std=0.05, a=-0.1, b=0.1)
+                nn.init.constant_(layer.bias, 0.05)

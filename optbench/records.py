@@ -1,4 +1,4 @@
-"""The files a run writes into its output dir: train.csv, test.csv and summary.json.
+"""The files a run writes into its output dir: train.csv, test.csv, summary.json (trajectory.csv).
 
 These names and columns are the contract `optbench report` and users' scripts rely on. CSVs are
 appended in whole chunks and flushed to disk at every evaluation, so a killed run leaves parseable
@@ -19,6 +19,7 @@ from typing import Any
 TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
 SUMMARY_JSON = "summary.json"
+TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
 COLUMNS = ("iteration", "loss", "accuracy")
 
 
@@ -53,12 +54,12 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 class MetricsCSV:
-    """An `iteration,loss,accuracy` CSV appended in whole chunks, each flushed to disk."""
+    """An `iteration,<columns>` CSV (by default `iteration,loss,accuracy`) appended in whole chunks, each flushed to disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: Sequence[str] = COLUMNS) -> None:
         self.path = path
         self._file = open(path, "w", newline="")
-        self._write([COLUMNS])
+        self._write([columns])
 
     def _write(self, rows: Iterable[Sequence[Any]]) -> None:
         buffer = io.StringIO()
@@ -68,9 +69,10 @@ class MetricsCSV:
         self._file.flush()
         os.fsync(self._file.fileno())
 
-    def append(self, first_iteration: int, losses: Sequence[float], accuracies: Sequence[float]) -> None:
-        """Append rows for consecutive iterations starting at `first_iteration`."""
-        self._write(zip(range(first_iteration, first_iteration + len(losses)), losses, accuracies))
+    def append(self, first_iteration: int, *columns: Sequence[Any]) -> None:
+        """Append rows for consecutive iterations starting at `first_iteration`, one sequence per column."""
+        count = len(columns[0])
+        self._write(zip(range(first_iteration, first_iteration + count), *columns))
 
     def close(self) -> None:
         """Close the file (everything is already on disk)."""
@@ -78,19 +80,26 @@ class MetricsCSV:
 
 
 class RunRecords:
-    """The three output files of one run, opened in `out_dir`."""
+    """The output files of one run, opened in `out_dir` (trajectory.csv once a 2-D task asks for it)."""
 
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self.train = MetricsCSV(out_dir / TRAIN_CSV)
         self.test = MetricsCSV(out_dir / TEST_CSV)
+        self.trajectory: MetricsCSV | None = None
+
+    def open_trajectory(self, columns: Sequence[str]) -> MetricsCSV:
+        """Start trajectory.csv with `iteration` and `columns` (e.g. x, y)."""
+        self.trajectory = MetricsCSV(self.out_dir / TRAJECTORY_CSV, ("iteration", *columns))
+        return self.trajectory
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Replace summary.json with `summary`."""
         write_json_atomic(self.out_dir / SUMMARY_JSON, summary)
 
     def close(self) -> None:
-        """Close both CSVs."""
-        self.train.close()
-        self.test.close()
+        """Close the CSVs."""
+        for csv_file in (self.train, self.test, self.trajectory):
+            if csv_file is not None:
+                csv_file.close()

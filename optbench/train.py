@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -21,21 +22,24 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optbench import __version__
 from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
-from optbench.data import load_dataset
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
-from optbench.model import build_model
 from optbench.optimizer import build_optimizer
+from optbench.recorder import Outcome, Recorder
 from optbench.records import SUMMARY_JSON, RunRecords
-from optbench.trainer import Outcome, train
+from optbench.tasks import Target, build_task, task_list
+from optbench.trainer import train
 
 log = logging.getLogger(__name__)
 
 SMALL_MODEL = 10  # summary.json lists the final parameters of models with at most this many
+
+# `optbench --help` lists the task presets found in configs/task/, with their descriptions.
+OmegaConf.register_new_resolver("optbench_tasks", task_list, replace=True)
 
 
 @contextmanager
@@ -62,10 +66,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _results(outcome: Outcome, train_seconds: float) -> dict[str, Any]:
+def _results(outcome: Outcome, target: Target, train_seconds: float) -> dict[str, Any]:
     """The summary.json fields computed from a finished (or stopped) training loop."""
-    accuracies = outcome.test_accuracy
+    accuracies = [(i, result.accuracy) for i, result in outcome.evaluations if not math.isnan(result.accuracy)]
     best = max(accuracies, key=lambda pair: pair[1], default=None)
+    reached = next((i for i, result in outcome.evaluations if target.met(result.metric(target.metric))), None)
     return {
         "status": outcome.status,
         "iterations_run": outcome.iterations_run,
@@ -73,20 +78,42 @@ def _results(outcome: Outcome, train_seconds: float) -> dict[str, Any]:
         "best_test_accuracy": best[1] if best else None,
         "best_test_iteration": best[0] if best else None,
         "final_train_loss": outcome.last_train_loss,
-        "final_test_loss": outcome.test_loss,
+        "final_test_loss": outcome.evaluations[-1][1].loss if outcome.evaluations else None,
+        "reached_target_at": reached,
         "train_seconds": round(train_seconds, 4),
         "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
     }
 
 
-def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str, Any]:
-    """Run one training job end to end and return its summary (also written to summary.json)."""
+def group_choices(cfg: DictConfig) -> dict[str, str]:
+    """The option chosen in each config group: from Hydra's runtime in a job, or from the `hydra`
+    node of a config composed with `compose(..., return_hydra_config=True)`; {} when neither has it."""
+    if "hydra" in cfg:
+        return dict(OmegaConf.select(cfg, "hydra.runtime.choices", default={}) or {})
+    if HydraConfig.initialized():
+        return dict(HydraConfig.get().runtime.choices)
+    return {}
+
+
+def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
+    """The optimizer's config name (`adam`, `scratch/sgd`), or its class name when none was chosen by name."""
+    return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+
+
+def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run one training job end to end and return its summary (also written to summary.json).
+
+    Needs only the composed config: `optbench.config.compose(...)` gives one without Hydra's runtime.
+    """
     started = time.perf_counter()
+    choices = group_choices(cfg)
+    name = optimizer_name(cfg, choices)
     summary: dict[str, Any] = {
         "status": "running",
-        "optimizer": choices.get("optimizer"),
-        "dataset": cfg.dataset.name,
+        "task": OmegaConf.select(cfg, "task.name"),
+        "optimizer": name,
+        "dataset": None,
         "model": choices.get("model"),
         "seed": cfg.seed,
         "iterations": cfg.iterations,
@@ -101,26 +128,32 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str]) -> dict[str
     records.write_summary(summary)
     try:
         with cpu_settings(cfg.flush_denormal, cfg.threads):
+            task = build_task(cfg)
+            summary.update(task=task.name, target=task.target.as_dict())
             device = resolve_device(cfg.device.type)
             summary["device"] = str(device)
-            data = load_dataset(cfg.dataset)
-            iterations = check_settings(cfg, len(data.train), data.full_batch)
-            summary.update(iterations=iterations, task=data.task,
-                           batch_size=len(data.train) if data.full_batch else cfg.batch_size)
-            data = data.to(device)
+            task.setup(device)
+            iterations = check_settings(cfg, task.train_size, task.full_batch)
+            summary.update(iterations=iterations, kind=task.kind, dataset=task.data_name,
+                           batch_size=task.train_size if task.full_batch else
+                           cfg.batch_size if task.train_size is not None else None)
 
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
-            model = build_model(cfg.model, data.num_features, data.num_classes).to(device)
+            model = task.build_model().to(device)
             summary["model_layers"] = layer_widths(model)
-            optimizer = build_optimizer(cfg.optimizer, model.parameters(), choices.get("optimizer", "?"), cfg.lookahead)
-            log.info("%s on %s, %s, %d iterations on %s", type(optimizer).__name__, data.name,
-                     choices.get("model"), iterations, device)
+            optimizer = build_optimizer(cfg.optimizer, model.parameters(), name, cfg.lookahead)
+            log.info("%s on task %s (%s), %d iterations on %s", type(optimizer).__name__, task.name,
+                     task.data_name, iterations, device)
 
+            start = task.position(model) if task.trajectory_columns else None
+            if start is not None:
+                records.open_trajectory(task.trajectory_columns)
+            recorder = Recorder(records, capacity=min(cfg.eval_every, iterations), has_accuracy=task.has_accuracy,
+                                divergence_factor=cfg.divergence_factor, start=start)
             train_started = time.perf_counter()
-            outcome = train(model, optimizer, data, records, iterations=iterations,
-                            batch_size=cfg.batch_size, eval_every=cfg.eval_every,
-                            divergence_factor=cfg.divergence_factor, progress=cfg.progress)
-            summary.update(_results(outcome, time.perf_counter() - train_started))
+            outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=cfg.batch_size,
+                            eval_every=cfg.eval_every, progress=cfg.progress)
+            summary.update(_results(outcome, task.target, time.perf_counter() - train_started))
             if sum(p.numel() for p in model.parameters()) <= SMALL_MODEL:
                 summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in model.named_parameters()}
     except Exception as exc:
@@ -161,7 +194,7 @@ def main(cfg: DictConfig) -> float | None:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         check_length_overrides(list(hydra_cfg.overrides.task))
-        summary = run_job(cfg, out_dir, dict(hydra_cfg.runtime.choices))
+        summary = run_job(cfg, out_dir)
     except OptbenchError as exc:
         log.error("%s", exc)
         if sweeping:

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for benchmarks.notebook_loop, the reference loop
 
-from optbench.config import config_dir  # noqa: E402
+from optbench.config import compose  # noqa: E402
 from optbench.data import ensure_mnist  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 
@@ -28,14 +27,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_cfg(*overrides: str) -> DictConfig:
-    """Compose the app's config with command-line style overrides."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("config", overrides=["progress=false", *overrides])
+    """Compose the app's config with command-line style overrides (no progress bar)."""
+    return compose("progress=false", *overrides)
 
 
 def run(tmp_path: Path, *overrides: str) -> dict:
     """Run one job in-process into `tmp_path` and return its summary."""
-    cfg = make_cfg(*overrides)
-    choices = {"optimizer": next((o.split("=")[1] for o in overrides if o.startswith("optimizer=")), "sgd"),
-               "model": "mlp"}
-    return run_job(cfg, tmp_path, choices)
+    return run_job(make_cfg(*overrides), tmp_path)

@@ -60,26 +60,29 @@ def test_mnist_normalisation_option(tmp_path):
 
 def test_thermometer_reproduces_the_lecture(tmp_path):
     """SGD lr=1e-2 from w=1, b=0, 5000 full-batch steps: loss 2.9276, w 5.367, b -17.30."""
-    summary = run(tmp_path, "dataset=thermometer", "model=linear", "optimizer.lr=1e-2", "iterations=5000")
+    summary = run(tmp_path, "task=thermometer", "optimizer.lr=1e-2")
     train = pd.read_csv(tmp_path / "train.csv")
     assert train.loss.iloc[0] == pytest.approx(80.364342, abs=1e-4)  # the lecture's first printed loss
     assert train.loss.iloc[-1] == pytest.approx(2.927648, abs=1e-4)
     assert summary["final_parameters"]["weight"][0][0] == pytest.approx(5.3671, abs=1e-3)
     assert summary["final_parameters"]["bias"][0] == pytest.approx(-17.3012, abs=1e-3)
-    assert summary["task"] == "regression" and summary["final_test_accuracy"] is None
+    assert summary["task"] == "thermometer" and summary["kind"] == "regression"
+    assert summary["iterations"] == 5000 and summary["final_test_accuracy"] is None
+    assert summary["target"] == {"metric": "test_loss", "threshold": 3.0, "mode": "min"}
+    test = pd.read_csv(tmp_path / "test.csv")
+    assert summary["reached_target_at"] == test.iteration[test.loss <= 3.0].iloc[0]
     assert train.accuracy.isna().all()  # accuracy is not defined: the column is left empty
 
 
 def test_thermometer_unscaled_inputs_diverge(tmp_path):
     """The lecture's first attempt (no input scaling) blows up; optbench stops it as diverged."""
-    summary = run(tmp_path, "dataset=thermometer", "dataset.input_scale=1.0", "model=linear",
-                  "optimizer.lr=1e-2", "iterations=100")
+    summary = run(tmp_path, "task=thermometer", "dataset.input_scale=1.0", "optimizer.lr=1e-2", "iterations=100")
     assert summary["status"] == "diverged"
 
 
 def test_report_of_regression_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    result = cli("-m", "dataset=thermometer", "model=linear", "optimizer.lr=1e-2,1e-3", "iterations=300",
+    result = cli("-m", "task=thermometer", "optimizer.lr=1e-2,1e-3", "iterations=300",
                  "eval_every=100", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep / "report" / "summary.csv")

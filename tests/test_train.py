@@ -131,7 +131,12 @@ def test_cpu_settings_are_restored(tmp_path):
     assert torch.get_num_threads() == threads
 
 
-def test_one_thread_gives_the_same_numbers(tmp_path):
-    run(tmp_path / "default", "iterations=40", "eval_every=20")
-    run(tmp_path / "one", "iterations=40", "eval_every=20", "threads=1")
-    assert read(tmp_path / "default")[1].equals(read(tmp_path / "one")[1])
+def test_one_thread_gives_the_same_numbers_within_rounding(tmp_path):
+    """threads=1 runs other matmul kernels than the default count (on Intel and AMD alike), which
+    reduce in another order: the last bits differ, so this is a tolerance, not bit-for-bit."""
+    run(tmp_path / "default", "iterations=100", "eval_every=50")
+    run(tmp_path / "one", "iterations=100", "eval_every=50", "threads=1")
+    (train_default, test_default, _), (train_one, test_one, _) = read(tmp_path / "default"), read(tmp_path / "one")
+    assert train_one.loss.to_numpy() == pytest.approx(train_default.loss.to_numpy(), rel=1e-4)
+    assert test_one.loss.to_numpy() == pytest.approx(test_default.loss.to_numpy(), rel=1e-4)
+    assert test_one.accuracy.to_numpy() == pytest.approx(test_default.accuracy.to_numpy(), abs=1e-3)

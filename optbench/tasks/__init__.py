@@ -1,0 +1,33 @@
+"""The `task` group: benchmark problems, each owning data, model, loss, metrics and a target.
+
+A task preset (`configs/task/<name>.yaml`) picks the dataset and model groups, sets the training
+budget and names its class in `task._target_`; `build_task` instantiates it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.config import config_dir, instantiate_checked
+from optbench.tasks.base import Evaluation, StepLoss, Target, Task
+
+__all__ = ["Evaluation", "StepLoss", "Target", "Task", "build_task", "task_list"]
+
+
+def build_task(cfg: DictConfig) -> Task:
+    """Instantiate the job's task from `cfg.task` (its dataset/model nodes stay configs)."""
+    return instantiate_checked(
+        cfg.task, _recursive_=False, what=f"task={cfg.task.get('name', '?')}",
+        hint=f"Check task=... and the task.* overrides against configs/task/{cfg.task.get('name', '')}.yaml.",
+    )
+
+
+def task_list() -> str:
+    """One line per task preset, `name  description`, for `optbench --help`."""
+    lines = []
+    for path in sorted(Path(config_dir(), "task").glob("*.yaml")):
+        description = OmegaConf.select(OmegaConf.load(path), "task.description", default="") or ""
+        lines.append(f"  {path.stem:<16}{description}")
+    return "\n".join(lines)

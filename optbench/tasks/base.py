@@ -1,0 +1,140 @@
+"""The task interface: a benchmark problem owns its data, model, loss, metrics and target.
+
+After DeepOBS's `TestProblem` and FOB's `tasks/<name>/`: the training loop only asks a task for
+batches, a minibatch loss, an evaluation and (for 2-D problems) the current point, so it never
+branches on what kind of problem it trains.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from optbench.errors import OptbenchError
+
+# Metrics a target can name: each is a column of test.csv, measured at every evaluation.
+TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
+MODES = ("max", "min")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal such as test accuracy >= 0.97: the metric, its threshold and which way is better."""
+
+    metric: str
+    threshold: float
+    mode: str
+
+    @classmethod
+    def from_config(cls, task: str, node: Mapping[str, Any]) -> Target:
+        """Check a `{metric, threshold, mode}` mapping from a task config and build the target."""
+        metric, threshold, mode = node.get("metric"), node.get("threshold"), node.get("mode")
+        if metric not in TARGET_METRICS or mode not in MODES or isinstance(threshold, bool) \
+                or not isinstance(threshold, (int, float)):
+            raise OptbenchError(
+                f"task={task}: target={dict(node)} is not a valid target. Give task.target.metric "
+                f"(one of {', '.join(TARGET_METRICS)}), task.target.threshold (a number) and "
+                f"task.target.mode (max or min), e.g. task.target.threshold=0.97."
+            )
+        return cls(metric, float(threshold), mode)
+
+    @property
+    def column(self) -> str:
+        """The test.csv column the metric is read from."""
+        return TARGET_METRICS[self.metric]
+
+    def met(self, value: float) -> bool:
+        """True when `value` of the metric reaches the threshold (NaN never does)."""
+        if value is None or math.isnan(value):
+            return False
+        return value >= self.threshold if self.mode == "max" else value <= self.threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        """The target as summary.json writes it."""
+        return {"metric": self.metric, "threshold": self.threshold, "mode": self.mode}
+
+    def __str__(self) -> str:
+        return f"{self.metric} {'>=' if self.mode == 'max' else '<='} {self.threshold:g}"
+
+
+@dataclass
+class StepLoss:
+    """One minibatch's loss (with its graph) and what the training CSV needs about it."""
+
+    loss: torch.Tensor
+    size: int  # examples in the minibatch
+    correct: torch.Tensor | None = None  # 0-d count of correctly classified examples, or None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test metrics at one evaluation: mean loss and accuracy (NaN where accuracy is undefined)."""
+
+    loss: float
+    accuracy: float = math.nan
+
+    def metric(self, name: str) -> float:
+        """The value of a target metric (`test_loss` or `test_accuracy`)."""
+        return getattr(self, TARGET_METRICS[name])
+
+
+class Task(ABC):
+    """A benchmark problem. Subclasses own data, model, loss and evaluation.
+
+    Call order: `setup(device)`, then (after seeding) `build_model()`, then `batches()` and `loss()`
+    each step and `evaluate()` at each evaluation.
+    """
+
+    kind: str = "classification"  # classification | regression | function (summary.json's `kind`)
+    full_batch: bool = False  # every step uses the whole training split
+    trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
+
+    def __init__(self, name: str, target: Mapping[str, Any], description: str = "") -> None:
+        self.name = name
+        self.description = description
+        self.target = Target.from_config(name, target)
+
+    @property
+    def has_accuracy(self) -> bool:
+        """True when the task's outputs are class scores, so accuracy is defined."""
+        return self.kind == "classification"
+
+    @property
+    @abstractmethod
+    def data_name(self) -> str:
+        """What the task trains on (summary.json's `dataset`), e.g. `mnist` or `rosenbrock`."""
+
+    @property
+    def train_size(self) -> int | None:
+        """Examples in the training split, or None when the task has no dataset (batch_size and epochs do not apply)."""
+        return None
+
+    @abstractmethod
+    def setup(self, device: torch.device) -> None:
+        """Load or generate the task's data onto `device` (called once, before the seed is set)."""
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The model to train, built on the CPU right after `torch.manual_seed(seed)`."""
+
+    @abstractmethod
+    def batches(self, batch_size: int) -> Iterator[Any]:
+        """An endless stream of minibatches (whatever `loss` takes)."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> StepLoss:
+        """The minibatch loss to minimise (forward pass only)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> Evaluation:
+        """Test metrics of `model` (called under torch.no_grad)."""
+
+    def position(self, model: nn.Module) -> torch.Tensor:
+        """The current point, one value per trajectory column (2-D tasks only)."""
+        raise NotImplementedError(f"task {self.name} records no trajectory")

@@ -1,0 +1,95 @@
+"""Supervised tasks over the `dataset` and `model` groups: MNIST / Fashion-MNIST classifiers, thermometer."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from optbench.data import Dataset, load_dataset
+from optbench.model import build_model
+from optbench.sampling import consume_test_pass_draw, shuffled_batches
+from optbench.tasks.base import Evaluation, StepLoss, Task
+
+EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits
+
+
+def loss_function(kind: str, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy for classification, mean squared error for regression."""
+    if kind == "regression":
+        return F.mse_loss(outputs.squeeze(-1), targets, reduction=reduction)
+    return F.cross_entropy(outputs, targets, reduction=reduction)
+
+
+def count_correct(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Number of examples whose highest-scoring class is the label (a 0-d tensor, no sync)."""
+    return (outputs.argmax(dim=1) == labels).sum()
+
+
+class Supervised(Task):
+    """A model from the `model` group trained on a dataset from the `dataset` group.
+
+    Minibatches are drawn exactly as the notebooks' `DataLoader(shuffle=True)` draws them, and each
+    evaluation consumes the test DataLoader's draw, so `mnist_mlp` reproduces the notebooks bit for bit.
+    """
+
+    def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
+                 description: str = "") -> None:
+        super().__init__(name, target, description)
+        self.dataset_cfg = dataset
+        self.model_cfg = model
+        self.data: Dataset | None = None
+
+    @property
+    def data_name(self) -> str:
+        """The dataset's name (`mnist`, `fashion_mnist`, `thermometer`)."""
+        return self.dataset_cfg.name
+
+    @property
+    def train_size(self) -> int:
+        """Examples in the training split."""
+        return len(self.data.train)
+
+    def setup(self, device: torch.device) -> None:
+        """Load both splits and move them to `device`."""
+        self.data = load_dataset(self.dataset_cfg).to(device)
+        self.kind = self.data.kind
+        self.full_batch = self.data.full_batch
+
+    def build_model(self) -> nn.Module:
+        """The configured model, sized for the dataset's features and classes."""
+        return build_model(self.model_cfg, self.data.num_features, self.data.num_classes)
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """Index tensors of minibatches: shuffled epochs, or the whole split every step."""
+        device = self.data.train.labels.device
+        if self.full_batch:
+            return itertools.repeat(torch.arange(self.train_size, device=device))
+        return shuffled_batches(self.train_size, batch_size, device)
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
+        """Mean loss of the minibatch at the indices `batch`, and its correct count."""
+        inputs, labels = self.data.train.batch(batch)
+        outputs = model(inputs)
+        correct = count_correct(outputs, labels) if self.has_accuracy else None
+        return StepLoss(loss_function(self.kind, outputs, labels), len(batch), correct)
+
+    def evaluate(self, model: nn.Module) -> Evaluation:
+        """Mean loss and accuracy on the whole test split."""
+        if not self.full_batch:
+            consume_test_pass_draw()  # what iterating the notebooks' test DataLoader draws
+        split = self.data.test
+        loss_sum = torch.zeros((), device=split.labels.device)
+        correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
+        for inputs, labels in split.chunks(EVAL_CHUNK):
+            outputs = model(inputs)
+            loss_sum += loss_function(self.kind, outputs, labels, reduction="sum")
+            if self.has_accuracy:
+                correct += count_correct(outputs, labels)
+        loss = loss_sum.item() / len(split)
+        return Evaluation(loss, correct.item() / len(split)) if self.has_accuracy else Evaluation(loss)
