@@ -9,6 +9,7 @@ import pandas as pd
 
 from optbench.records import write_text_atomic
 from optbench.report import plots
+from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, group_runs
 from optbench.report.runs import Run, discover, load_run
 from optbench.report.table import summary_table, to_markdown
@@ -27,21 +28,22 @@ class Report:
     subtitle: str
 
 
-def _describe(runs: list[Run]) -> str:
-    """`mnist · mlp 784-100-10 · 3000 iterations`, listing every value where runs differ."""
+def _describe(task: str, runs: list[Run]) -> str:
+    """`mnist_mlp · mnist · mlp 784-100-10 · 3000 iterations`, listing every value where runs differ."""
     def values(describe) -> str:
         found = []
         for run in runs:
             value = describe(run)
             if value and value not in found:
                 found.append(value)
-        return " / ".join(found) or "?"
+        return " / ".join(found)
 
     dataset = values(lambda run: run.summary.get("dataset"))
     model = values(lambda run: " ".join(filter(None, [
         run.summary.get("model"), "-".join(str(w) for w in run.summary.get("model_layers", []))])))
     iterations = values(lambda run: str(run.summary.get("iterations", "")))
-    return f"{dataset} · {model} · {iterations} iterations"
+    parts = [task] + [dataset] * (dataset != task) + [model] + [f"{iterations} iterations"] * bool(iterations)
+    return " · ".join(part for part in parts if part and part != "?")
 
 
 def _problems_section(runs: list[Run]) -> str:
@@ -62,35 +64,40 @@ def _problems_section(runs: list[Run]) -> str:
 
 
 def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50,
-                 log_loss: bool = True) -> Report:
-    """Read every run under `paths`, write figures, summary.csv and summary.md into `out_dir`."""
+                 log_loss: bool = True, gif: bool = False) -> Report:
+    """Read every run under `paths`, write figures, summary.csv and summary.md into `out_dir`.
+
+    Each task gets its own figures (in `out_dir`, or `out_dir/<task>/` when the runs span several tasks).
+    """
     runs = [load_run(path) for path in discover(paths)]
     groups = group_runs(runs)
     table = summary_table(groups, window)
-    subtitle = _describe(runs)
-    order = list(table.label)  # best first: legends read top-down like the table
-    groups.sort(key=lambda group: order.index(group.label))
-    palette = plots.styles(order)
+    order = list(zip(table.task, table.label))  # best first: legends read top-down like the table
+    groups.sort(key=lambda group: order.index((group.task, group.label)))
+    tasks = list(dict.fromkeys(table.task))
+    figures = FIGURES + [TrajectoryAnimation()] * gif
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "train_loss": plots.training_curves(groups, "loss", window, subtitle, log_loss, palette),
-        "train_accuracy": plots.training_curves(groups, "accuracy", window, subtitle, False, palette),
-        "test_accuracy": plots.test_accuracy(groups, subtitle, palette),
-        "final_accuracy": plots.final_accuracy_bars(table, subtitle, palette),
-    }
-    by_label = {group.label: group for group in groups}
-    for label, group in by_label.items():  # scratch/X next to X: the lab's overlay, automatically
-        if label.startswith("scratch/") and label.removeprefix("scratch/") in by_label:
-            twin = by_label[label.removeprefix("scratch/")]
-            name = "pair_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in twin.label)
-            figures[name] = plots.scratch_pair(twin, group, window, subtitle)
-    files = [plots.save(figure, out_dir / f"{name}.{fmt}") for name, figure in figures.items()]
+    files: list[Path] = []
+    sections = []
+    for task in tasks:
+        task_groups = [group for group in groups if group.task == task]
+        task_runs = [run for group in task_groups for run in group.runs]
+        panel = Panel(task, task_groups, table[table.task == task], _describe(task, task_runs),
+                      plots.styles([group.label for group in task_groups]), window, log_loss)
+        where = out_dir / task if len(tasks) > 1 else out_dir
+        where.mkdir(exist_ok=True)
+        written = [path for figure in figures for path in figure.write(panel, where, fmt)]
+        files += written
+        images = "\n".join(f"![{path.stem}]({path.relative_to(out_dir)})" for path in written)
+        heading = f"## {task}\n\n" if len(tasks) > 1 else ""
+        sections.append(f"{heading}{panel.subtitle} · {len(task_runs)} runs in {len(task_groups)} groups\n\n"
+                        f"{to_markdown(panel.table)}\n\n{images}\n")
 
     write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
-    images = "\n".join(f"![{name}]({name}.{fmt})" for name in figures)
-    markdown = (f"# optbench report\n\n{subtitle} · {len(runs)} runs in {len(groups)} groups\n\n"
-                f"{to_markdown(table)}\n{_problems_section(runs)}\n{images}\n")
+    markdown = "# optbench report\n\n" + "\n".join(sections) + _problems_section(runs)
     write_text_atomic(out_dir / "summary.md", markdown)
     files += [out_dir / "summary.csv", out_dir / "summary.md"]
+    subtitle = " | ".join(_describe(task, [run for group in groups if group.task == task for run in group.runs])
+                          for task in tasks)
     return Report(runs, groups, table, files, subtitle)

@@ -25,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default png)")
     p.add_argument("--window", type=int, default=50, help="moving-average window in iterations (default 50)")
     p.add_argument("--linear-loss", action="store_true", help="plot the training loss on a linear y axis (default log)")
+    p.add_argument("--gif", action="store_true",
+                   help="also write trajectory.gif for 2-D tasks: the optimizers' paths drawn step by step")
     return p
 
 
@@ -38,7 +40,8 @@ def main(argv: list[str]) -> int:
     from optbench.report.table import to_terminal
 
     try:
-        report = build_report(args.paths, out, fmt=args.format, window=args.window, log_loss=not args.linear_loss)
+        report = build_report(args.paths, out, fmt=args.format, window=args.window, log_loss=not args.linear_loss,
+                              gif=args.gif)
     except OptbenchError as exc:
         print(f"optbench report: error: {exc}", file=sys.stderr)
         return 2

@@ -12,17 +12,18 @@ from omegaconf import OmegaConf
 from optbench.config import NON_RESULT_KEYS
 from optbench.report.runs import Run
 
-# Keys that never distinguish what was compared: the seed (groups are built over it), and settings
-# that do not change the numbers.
-IGNORED_KEYS = {"seed", *NON_RESULT_KEYS}
+# Keys that never distinguish what was compared within a task: the seed (groups are built over it),
+# the task (each task gets its own figures and table rows), and settings that do not change the numbers.
+IGNORED_KEYS = {"seed", "task", *NON_RESULT_KEYS}
 
 
 @dataclass
 class Group:
-    """Runs with the same label (differing at most by seed)."""
+    """Runs of one task with the same label (differing at most by seed)."""
 
     label: str
     runs: list[Run]
+    task: str = "?"
 
     @property
     def curves(self) -> list[Run]:
@@ -77,12 +78,12 @@ def label(run: Run, keys: list[str]) -> str:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """Group runs by label; runs that differ only by seed share a label and so a group."""
+    """Group runs by task and label; runs that differ only by seed share a label and so a group."""
     keys = differing_keys(runs)
-    groups: dict[str, Group] = {}
+    groups: dict[tuple[str, str], Group] = {}
     for run in runs:
         name = label(run, keys)
-        groups.setdefault(name, Group(name, [])).runs.append(run)
+        groups.setdefault((run.task, name), Group(name, [], run.task)).runs.append(run)
     return list(groups.values())
 
 

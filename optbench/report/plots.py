@@ -32,7 +32,8 @@ def styles(labels: list[str]) -> dict[str, Style]:
             for i, label in enumerate(labels)}
 
 
-def _figure(title: str, subtitle: str, width: float = 10.0, height: float = 5.5) -> tuple[Figure, object]:
+def new_figure(title: str, subtitle: str, width: float = 10.0, height: float = 5.5) -> tuple[Figure, object]:
+    """A titled figure on the Agg canvas with one grid-lined axes."""
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -41,7 +42,8 @@ def _figure(title: str, subtitle: str, width: float = 10.0, height: float = 5.5)
     return figure, axes
 
 
-def _legend(axes, count: int) -> None:
+def outside_legend(axes, count: int) -> None:
+    """The legend to the right of the axes."""
     # Outside the axes, so a dozen curves never hide the data.
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8 if count > 8 else 9, frameon=False)
 
@@ -58,7 +60,7 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
                     palette: dict[str, Style]) -> Figure:
     """Minibatch loss or accuracy vs iteration: raw mean faint, moving average bold, ±std band."""
     name = {"loss": "Training loss", "accuracy": "Training accuracy on minibatches"}[column]
-    figure, axes = _figure(f"{name}, moving average over {window} iterations (raw: faint)", subtitle)
+    figure, axes = new_figure(f"{name}, moving average over {window} iterations (raw: faint)", subtitle)
     raw_alpha = 0.2 if len(groups) <= 4 else 0.07  # a dozen raw curves would fog the figure
     drawn = []
     for group in groups:
@@ -73,18 +75,18 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
         axes.plot(raw.index, raw.mean(axis=1), color=style.colour, alpha=raw_alpha, linewidth=0.6)
         mean, std = mean_std(smooth)
         axes.plot(mean.index, mean, color=style.colour, linestyle=style.linestyle, linewidth=1.8,
-                  label=_legend_label(group))
+                  label=legend_label(group))
         if len(group.curves) > 1:
             axes.fill_between(mean.index, mean - std, mean + std, color=style.colour, alpha=0.2, linewidth=0)
     axes.set_xlabel("iteration")
     if column == "loss":
-        axes.set_ylabel("cross-entropy loss" + (" (log scale)" if log_y else ""))
-        if log_y:
+        axes.set_ylabel("minibatch loss" + (" (log scale)" if log_y else ""))
+        if log_y and all((frame.min() > 0).all() for frame in drawn):
             axes.set_yscale("log")
     else:
         axes.set_ylabel("accuracy (%)")
         _zoom_accuracy(axes, drawn)
-    _legend(axes, len(groups))
+    outside_legend(axes, len(groups))
     return figure
 
 
@@ -95,34 +97,43 @@ def _zoom_accuracy(axes, frames: list[pd.DataFrame]) -> None:
         axes.set_ylim(max(0.0, min(tails) - 2), 100.5)
 
 
-def test_accuracy(groups: list[Group], subtitle: str, palette: dict[str, Style]) -> Figure:
-    """Test accuracy at each evaluation (markers), mean ± std over seeds."""
-    figure, axes = _figure("Test accuracy", subtitle)
+def test_metric(groups: list[Group], column: str, subtitle: str, palette: dict[str, Style],
+                target: float | None = None) -> Figure:
+    """Test accuracy (%) or test loss (log scale) at each evaluation (markers), mean ± std over seeds."""
+    accuracy = column == "accuracy"
+    figure, axes = new_figure("Test accuracy" if accuracy else "Test loss", subtitle)
     frames = []
     for group in groups:
         tested = [run for run in group.runs if not run.test.empty]
         if not tested:
             continue
-        accuracy = 100 * aligned(tested, "test", "accuracy")
-        frames.append(accuracy)
-        mean, std = mean_std(accuracy)
+        values = aligned(tested, "test", column) * (100 if accuracy else 1)
+        frames.append(values)
+        mean, std = mean_std(values)
         style = palette[group.label]
         axes.errorbar(mean.index, mean, yerr=std if len(tested) > 1 else None, color=style.colour,
-                      linestyle=style.linestyle, marker="o", markersize=4, linewidth=1.4, capsize=3,
-                      label=_legend_label(group))
+                      linestyle=style.linestyle, marker="o", markersize=4 if len(mean) <= 60 else 0,
+                      linewidth=1.4, capsize=3, label=legend_label(group))
+    if target is not None:
+        axes.axhline(100 * target if accuracy else target, color="0.3", linestyle=":", linewidth=1.2, label="target")
     axes.set_xlabel("iteration")
-    axes.set_ylabel("test accuracy (%)")
-    if frames:
-        low, high = min(f.min().min() for f in frames), max(f.max().max() for f in frames)
-        axes.set_ylim(max(0.0, low - 1), min(100.0, high + 1))
-    _legend(axes, len(groups))
+    if accuracy:
+        axes.set_ylabel("test accuracy (%)")
+        if frames:
+            low, high = min(f.min().min() for f in frames), max(f.max().max() for f in frames)
+            axes.set_ylim(max(0.0, low - 1), min(100.0, high + 1))
+    else:
+        axes.set_ylabel("test loss")
+        if frames and min(f.min().min() for f in frames) > 0:
+            axes.set_yscale("log")
+    outside_legend(axes, len(groups))
     return figure
 
 
 def final_accuracy_bars(table: pd.DataFrame, subtitle: str, palette: dict[str, Style]) -> Figure:
     """Final test accuracy per run/group as sorted horizontal bars with their values."""
     rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
-    figure, axes = _figure("Final test accuracy", subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
+    figure, axes = new_figure("Final test accuracy", subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
     axes.grid(True, axis="x", alpha=0.3)
     axes.grid(False, axis="y")
     errors = rows.final_test_acc_std.where(rows.n > 1).fillna(0).to_numpy() if (rows.n > 1).any() else None
@@ -152,7 +163,7 @@ def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle
             smooth = smoothed(group.curves, column, window)
             scale = 100 if column == "accuracy" else 1
             axes.plot(smooth.index, scale * smooth.mean(axis=1), color=colour, linestyle=style, linewidth=1.6,
-                      label=_legend_label(group))
+                      label=legend_label(group))
         axes.set_title(f"training {column} (moving average over {window})", fontsize=10)
         axes.set_xlabel("iteration")
         axes.set_ylabel("accuracy (%)" if column == "accuracy" else "loss (log scale)")
@@ -163,6 +174,7 @@ def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle
     return figure
 
 
-def _legend_label(group: Group) -> str:
+def legend_label(group: Group) -> str:
+    """The group's label, with its number of runs when it has several."""
     suffix = f" (n={len(group.curves)})" if len(group.runs) > 1 else ""
     return group.label + suffix

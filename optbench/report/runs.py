@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
-from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_CSV
+from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TRAJECTORY_CSV
+from optbench.tasks import Target
 
 
 @dataclass
@@ -29,6 +30,25 @@ class Run:
     overrides: list[str] = field(default_factory=list)
     choices: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    trajectory: pd.DataFrame | None = None  # iteration,x,y of a 2-D task
+
+    @property
+    def task(self) -> str:
+        """The task's name; for runs older than tasks, their dataset's name."""
+        name = OmegaConf.select(self.config, "task.name", default=None, throw_on_missing=False)
+        if name is None and "kind" in self.summary:  # before `kind`, summary's `task` meant the kind
+            name = self.summary.get("task")
+        return str(name or self.summary.get("dataset") or "?")
+
+    @property
+    def target(self) -> Target | None:
+        """The task's target (from the run's config or summary), or None for runs older than targets."""
+        node = OmegaConf.select(self.config, "task.target", default=None, throw_on_missing=False)
+        node = OmegaConf.to_container(node) if node is not None else self.summary.get("target")
+        try:
+            return Target.from_config(self.task, node) if isinstance(node, dict) else None
+        except OptbenchError:
+            return None
 
     @property
     def clean(self) -> bool:
@@ -59,9 +79,9 @@ def discover(paths: list[Path]) -> list[Path]:
     return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
 
 
-def read_metrics(path: Path, problems: list[str]) -> pd.DataFrame:
-    """An iteration,loss,accuracy CSV; a torn or damaged tail is dropped and noted in `problems`."""
-    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
+    """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`."""
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     if not path.exists():
         problems.append(f"{path.name} missing")
         return empty
@@ -70,14 +90,14 @@ def read_metrics(path: Path, problems: list[str]) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         problems.append(f"{path.name} unreadable ({type(exc).__name__})")
         return empty
-    if list(frame.columns) != list(COLUMNS):
-        problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(COLUMNS)}")
+    if list(frame.columns) != list(columns):
+        problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(columns)}")
         return empty
     numeric = frame.apply(pd.to_numeric, errors="coerce")
     # A row cut short by a crash parses with NaNs; a non-finite loss is never written. Keep the
-    # rows before the first damaged one, so curves stay contiguous. A wholly empty accuracy column
-    # is a regression run (accuracy undefined), not damage.
-    required = list(COLUMNS) if numeric.accuracy.notna().any() else ["iteration", "loss"]
+    # rows before the first damaged one, so curves stay contiguous. A wholly empty column is a
+    # metric the task does not define (accuracy of a regression), not damage.
+    required = [c for c in columns if numeric[c].notna().any()]
     damaged = numeric[required].isna().any(axis=1) | (numeric.iteration.diff() <= 0)
     if damaged.any():
         first = int(damaged.to_numpy().argmax())
@@ -95,6 +115,8 @@ def load_run(path: Path) -> Run:
     problems: list[str] = []
     train = read_metrics(path / TRAIN_CSV, problems)
     test = read_metrics(path / TEST_CSV, problems)
+    trajectory = (read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
+                  if (path / TRAJECTORY_CSV).exists() else None)
     summary: dict[str, Any] = {}
     try:
         summary = json.loads((path / SUMMARY_JSON).read_text())
@@ -119,4 +141,4 @@ def load_run(path: Path) -> Run:
         status = "incomplete"  # a run still going, or one killed before it could say how it ended
     if status == "completed" and problems:
         status = "damaged"
-    return Run(path, status, train, test, summary, config, overrides, choices, problems)
+    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory)

@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from optbench.report.groups import Group
+from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
 KEY_HYPERPARAMETERS = ("lr", "momentum", "nesterov", "betas", "alpha", "rho", "weight_decay")
-THRESHOLDS = (0.95, 0.97)
 
 
 def hyperparameters(group: Group) -> str:
@@ -30,9 +30,9 @@ def hyperparameters(group: Group) -> str:
     return " ".join(shown)
 
 
-def first_reaching(test: pd.DataFrame, threshold: float) -> float:
-    """First evaluated iteration with test accuracy >= threshold (NaN if never)."""
-    hits = test.iteration[test.accuracy >= threshold]
+def first_reaching(test: pd.DataFrame, target: Target) -> float:
+    """First evaluated iteration meeting the task's target (NaN if never)."""
+    hits = test.iteration[test[target.column].map(target.met).astype(bool)] if len(test) else test.iteration
     return float(hits.iloc[0]) if len(hits) else math.nan
 
 
@@ -44,39 +44,48 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
-    """The summary as a DataFrame (accuracies in %), sorted by final test accuracy, best first."""
+    """The summary as a DataFrame (accuracies in %): tasks in order, and within a task the best
+    final value of the task's target metric first (final test accuracy for runs without a target)."""
     rows = []
     for group in groups:
         runs = group.runs
         tested = [run for run in runs if not run.test.empty]
+        target = next((run.target for run in runs if run.target), None)
         row = {
+            "task": group.task,
             "label": group.label,
             "optimizer": runs[0].choices.get("optimizer", ""),
             "hyperparameters": hyperparameters(group),
             "n": len(runs),
             "seeds": " ".join(str(s) for s in group.seeds),
+            "target": str(target or ""),
         }
         for name, values in {
             "final_test_acc": [100 * run.test.accuracy.iloc[-1] for run in tested],
             "best_test_acc": [100 * run.test.accuracy.max() for run in tested],
+            "final_test_loss": [run.test.loss.iloc[-1] for run in tested],
             "final_train_loss": [run.train.loss.iloc[-window:].mean() for run in runs if run.has_curves],
         }.items():
             row[name], row[f"{name}_std"] = _stats(values)
-        for threshold in THRESHOLDS:
-            reached = [first_reaching(run.test, threshold) for run in runs]
-            # A group reaches a threshold only if every run does; then the mean iteration.
-            row[f"iters_to_{round(100 * threshold)}"] = (
-                float(np.mean(reached)) if reached and not any(math.isnan(r) for r in reached) else math.nan
-            )
+        reached = [first_reaching(run.test, target) for run in runs] if target else []
+        # A group's time to target is the mean over its runs, only if every run reached it.
+        row["iters_to_target"] = (float(np.mean(reached)) if reached and not any(math.isnan(r) for r in reached)
+                                  else math.nan)
+        row["reached_target"] = (sum(not math.isnan(r) for r in reached) / len(reached)) if reached else math.nan
         row["iterations_run"] = _stats([len(run.train) for run in runs])[0]
         row["wall_seconds"] = _stats([run.summary.get("wall_seconds", math.nan) for run in runs])[0]
         row["iterations_per_second"] = _stats([run.summary.get("iterations_per_second", math.nan) for run in runs])[0]
         row["status"] = group.status
+        # Sort key: the final value of the target metric, better first.
+        by_loss = target is not None and target.metric == "test_loss"
+        row["_rank"] = row["final_test_loss"] if by_loss else -row["final_test_acc"]
         rows.append(row)
     table = pd.DataFrame(rows)
-    # Best test accuracy first; runs without accuracy (regression) by their final training loss.
-    return table.sort_values(["final_test_acc", "final_train_loss"], ascending=[False, True], na_position="last",
-                             kind="stable").reset_index(drop=True)
+    order = {task: i for i, task in enumerate(dict.fromkeys(table.task))}
+    table["_task_order"] = table.task.map(order)
+    # Within a task: the target metric, then (runs without accuracy or target) the final training loss.
+    return (table.sort_values(["_task_order", "_rank", "final_train_loss"], na_position="last", kind="stable")
+            .drop(columns=["_task_order", "_rank"]).reset_index(drop=True))
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
@@ -89,21 +98,36 @@ def _number(value: float, digits: int = 0) -> str:
     return "" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
+def _fraction(reached: float, n: int) -> str:
+    return "" if math.isnan(reached) else f"{round(reached * n)}/{n}"
+
+
 def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with human column names and mean ± std text, for markdown and the terminal."""
-    return pd.DataFrame({
+    """The table with human column names and mean ± std text, for markdown and the terminal.
+
+    Columns that are blank in every row (accuracy of a 2-D task, the task of a one-task report) are left out.
+    """
+    def with_std(column: str, digits: int) -> list[str]:
+        return [_with_std(m, s, n, digits) for m, s, n in zip(table[column], table[f"{column}_std"], table.n)]
+
+    columns = pd.DataFrame({
+        "task": table.task if table.task.nunique() > 1 else "",
         "run": table.label,
         "hyper-parameters": table.hyperparameters,
-        "final test acc %": [_with_std(m, s, n, 2) for m, s, n in zip(table.final_test_acc, table.final_test_acc_std, table.n)],
-        "best test acc %": [_with_std(m, s, n, 2) for m, s, n in zip(table.best_test_acc, table.best_test_acc_std, table.n)],
-        "final train loss": [_with_std(m, s, n, 4) for m, s, n in zip(table.final_train_loss, table.final_train_loss_std, table.n)],
-        "iters to 95%": table.iters_to_95.map(_number),
-        "iters to 97%": table.iters_to_97.map(_number),
+        "final test acc %": with_std("final_test_acc", 2),
+        "best test acc %": with_std("best_test_acc", 2),
+        "final test loss": [_with_std(m, s, n, 4) if math.isnan(a) else "" for m, s, n, a in
+                            zip(table.final_test_loss, table.final_test_loss_std, table.n, table.final_test_acc)],
+        "final train loss": with_std("final_train_loss", 4),
+        "target": table.target,
+        "iters to target": table.iters_to_target.map(_number),
+        "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
         "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
         "it/s": table.iterations_per_second.map(_number),
         "n": table.n,
         "status": table.status,
     })
+    return columns.loc[:, [(columns[c].astype(str) != "").any() for c in columns]]
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -1,0 +1,185 @@
+"""The report's figures: one small class per figure over one task's groups, and the list of them.
+
+Each figure says which panels it applies to and draws itself; `build_report` writes whatever
+applies. Adding a figure = adding a class to FIGURES.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from optbench.report import plots, trajectory
+from optbench.report.groups import Group
+from optbench.tasks import Target
+
+
+@dataclass
+class Panel:
+    """What every figure draws from: one task's groups and table rows, with the shared styling."""
+
+    task: str
+    groups: list[Group]
+    table: pd.DataFrame
+    subtitle: str
+    palette: dict[str, plots.Style]
+    window: int
+    log_loss: bool
+
+    @property
+    def target(self) -> Target | None:
+        """The task's target, from its first run that has one."""
+        return next((run.target for group in self.groups for run in group.runs if run.target), None)
+
+    @property
+    def has_accuracy(self) -> bool:
+        """True when some run recorded an accuracy (a classification task)."""
+        return any(run.train.accuracy.notna().any() for group in self.groups for run in group.runs)
+
+
+class ReportFigure(ABC):
+    """One figure of a report: its file name, which panels it applies to, and how it is drawn."""
+
+    name: str
+
+    def applies(self, panel: Panel) -> bool:
+        """True when the figure has something to show for this panel."""
+        return True
+
+    @abstractmethod
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """File name (without suffix) -> figure, for `panel`; most figures draw one, named `name`."""
+
+    def write(self, panel: Panel, out_dir: Path, fmt: str) -> list[Path]:
+        """Draw and save the figure(s) for `panel` into `out_dir`; the paths written."""
+        if not self.applies(panel):
+            return []
+        return [plots.save(figure, out_dir / f"{name}.{fmt}") for name, figure in self.drawings(panel).items()]
+
+
+class TrainingLoss(ReportFigure):
+    """Minibatch loss against iteration, smoothed."""
+
+    name = "train_loss"
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Moving averages with the raw curves faint."""
+        return {self.name: plots.training_curves(panel.groups, "loss", panel.window, panel.subtitle, panel.log_loss,
+                                                 panel.palette)}
+
+
+class TrainingAccuracy(ReportFigure):
+    """Minibatch accuracy against iteration (classification tasks)."""
+
+    name = "train_accuracy"
+
+    def applies(self, panel: Panel) -> bool:
+        """Only where accuracy is defined."""
+        return panel.has_accuracy
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Moving averages with the raw curves faint."""
+        return {self.name: plots.training_curves(panel.groups, "accuracy", panel.window, panel.subtitle, False,
+                                                 panel.palette)}
+
+
+class TestAccuracy(ReportFigure):
+    """Test accuracy at each evaluation, with the task's target (classification tasks)."""
+
+    name = "test_accuracy"
+
+    def applies(self, panel: Panel) -> bool:
+        """Only where accuracy is defined."""
+        return panel.has_accuracy
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Mean ± std over seeds at each evaluation."""
+        target = panel.target
+        threshold = target.threshold if target and target.metric == "test_accuracy" else None
+        return {self.name: plots.test_metric(panel.groups, "accuracy", panel.subtitle, panel.palette, threshold)}
+
+
+class TestLoss(ReportFigure):
+    """Test loss at each evaluation, with the task's target (tasks without accuracy)."""
+
+    name = "test_loss"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where accuracy is not defined, the test loss is the task's measure."""
+        return not panel.has_accuracy
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Mean ± std over seeds at each evaluation."""
+        target = panel.target
+        threshold = target.threshold if target and target.metric == "test_loss" else None
+        return {self.name: plots.test_metric(panel.groups, "loss", panel.subtitle, panel.palette, threshold)}
+
+
+class FinalAccuracy(ReportFigure):
+    """Final test accuracy per group as sorted bars."""
+
+    name = "final_accuracy"
+
+    def applies(self, panel: Panel) -> bool:
+        """Only where accuracy is defined."""
+        return panel.has_accuracy
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Bars with their values and ± std."""
+        return {self.name: plots.final_accuracy_bars(panel.table, panel.subtitle, panel.palette)}
+
+
+class ScratchPairs(ReportFigure):
+    """The lab's overlay of torch.optim's X and optbench's scratch/X, one figure per pair present."""
+
+    name = "pair"
+
+    def pairs(self, panel: Panel) -> list[tuple[Group, Group]]:
+        """(torch group, scratch group) for every scratch/X whose X is in the panel too."""
+        by_label = {group.label: group for group in panel.groups}
+        return [(by_label[label.removeprefix("scratch/")], group) for label, group in by_label.items()
+                if label.startswith("scratch/") and label.removeprefix("scratch/") in by_label]
+
+    def applies(self, panel: Panel) -> bool:
+        """Where a scratch optimizer ran beside its torch twin."""
+        return bool(self.pairs(panel))
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """One `pair_<X>` figure per pair."""
+        return {"pair_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in twin.label):
+                plots.scratch_pair(twin, scratch, panel.window, panel.subtitle) for twin, scratch in self.pairs(panel)}
+
+
+class Trajectories(ReportFigure):
+    """Every run's path over the contour plot of a 2-D task's function."""
+
+    name = "trajectory"
+
+    def applies(self, panel: Panel) -> bool:
+        """2-D tasks: runs that wrote trajectory.csv, on a function optbench knows."""
+        return trajectory.surface_of(panel.groups) is not None and any(
+            run.trajectory is not None and not run.trajectory.empty for group in panel.groups for run in group.runs)
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Log-spaced contours, the minima starred, each path in its group's style."""
+        return {self.name: trajectory.paths_figure(panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle,
+                                                   panel.palette)}
+
+
+class TrajectoryAnimation(Trajectories):
+    """The same paths drawn step by step, as an animated GIF (`optbench report --gif`)."""
+
+    def write(self, panel: Panel, out_dir: Path, fmt: str) -> list[Path]:
+        """`trajectory.gif`, whatever the figure format."""
+        if not self.applies(panel):
+            return []
+        return [trajectory.write_animation(panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle,
+                                           panel.palette, out_dir / f"{self.name}.gif")]
+
+
+FIGURES: list[ReportFigure] = [TrainingLoss(), TrainingAccuracy(), TestAccuracy(), TestLoss(), FinalAccuracy(),
+                               ScratchPairs(), Trajectories()]
