@@ -23,6 +23,7 @@ BAD_INPUTS = [
     (["dataset=nosuch"], 1, "Available options in 'dataset'"),
     (["model=nosuch"], 1, "Available options in 'model'"),
     (["device=nosuch"], 1, "Available options in 'device'"),
+    (["task=nosuch"], 1, "Available options in 'task'"),
     (["optimizer.lrr=1"], 1, "Key 'lrr' is not in struct"),
     (["optimizer.lr=fast"], 2, "optimizer.lr='fast' must be a number"),
     (["optimizer=adam", "optimizer.betas=fast"], 2, "optimizer.betas='fast' must be a list of 2 numbers"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from test_cli import OPTBENCH, cli
 
@@ -165,3 +166,101 @@ def test_report_help(tmp_path):
     result = report("--help", cwd=tmp_path)
     assert result.returncode == 0 and "--format" in result.stdout and "--window" in result.stdout
     assert OPTBENCH.exists()
+
+
+def make_run(path: Path, optimizer: str, seed: int, test_losses: list[float], task: str = "toy",
+             target: dict | None = None) -> Path:
+    """A run dir written by hand: a function-kind task whose target is on the test loss."""
+    target = target or {"metric": "test_loss", "threshold": 0.5, "mode": "min"}
+    (path / ".hydra").mkdir(parents=True)
+    iterations = 10 * len(test_losses)
+    pd.DataFrame({"iteration": range(1, iterations + 1), "loss": np.linspace(2, 1, iterations),
+                  "accuracy": [None] * iterations}).to_csv(path / "train.csv", index=False)
+    pd.DataFrame({"iteration": [10 * (i + 1) for i in range(len(test_losses))], "loss": test_losses,
+                  "accuracy": [None] * len(test_losses)}).to_csv(path / "test.csv", index=False)
+    (path / "summary.json").write_text(json.dumps({"status": "completed", "task": task, "kind": "function",
+                                                   "target": target, "optimizer": optimizer, "seed": seed}))
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"task": {"name": task, "target": target}, "optimizer": {"lr": 0.1}, "seed": seed}))
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optimizer={optimizer}", f"seed={seed}"]))
+    (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {"optimizer": optimizer}}}}))
+    return path
+
+
+def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs / "a", "adam", 0, [1.0, 0.4, 0.45])         # reaches at 20, final 0.45
+    make_run(runs / "b", "sgd", 0, [0.9, 0.6, 0.55])          # never reaches
+    make_run(runs / "c0", "momentum", 0, [0.3, 0.2, 0.1])     # reaches at 10
+    make_run(runs / "c1", "momentum", 1, [0.7, 0.6, 0.4])     # reaches at 30
+    make_run(runs / "d0", "rmsprop", 0, [0.45, 0.3, 0.2])     # reaches at 10
+    make_run(runs / "d1", "rmsprop", 1, [0.9, 0.8, 0.8])      # never: the group has no time to target
+    result = report(str(runs), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    # best final test loss first: momentum 0.25, adam 0.45, rmsprop 0.5, sgd 0.55
+    assert table.label.tolist() == ["momentum", "adam", "rmsprop", "sgd"]
+    rows = table.set_index("label")
+    assert rows.loc["momentum", "iters_to_target"] == 20 and rows.loc["momentum", "reached_target"] == 1.0
+    assert rows.loc["adam", "iters_to_target"] == 20 and rows.loc["adam", "reached_target"] == 1.0
+    assert np.isnan(rows.loc["rmsprop", "iters_to_target"]) and rows.loc["rmsprop", "reached_target"] == 0.5
+    assert np.isnan(rows.loc["sgd", "iters_to_target"]) and rows.loc["sgd", "reached_target"] == 0.0
+    assert (rows.target == "test_loss <= 0.5").all()
+    assert rows.loc["momentum", "final_test_loss"] == pytest.approx(0.25)
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"train_loss.png", "test_loss.png"} <= names and "test_accuracy.png" not in names
+    assert "1/2" in (tmp_path / "out" / "summary.md").read_text()  # rmsprop: reached by 1 of 2 seeds
+
+
+def test_an_accuracy_target_sorts_by_final_accuracy_and_a_loss_target_by_final_loss(tmp_path):
+    runs = tmp_path / "runs"
+    accuracy = {"metric": "test_accuracy", "threshold": 0.9, "mode": "max"}
+    for name, accuracies in (("low", [0.5, 0.8]), ("high", [0.85, 0.95])):
+        run = make_run(runs / name, name, 0, [1.0, 0.5], task="cls", target=accuracy)
+        test = pd.read_csv(run / "test.csv").assign(accuracy=accuracies)
+        test.to_csv(run / "test.csv", index=False)
+        train = pd.read_csv(run / "train.csv").assign(accuracy=0.5)
+        train.to_csv(run / "train.csv", index=False)
+    make_run(runs / "worse", "worse", 0, [0.9, 0.8])
+    make_run(runs / "better", "better", 0, [0.9, 0.1])
+    result = report(str(runs), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    # tasks in the order their first run was found (run dirs sort by name: better, high, low, worse)
+    assert list(zip(table.task, table.label)) == [("toy", "better"), ("toy", "worse"), ("cls", "high"), ("cls", "low")]
+    assert table.set_index("label").loc["high", "iters_to_target"] == 20
+    for task, figure in (("cls", "test_accuracy.png"), ("toy", "test_loss.png")):  # a folder of figures per task
+        assert (tmp_path / "out" / task / figure).exists()
+
+
+@pytest.fixture(scope="module")
+def two_d_sweep(tmp_path_factory) -> Path:
+    """A real sweep over two 2-D tasks and two optimizers, one of which diverges on rosenbrock."""
+    sweep = tmp_path_factory.mktemp("twod")
+    result = cli("-m", "task=rosenbrock,beale", "optimizer=sgd,adam", "optimizer.lr=0.01", "iterations=60",
+                 "eval_every=20", f"hydra.sweep.dir={sweep}", cwd=sweep)
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+def test_two_d_sweep_report_draws_every_path(two_d_sweep):
+    out = two_d_sweep / "report"
+    for task in ("rosenbrock", "beale"):
+        names = {p.name for p in (out / task).iterdir()}
+        assert {"trajectory.png", "train_loss.png", "test_loss.png"} <= names
+        assert not names & {"test_accuracy.png", "train_accuracy.png", "final_accuracy.png"}
+    table = pd.read_csv(out / "summary.csv")
+    assert sorted(table.task.unique()) == ["beale", "rosenbrock"] and len(table) == 4
+    statuses = table.set_index(["task", "label"]).status
+    assert statuses["rosenbrock", "sgd"] == "diverged" and statuses["beale", "adam"] == "completed"
+    markdown = (out / "summary.md").read_text()
+    assert "## rosenbrock" in markdown and "(rosenbrock/trajectory.png)" in markdown
+
+
+def test_gif_of_the_paths(two_d_sweep, tmp_path):
+    from PIL import Image
+
+    result = report(str(two_d_sweep), "-o", str(tmp_path), "--gif", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    gif = Image.open(tmp_path / "beale" / "trajectory.gif")
+    assert gif.n_frames > 20  # the paths grow step by step

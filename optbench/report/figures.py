@@ -61,62 +61,40 @@ class ReportFigure(ABC):
         return [plots.save(figure, out_dir / f"{name}.{fmt}") for name, figure in self.drawings(panel).items()]
 
 
-class TrainingLoss(ReportFigure):
-    """Minibatch loss against iteration, smoothed."""
+class TrainingCurves(ReportFigure):
+    """Minibatch loss (every task) or accuracy (where defined) against iteration, smoothed."""
 
-    name = "train_loss"
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.name = f"train_{column}"
+
+    def applies(self, panel: Panel) -> bool:
+        """The loss always; the accuracy only where it is defined."""
+        return self.column == "loss" or panel.has_accuracy
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Moving averages with the raw curves faint."""
-        return {self.name: plots.training_curves(panel.groups, "loss", panel.window, panel.subtitle, panel.log_loss,
+        log_y = panel.log_loss and self.column == "loss"
+        return {self.name: plots.training_curves(panel.groups, self.column, panel.window, panel.subtitle, log_y,
                                                  panel.palette)}
 
 
-class TrainingAccuracy(ReportFigure):
-    """Minibatch accuracy against iteration (classification tasks)."""
+class TestMetric(ReportFigure):
+    """Test accuracy (tasks with accuracy) or test loss (the others) at each evaluation, with the target."""
 
-    name = "train_accuracy"
-
-    def applies(self, panel: Panel) -> bool:
-        """Only where accuracy is defined."""
-        return panel.has_accuracy
-
-    def drawings(self, panel: Panel) -> dict[str, Figure]:
-        """Moving averages with the raw curves faint."""
-        return {self.name: plots.training_curves(panel.groups, "accuracy", panel.window, panel.subtitle, False,
-                                                 panel.palette)}
-
-
-class TestAccuracy(ReportFigure):
-    """Test accuracy at each evaluation, with the task's target (classification tasks)."""
-
-    name = "test_accuracy"
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.name = f"test_{column}"
 
     def applies(self, panel: Panel) -> bool:
-        """Only where accuracy is defined."""
-        return panel.has_accuracy
+        """Accuracy where it is defined; elsewhere the test loss is the task's measure."""
+        return panel.has_accuracy == (self.column == "accuracy")
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Mean ± std over seeds at each evaluation."""
         target = panel.target
-        threshold = target.threshold if target and target.metric == "test_accuracy" else None
-        return {self.name: plots.test_metric(panel.groups, "accuracy", panel.subtitle, panel.palette, threshold)}
-
-
-class TestLoss(ReportFigure):
-    """Test loss at each evaluation, with the task's target (tasks without accuracy)."""
-
-    name = "test_loss"
-
-    def applies(self, panel: Panel) -> bool:
-        """Where accuracy is not defined, the test loss is the task's measure."""
-        return not panel.has_accuracy
-
-    def drawings(self, panel: Panel) -> dict[str, Figure]:
-        """Mean ± std over seeds at each evaluation."""
-        target = panel.target
-        threshold = target.threshold if target and target.metric == "test_loss" else None
-        return {self.name: plots.test_metric(panel.groups, "loss", panel.subtitle, panel.palette, threshold)}
+        threshold = target.threshold if target and target.column == self.column else None
+        return {self.name: plots.test_metric(panel.groups, self.column, panel.subtitle, panel.palette, threshold)}
 
 
 class FinalAccuracy(ReportFigure):
@@ -181,5 +159,5 @@ class TrajectoryAnimation(Trajectories):
                                            panel.palette, out_dir / f"{self.name}.gif")]
 
 
-FIGURES: list[ReportFigure] = [TrainingLoss(), TrainingAccuracy(), TestAccuracy(), TestLoss(), FinalAccuracy(),
-                               ScratchPairs(), Trajectories()]
+FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
+                               TestMetric("loss"), FinalAccuracy(), ScratchPairs(), Trajectories()]
