@@ -34,12 +34,14 @@ def test_single_run_from_any_directory(tmp_path):
     assert "iteration 20" in (run / "optbench.log").read_text()  # logging goes to Hydra's log file
 
 
+@pytest.mark.slow
 def test_default_output_dir_is_hydras(tmp_path):
     result = cli("iterations=5", "eval_every=5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "outputs").glob("*/*/summary.json"))) == 1
 
 
+@pytest.mark.slow
 def test_module_entry_point(tmp_path):
     result = cli("optimizer=sgd", *SHORT, f"hydra.run.dir={tmp_path}", cwd=tmp_path,
                  command=[sys.executable, "-m", "optbench.train"])
@@ -47,6 +49,7 @@ def test_module_entry_point(tmp_path):
     assert summary(tmp_path)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_sweep_goes_on_past_a_failed_job(tmp_path):
     result = cli("-m", "optimizer=sgd,momentum", "optimizer.lr=0.1,-1", *SHORT,
                  f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
@@ -59,6 +62,7 @@ def test_sweep_goes_on_past_a_failed_job(tmp_path):
     assert (tmp_path / "report" / "summary.md").exists()  # the automatic report still ran
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu_is_one_clear_message(tmp_path):
     result = cli(*SHORT, "device=cuda", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
@@ -68,6 +72,7 @@ def test_cuda_without_gpu_is_one_clear_message(tmp_path):
     assert summary(tmp_path)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_unknown_key_is_rejected_without_traceback(tmp_path):
     result = cli("optimizer.lrr=1", cwd=tmp_path)
     assert result.returncode == 1
@@ -79,6 +84,7 @@ def test_version(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("optbench ")
 
 
+@pytest.mark.slow
 def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                             "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)

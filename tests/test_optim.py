@@ -63,6 +63,7 @@ def test_matches_torch_step_for_step(name, weight_decay, batches):
         torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRATCH)
 def test_full_run_gives_the_same_test_accuracies(tmp_path, name):
     run(tmp_path / "scratch", f"optimizer=scratch/{name}", "device=cpu")

@@ -44,6 +44,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,status,message", BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_bad_input_is_one_clear_message(tmp_path, overrides, status, message):
     result = cli(*SHORT, *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
@@ -53,6 +54,7 @@ def test_bad_input_is_one_clear_message(tmp_path, overrides, status, message):
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_unwritable_data_root_from_the_cli(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -62,6 +64,7 @@ def test_unwritable_data_root_from_the_cli(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_eval_every_beyond_iterations_warns_and_evaluates_at_the_end(tmp_path):
     result = cli("iterations=20", "eval_every=500", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -102,6 +105,7 @@ def assert_whole_rows(run: Path) -> pd.DataFrame:
     return train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_signal_keeps_every_completed_iteration(tmp_path, sig):
     process = start(tmp_path, "iterations=1000000", "eval_every=200", f"hydra.run.dir={tmp_path / 'run'}")
@@ -117,6 +121,7 @@ def test_signal_keeps_every_completed_iteration(tmp_path, sig):
     assert len(train) == result["iterations_run"] >= 200
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_parseable_files_up_to_the_last_flush(tmp_path):
     process = start(tmp_path, "iterations=1000000", "eval_every=100", f"hydra.run.dir={tmp_path / 'run'}")
     wait_for_rows(tmp_path / "run" / "test.csv", 2)
@@ -130,6 +135,7 @@ def test_kill_9_leaves_parseable_files_up_to_the_last_flush(tmp_path):
     assert pd.read_csv(tmp_path / "report" / "summary.csv").status[0] == "incomplete"
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_runs(tmp_path):
     process = start(tmp_path, "-m", "iterations=30,1000000", "eval_every=10", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     tmp_path = tmp_path / "sweep"
@@ -142,6 +148,7 @@ def test_interrupted_sweep_keeps_finished_runs(tmp_path):
     assert summary(tmp_path / "1")["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_crash_in_one_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     result = cli("-m", "model._target_=optbench.model.MLP,nosuch.Model", *SHORT, f"hydra.sweep.dir={tmp_path}",
                  cwd=tmp_path)
@@ -151,6 +158,7 @@ def test_crash_in_one_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert failed["status"] == "failed" and "nosuch.Model" in failed["error"]
 
 
+@pytest.mark.slow
 def test_resume_skips_completed_runs_and_redoes_the_rest(tmp_path):
     sweep = ["-m", "optimizer=sgd,adam", *SHORT, f"hydra.sweep.dir={tmp_path}", "auto_report=false"]
     assert cli(*sweep, cwd=tmp_path).returncode == 0
@@ -164,6 +172,7 @@ def test_resume_skips_completed_runs_and_redoes_the_rest(tmp_path):
     assert "already holds a completed run" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_resume_reruns_when_the_config_changed(tmp_path):
     base = [*SHORT, f"hydra.run.dir={tmp_path}"]
     assert cli(*base, cwd=tmp_path).returncode == 0

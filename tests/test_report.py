@@ -50,11 +50,13 @@ def config_of(run: Path) -> tuple[str, int]:
     return summary["optimizer"], summary["seed"]
 
 
+@pytest.mark.slow
 def test_auto_report_after_multirun(seed_sweep):
     out = seed_sweep / "report"
     assert {f"{name}.png" for name in FIGURES} | {"summary.csv", "summary.md"} <= {p.name for p in out.iterdir()}
 
 
+@pytest.mark.slow
 def test_seed_groups_match_the_csvs(seed_sweep, tmp_path):
     result = report(str(seed_sweep), "-o", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -85,6 +87,7 @@ def test_seed_groups_match_the_csvs(seed_sweep, tmp_path):
     assert "adam" in result.stdout and "sgd" in result.stdout
 
 
+@pytest.mark.slow
 def test_single_run_and_default_output_dir(seed_sweep, tmp_path):
     run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
     result = report(str(run), cwd=tmp_path)
@@ -95,6 +98,7 @@ def test_single_run_and_default_output_dir(seed_sweep, tmp_path):
     assert table.final_test_acc[0] == pytest.approx(100 * test.accuracy.iloc[-1], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_several_dirs_labelled_by_what_differs(seed_sweep, lr_sweep, tmp_path):
     result = report(str(lr_sweep), *map(str, runs_under(seed_sweep)[:1]), "-o", str(tmp_path / "cmp"),
                     "--format", "svg", cwd=tmp_path)
@@ -104,6 +108,7 @@ def test_several_dirs_labelled_by_what_differs(seed_sweep, lr_sweep, tmp_path):
     assert all((tmp_path / "cmp" / f"{name}.svg").exists() for name in FIGURES)
 
 
+@pytest.mark.slow
 def test_diverged_run_is_listed_not_dropped(lr_sweep, tmp_path):
     result = report(str(lr_sweep), "-o", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -115,6 +120,7 @@ def test_diverged_run_is_listed_not_dropped(lr_sweep, tmp_path):
     assert "diverged" in result.stdout
 
 
+@pytest.mark.slow
 def test_truncated_csv_keeps_complete_rows(seed_sweep, tmp_path):
     run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
     text = (run / "train.csv").read_text()
@@ -127,6 +133,7 @@ def test_truncated_csv_keeps_complete_rows(seed_sweep, tmp_path):
     assert "train.csv damaged" in result.stdout
 
 
+@pytest.mark.slow
 def test_unreadable_summary_is_reported(seed_sweep, tmp_path):
     run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
     (run / "summary.json").write_text("{not json")
@@ -135,6 +142,7 @@ def test_unreadable_summary_is_reported(seed_sweep, tmp_path):
     assert pd.read_csv(tmp_path / "out" / "summary.csv").status[0] == "unreadable"
 
 
+@pytest.mark.slow
 def test_damaged_hydra_config_is_reported(seed_sweep, tmp_path):
     run = shutil.copytree(runs_under(seed_sweep)[0], tmp_path / "run")
     (run / ".hydra" / "config.yaml").write_text("dataset: [unclosed\n  : :")
@@ -144,6 +152,7 @@ def test_damaged_hydra_config_is_reported(seed_sweep, tmp_path):
     assert pd.read_csv(tmp_path / "out" / "summary.csv").status[0] == "damaged"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setup", ["empty", "unrelated", "missing"])
 def test_nothing_to_report_is_a_clear_error(tmp_path, setup):
     target = tmp_path / "target"
@@ -158,10 +167,12 @@ def test_nothing_to_report_is_a_clear_error(tmp_path, setup):
     assert str(target) in result.stderr
 
 
+@pytest.mark.slow
 def test_auto_report_can_be_switched_off(lr_sweep):
     assert not (lr_sweep / "report").exists()
 
 
+@pytest.mark.slow
 def test_report_help(tmp_path):
     result = report("--help", cwd=tmp_path)
     assert result.returncode == 0 and "--format" in result.stdout and "--window" in result.stdout
@@ -187,6 +198,7 @@ def make_run(path: Path, optimizer: str, seed: int, test_losses: list[float], ta
     return path
 
 
+@pytest.mark.slow
 def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
     runs = tmp_path / "runs"
     make_run(runs / "a", "adam", 0, [1.0, 0.4, 0.45])         # reaches at 20, final 0.45
@@ -212,6 +224,7 @@ def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
     assert "1/2" in (tmp_path / "out" / "summary.md").read_text()  # rmsprop: reached by 1 of 2 seeds
 
 
+@pytest.mark.slow
 def test_an_accuracy_target_sorts_by_final_accuracy_and_a_loss_target_by_final_loss(tmp_path):
     runs = tmp_path / "runs"
     accuracy = {"metric": "test_accuracy", "threshold": 0.9, "mode": "max"}
@@ -243,6 +256,7 @@ def two_d_sweep(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_two_d_sweep_report_draws_every_path(two_d_sweep):
     out = two_d_sweep / "report"
     for task in ("rosenbrock", "beale"):
@@ -257,6 +271,7 @@ def test_two_d_sweep_report_draws_every_path(two_d_sweep):
     assert "## rosenbrock" in markdown and "(rosenbrock/trajectory.png)" in markdown
 
 
+@pytest.mark.slow
 def test_gif_of_the_paths(two_d_sweep, tmp_path):
     from PIL import Image
 

@@ -45,6 +45,7 @@ def test_epochs_with_a_partial_last_batch(tmp_path):
     assert summary["iterations_run"] == 9  # ceil(60000 / 7000), as DataLoader(drop_last=False)
 
 
+@pytest.mark.slow
 def test_iterations_and_epochs_together_is_an_error(tmp_path):
     result = cli("iterations=100", "epochs=2", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2
@@ -80,6 +81,7 @@ def test_thermometer_unscaled_inputs_diverge(tmp_path):
     assert summary["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_report_of_regression_runs(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli("-m", "task=thermometer", "optimizer.lr=1e-2,1e-3", "iterations=300",
@@ -90,6 +92,7 @@ def test_report_of_regression_runs(tmp_path):
     assert table.status.tolist() == ["completed", "completed"] and table.final_test_acc.isna().all()
 
 
+@pytest.mark.slow
 def test_report_pairs_scratch_with_torch(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli("-m", "optimizer=sgd,scratch/sgd,momentum,scratch/momentum", *SHORT, f"hydra.sweep.dir={sweep}",

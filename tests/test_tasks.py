@@ -38,7 +38,7 @@ def test_default_task_is_the_notebooks_job():
     assert (cfg.iterations, cfg.batch_size, cfg.eval_every, cfg.seed) == (3000, 100, 500, 0)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.slow) if t == "fmnist_2c2d" else t for t in TASKS])
 def test_every_task_runs_and_writes_the_contract_files(tmp_path, task):
     if task in NEEDS_FASHION_MNIST and not data.DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("Fashion-MNIST: Debian's dataset-fashion-mnist is not installed (and no download here)")
@@ -102,6 +102,7 @@ def test_noisy_two_d_task_is_reproducible_and_differs_by_seed(tmp_path):
     assert quiet["final_parameters"]["point"] != [paths["a"].x.iloc[-1], paths["a"].y.iloc[-1]]
 
 
+@pytest.mark.slow
 def test_diverging_two_d_run_ends_as_diverged_without_a_traceback(tmp_path):
     result = cli("task=saddle", "optimizer.lr=10", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -188,6 +189,7 @@ def test_command_line_overrides_beat_the_task_preset(tmp_path):
     assert summary["model_layers"] == [784, 50, 10]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (["task=rosenbrock", "task.function=nosuch"], "task.function='nosuch' is not a known 2-D function: use one of rosenbrock"),
     (["task=rosenbrock", "task.start=[1]"], "task.start=[1] must be two finite numbers"),
@@ -201,6 +203,7 @@ def test_bad_task_settings_are_one_clear_message(tmp_path, overrides, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_every_task_with_its_description(tmp_path):
     result = cli("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -54,7 +54,8 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 
 # Exactly the notebooks' loop, against optbench, over an epoch boundary (600 batches of 100).
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"])
+@pytest.mark.parametrize("name", ["sgd", *(pytest.param(name, marks=pytest.mark.slow) for name in
+                                          ["momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"])])
 def test_matches_notebook_loop_exactly(tmp_path, data_root, name):
     cfg = make_cfg(f"optimizer={name}")
     reference = notebook_run(instantiate(cfg.optimizer, _convert_="all"), data_root, iterations=700,
@@ -65,6 +66,7 @@ def test_matches_notebook_loop_exactly(tmp_path, data_root, name):
     assert train.loss.tolist() == reference.train_loss  # bit for bit
 
 
+@pytest.mark.slow
 def test_full_length_reproduction_of_the_notebook(tmp_path):
     """`optbench optimizer=sgd` on a CPU: the reference numbers of ../shared/data/README.md."""
     summary = run(tmp_path, "optimizer=sgd", "device=cpu")
