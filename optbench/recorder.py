@@ -35,8 +35,8 @@ class Recorder:
     `divergence_factor` times the first (positive) loss; None checks non-finite losses only.
     """
 
-    def __init__(self, records: RunRecords, *, capacity: int, has_accuracy: bool,
-                 divergence_factor: float | None, start: torch.Tensor | None = None) -> None:
+    def __init__(self, records: RunRecords, *, capacity: int, has_accuracy: bool, divergence_factor: float | None,
+                 trajectory_columns: tuple[str, ...] = (), start: torch.Tensor | None = None) -> None:
         self.records = records
         self.outcome = Outcome()
         self.capacity = capacity
@@ -48,8 +48,8 @@ class Recorder:
         self._positions: list[torch.Tensor] = []
         self._flushed = 0  # iterations already written to train.csv
         self._limit = math.inf  # loss above which the run counts as diverged, set from the first loss
-        if start is not None:
-            records.trajectory.append(0, *([v] for v in start.tolist()))
+        if trajectory_columns:  # a 2-D task: trajectory.csv, starting with the point before training
+            records.open_trajectory(trajectory_columns).append(0, *([v] for v in start.tolist()))
 
     def step(self, step: StepLoss, position: torch.Tensor | None = None) -> None:
         """Record one finished optimizer step (no host sync)."""

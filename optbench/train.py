@@ -135,8 +135,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             task.setup(device)
             iterations = check_settings(cfg, task.train_size, task.full_batch)
             summary.update(iterations=iterations, kind=task.kind, dataset=task.data_name,
-                           batch_size=task.train_size if task.full_batch else
-                           cfg.batch_size if task.train_size is not None else None)
+                           batch_size=task.batch_size(cfg.batch_size))
 
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
             model = task.build_model().to(device)
@@ -145,11 +144,9 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("%s on task %s (%s), %d iterations on %s", type(optimizer).__name__, task.name,
                      task.data_name, iterations, device)
 
-            start = task.position(model) if task.trajectory_columns else None
-            if start is not None:
-                records.open_trajectory(task.trajectory_columns)
             recorder = Recorder(records, capacity=min(cfg.eval_every, iterations), has_accuracy=task.has_accuracy,
-                                divergence_factor=cfg.divergence_factor, start=start)
+                                divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
+                                start=task.position(model))
             train_started = time.perf_counter()
             outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=cfg.batch_size,
                             eval_every=cfg.eval_every, progress=cfg.progress)

@@ -29,16 +29,10 @@ def evaluate(model: nn.Module, task: Task) -> Evaluation:
         model.train()
 
 
-def _describe(iteration: int, train_loss: float, result: Evaluation, has_accuracy: bool) -> str:
-    accuracy = f" | test accuracy {100 * result.accuracy:.2f}%" if has_accuracy else ""
-    return f"iteration {iteration}: train loss {train_loss:.4f} | test loss {result.loss:.4f}{accuracy}"
-
-
 def train(model: nn.Module, optimizer: torch.optim.Optimizer | Lookahead, task: Task, recorder: Recorder, *,
           iterations: int, batch_size: int, eval_every: int, progress: bool = True) -> Outcome:
     """Train for `iterations` steps, evaluating every `eval_every` steps and at the end."""
     batches = task.batches(batch_size)
-    tracks = bool(task.trajectory_columns)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     try:
         for iteration in range(1, iterations + 1):
@@ -46,7 +40,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer | Lookahead, task: 
             optimizer.zero_grad(set_to_none=True)
             step.loss.backward()
             optimizer.step()
-            recorder.step(step, task.position(model) if tracks else None)
+            recorder.step(step, task.position(model))
             bar.update()
 
             if iteration % eval_every == 0 or iteration == iterations:
@@ -56,10 +50,9 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer | Lookahead, task: 
                     return recorder.outcome
                 result = evaluate(model, task)
                 recorder.evaluation(iteration, result)
-                train_loss = recorder.outcome.last_train_loss
-                bar.set_postfix(loss=f"{train_loss:.4f}", **(
-                    {"test_acc": f"{100 * result.accuracy:.2f}%"} if task.has_accuracy else {"test_loss": f"{result.loss:.4g}"}))
-                log.info("%s", _describe(iteration, train_loss, result, task.has_accuracy))
+                report = f"train loss {recorder.outcome.last_train_loss:.4f} | {result}"
+                bar.set_postfix_str(report)
+                log.info("iteration %d: %s", iteration, report)
         recorder.outcome.status = "completed"
     except KeyboardInterrupt:
         recorder.interrupted()

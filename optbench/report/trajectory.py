@@ -73,7 +73,9 @@ def paths_figure(groups: list[Group], name: str, surface: Surface, subtitle: str
         path = run.trajectory
         label = None if group.label in labelled else _path_label(group)
         labelled.add(group.label)
-        axes.plot(path.x, path.y, color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label)
+        on_top = 3 + len(groups) - groups.index(group)  # groups come best first: draw the best path on top
+        axes.plot(path.x, path.y, color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label,
+                  zorder=on_top)
         axes.plot(path.x.iloc[0], path.y.iloc[0], marker="o", color="black", markersize=6, linestyle="none")
         if run.status == "diverged":
             axes.plot(path.x.iloc[-1], path.y.iloc[-1], marker="X", color=style.colour, markeredgecolor="black",

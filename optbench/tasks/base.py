@@ -83,6 +83,10 @@ class Evaluation:
         """The value of a target metric (`test_loss` or `test_accuracy`)."""
         return getattr(self, TARGET_METRICS[name])
 
+    def __str__(self) -> str:
+        accuracy = "" if math.isnan(self.accuracy) else f" | test accuracy {100 * self.accuracy:.2f}%"
+        return f"test loss {self.loss:.4g}{accuracy}"
+
 
 class Task(ABC):
     """A benchmark problem. Subclasses own data, model, loss and evaluation.
@@ -115,6 +119,12 @@ class Task(ABC):
         """Examples in the training split, or None when the task has no dataset (batch_size and epochs do not apply)."""
         return None
 
+    def batch_size(self, requested: int) -> int | None:
+        """Examples per step: `requested`, the whole split when full-batch, None without a dataset."""
+        if self.train_size is None:
+            return None
+        return self.train_size if self.full_batch else requested
+
     @abstractmethod
     def setup(self, device: torch.device) -> None:
         """Load or generate the task's data onto `device` (called once, before the seed is set)."""
@@ -135,6 +145,6 @@ class Task(ABC):
     def evaluate(self, model: nn.Module) -> Evaluation:
         """Test metrics of `model` (called under torch.no_grad)."""
 
-    def position(self, model: nn.Module) -> torch.Tensor:
-        """The current point, one value per trajectory column (2-D tasks only)."""
-        raise NotImplementedError(f"task {self.name} records no trajectory")
+    def position(self, model: nn.Module) -> torch.Tensor | None:
+        """The current point, one value per trajectory column; None for tasks without a trajectory."""
+        return None
