@@ -53,7 +53,7 @@ def check_hyperparameters(cfg: DictConfig, name: str) -> None:
 
 
 def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter], name: str,
-                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer | Lookahead:
+                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer:
     """Check `cfg` (a `_partial_: true` node), instantiate it for `params`, wrap it in Lookahead if enabled."""
     check_hyperparameters(cfg, name)
     try:

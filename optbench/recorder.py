@@ -45,14 +45,15 @@ class Recorder:
         self._losses: torch.Tensor | None = None  # allocated at the first step, in the loss's dtype and device
         self._correct: torch.Tensor | None = None
         self._sizes: list[int] = []
+        self._lrs: list[float] = []
         self._positions: list[torch.Tensor] = []
         self._flushed = 0  # iterations already written to train.csv
         self._limit = math.inf  # loss above which the run counts as diverged, set from the first loss
         if trajectory_columns:  # a 2-D task: trajectory.csv, starting with the point before training
             records.open_trajectory(trajectory_columns).append(0, *([v] for v in start.tolist()))
 
-    def step(self, step: StepLoss, position: torch.Tensor | None = None) -> None:
-        """Record one finished optimizer step (no host sync)."""
+    def step(self, step: StepLoss, lr: float, position: torch.Tensor | None = None) -> None:
+        """Record one finished optimizer step, taken with learning rate `lr` (no host sync)."""
         if self._losses is None:
             self._losses = torch.empty(self.capacity, dtype=step.loss.dtype, device=step.loss.device)
             self._correct = torch.empty(self.capacity, dtype=torch.int64, device=step.loss.device)
@@ -61,6 +62,7 @@ class Recorder:
         if step.correct is not None:
             self._correct[slot] = step.correct
         self._sizes.append(step.size)
+        self._lrs.append(lr)
         if position is not None:
             self._positions.append(position)
         self.outcome.iterations_run += 1
@@ -74,13 +76,14 @@ class Recorder:
         if self._flushed == 0 and losses and self.divergence_factor and math.isfinite(losses[0]) and losses[0] > 0:
             self._limit = self.divergence_factor * losses[0]
         good = next((i for i, v in enumerate(losses) if not math.isfinite(v) or v > self._limit), pending)
-        self.records.train.append(self._flushed + 1, losses[:good], accuracies[:good])
+        self.records.train.append(self._flushed + 1, losses[:good], accuracies[:good], self._lrs[:good])
         if self._positions and good:
             self.records.trajectory.append(self._flushed + 1, *zip(*torch.stack(self._positions[:good]).tolist()))
         if good:
             self.outcome.last_train_loss = losses[good - 1]
         self._flushed += good
         self._sizes.clear()
+        self._lrs.clear()
         self._positions.clear()
         if good == pending:
             return True
@@ -101,6 +104,6 @@ class Recorder:
     def interrupted(self) -> None:
         """Keep every fully recorded step of a run stopped by Ctrl-C/SIGTERM."""
         pending = self.outcome.iterations_run - self._flushed
-        del self._sizes[pending:], self._positions[pending:]  # a step cut off half-way
+        del self._sizes[pending:], self._lrs[pending:], self._positions[pending:]  # a step cut off half-way
         self.flush()
         self.outcome.status = "interrupted"

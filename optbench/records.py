@@ -20,7 +20,8 @@ TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
 SUMMARY_JSON = "summary.json"
 TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
-COLUMNS = ("iteration", "loss", "accuracy")
+COLUMNS = ("iteration", "loss", "accuracy")  # test.csv
+TRAIN_COLUMNS = (*COLUMNS, "lr")  # train.csv: also the lr each step used (the first parameter group's)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -85,7 +86,7 @@ class RunRecords:
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self.train = MetricsCSV(out_dir / TRAIN_CSV)
+        self.train = MetricsCSV(out_dir / TRAIN_CSV, TRAIN_COLUMNS)
         self.test = MetricsCSV(out_dir / TEST_CSV)
         self.trajectory: MetricsCSV | None = None
 

@@ -31,6 +31,7 @@ from optbench.errors import OptbenchError
 from optbench.optimizer import build_optimizer
 from optbench.recorder import Outcome, Recorder
 from optbench.records import SUMMARY_JSON, RunRecords
+from optbench.schedule import build_schedule
 from optbench.tasks import Target, build_task, task_list
 from optbench.trainer import train
 
@@ -113,6 +114,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "status": "running",
         "task": OmegaConf.select(cfg, "task.name"),
         "optimizer": name,
+        "schedule": choices.get("schedule"),
         "dataset": None,
         "model": choices.get("model"),
         "seed": cfg.seed,
@@ -141,6 +143,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             model = task.build_model().to(device)
             summary["model_layers"] = layer_widths(model)
             optimizer = build_optimizer(cfg.optimizer, model.parameters(), name, cfg.lookahead)
+            scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
             log.info("%s on task %s (%s), %d iterations on %s", type(optimizer).__name__, task.name,
                      task.data_name, iterations, device)
 
@@ -149,7 +152,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                                 start=task.position(model))
             train_started = time.perf_counter()
             outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=cfg.batch_size,
-                            eval_every=cfg.eval_every, progress=cfg.progress)
+                            eval_every=cfg.eval_every, scheduler=scheduler, progress=cfg.progress)
             summary.update(_results(outcome, task.target, time.perf_counter() - train_started))
             if sum(p.numel() for p in model.parameters()) <= SMALL_MODEL:
                 summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in model.named_parameters()}

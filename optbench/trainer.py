@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from optbench.optim import Lookahead
+from torch.optim.lr_scheduler import LRScheduler
 from optbench.recorder import Outcome, Recorder
 from optbench.tasks import Evaluation, Task
 
@@ -29,9 +29,13 @@ def evaluate(model: nn.Module, task: Task) -> Evaluation:
         model.train()
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer | Lookahead, task: Task, recorder: Recorder, *,
-          iterations: int, batch_size: int, eval_every: int, progress: bool = True) -> Outcome:
-    """Train for `iterations` steps, evaluating every `eval_every` steps and at the end."""
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, recorder: Recorder, *,
+          iterations: int, batch_size: int, eval_every: int, scheduler: LRScheduler | None = None,
+          progress: bool = True) -> Outcome:
+    """Train for `iterations` steps, evaluating every `eval_every` steps and at the end.
+
+    The scheduler, if any, sets the lr of the next step after each optimizer step.
+    """
     batches = task.batches(batch_size)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     try:
@@ -40,7 +44,9 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer | Lookahead, task: 
             optimizer.zero_grad(set_to_none=True)
             step.loss.backward()
             optimizer.step()
-            recorder.step(step, task.position(model))
+            recorder.step(step, optimizer.param_groups[0]["lr"], task.position(model))
+            if scheduler is not None:
+                scheduler.step()
             bar.update()
 
             if iteration % eval_every == 0 or iteration == iterations:

@@ -221,6 +221,12 @@ def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
     assert rows.loc["momentum", "final_test_loss"] == pytest.approx(0.25)
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"train_loss.png", "test_loss.png"} <= names and "test_accuracy.png" not in names
+    results = pd.read_csv(tmp_path / "out" / "results.csv")  # tidy: one row per run and evaluation
+    assert list(results.columns) == ["task", "group", "run", "seed", "status", "optimizer", "iteration",
+                                     "test_loss", "test_accuracy"]
+    assert len(results) == 6 * 3 and set(results.optimizer) == {"adam", "sgd", "momentum", "rmsprop"}
+    c1 = results[(results.optimizer == "momentum") & (results.seed == 1)]
+    assert c1.iteration.tolist() == [10, 20, 30] and c1.test_loss.tolist() == [0.7, 0.6, 0.4]
     assert "1/2" in (tmp_path / "out" / "summary.md").read_text()  # rmsprop: reached by 1 of 2 seeds
 
 

@@ -10,11 +10,12 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 
-class Lookahead:
+class Lookahead(Optimizer):
     """Wrap `base`: every k steps, φ ← φ + α(θ − φ) and θ ← φ (slow weights φ, fast weights θ).
 
-    It exposes the Optimizer interface the trainer and schedulers use (`step`, `zero_grad`,
-    `param_groups`, `state_dict`, `load_state_dict`); `param_groups` are the base optimizer's.
+    It is an `Optimizer` (so torch's lr schedulers accept it) whose `param_groups` and `state` are
+    the base optimizer's: a schedule that sets the lr sets the base's lr. `Optimizer.__init__` is
+    deliberately not called, as it would copy the parameter groups.
     """
 
     def __init__(self, base: Optimizer, k: int = 5, alpha: float = 0.5) -> None:
@@ -30,6 +31,11 @@ class Lookahead:
     def param_groups(self) -> list[dict[str, Any]]:
         """The base optimizer's parameter groups (learning rates live there)."""
         return self.base.param_groups
+
+    @property
+    def state(self) -> dict:
+        """The base optimizer's per-parameter state."""
+        return self.base.state
 
     @property
     def defaults(self) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import pandas as pd
 from optbench.records import write_text_atomic
 from optbench.report import plots
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
-from optbench.report.groups import Group, group_runs
+from optbench.report.groups import Group, differing_keys, group_runs
 from optbench.report.runs import Run, discover, load_run
-from optbench.report.table import summary_table, to_markdown
+from optbench.report.table import results_table, summary_table, to_markdown
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -65,7 +65,7 @@ def _problems_section(runs: list[Run]) -> str:
 
 def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50,
                  log_loss: bool = True, gif: bool = False) -> Report:
-    """Read every run under `paths`, write figures, summary.csv and summary.md into `out_dir`.
+    """Read every run under `paths`, write figures, summary.csv, results.csv and summary.md into `out_dir`.
 
     Each task gets its own figures (in `out_dir`, or `out_dir/<task>/` when the runs span several tasks).
     """
@@ -95,9 +95,10 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
                         f"{to_markdown(panel.table)}\n\n{images}\n")
 
     write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / "results.csv", results_table(groups, differing_keys(runs)).to_csv(index=False))
     markdown = "# optbench report\n\n" + "\n".join(sections) + _problems_section(runs)
     write_text_atomic(out_dir / "summary.md", markdown)
-    files += [out_dir / "summary.csv", out_dir / "summary.md"]
+    files += [out_dir / "summary.csv", out_dir / "results.csv", out_dir / "summary.md"]
     subtitle = " | ".join(_describe(task, [run for group in groups if group.task == task for run in group.runs])
                           for task in tasks)
     return Report(runs, groups, table, files, subtitle)

@@ -97,6 +97,20 @@ class TestMetric(ReportFigure):
         return {self.name: plots.test_metric(panel.groups, self.column, panel.subtitle, panel.palette, threshold)}
 
 
+class LearningRate(ReportFigure):
+    """The learning rate over the run, where some run's schedule changed it."""
+
+    name = "learning_rate"
+
+    def applies(self, panel: Panel) -> bool:
+        """Only when some run's lr was not constant."""
+        return any(run.train.lr.nunique() > 1 for group in panel.groups for run in group.runs)
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """One line per group."""
+        return {self.name: plots.learning_rates(panel.groups, panel.subtitle, panel.palette)}
+
+
 class FinalAccuracy(ReportFigure):
     """Final test accuracy per group as sorted bars."""
 
@@ -160,4 +174,4 @@ class TrajectoryAnimation(Trajectories):
 
 
 FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
-                               TestMetric("loss"), FinalAccuracy(), ScratchPairs(), Trajectories()]
+                               TestMetric("loss"), LearningRate(), FinalAccuracy(), ScratchPairs(), Trajectories()]

@@ -48,7 +48,8 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _value(run: Run, key: str) -> str:
+def config_value(run: Run, key: str) -> str:
+    """The run's value of a config key (a group's chosen option, or a config value) as text."""
     if key in run.choices:
         return str(run.choices[key])
     value = OmegaConf.select(run.config, key, default=None, throw_on_missing=False)
@@ -65,7 +66,7 @@ def differing_keys(runs: list[Run]) -> list[str]:
             key = _override_key(override)
             if key not in keys and key not in IGNORED_KEYS and not key.startswith("hydra"):
                 keys.append(key)
-    return [k for k in keys if len({_value(run, k) for run in runs}) > 1]
+    return [k for k in keys if len({config_value(run, k) for run in runs}) > 1]
 
 
 def label(run: Run, keys: list[str]) -> str:
@@ -73,7 +74,7 @@ def label(run: Run, keys: list[str]) -> str:
     parts = [run.choices.get("optimizer") or run.summary.get("optimizer") or run.path.name]
     for key in keys:
         if key != "optimizer":
-            parts.append(f"{key.removeprefix('optimizer.')}={_value(run, key)}")
+            parts.append(f"{key.removeprefix('optimizer.')}={config_value(run, key)}")
     return " ".join(parts)
 
 

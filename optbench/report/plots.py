@@ -130,6 +130,22 @@ def test_metric(groups: list[Group], column: str, subtitle: str, palette: dict[s
     return figure
 
 
+def learning_rates(groups: list[Group], subtitle: str, palette: dict[str, Style]) -> Figure:
+    """The learning rate each group's steps used (its first run's train.csv `lr` column)."""
+    figure, axes = new_figure("Learning rate", subtitle)
+    for group in groups:
+        run = next((run for run in group.curves if run.train.lr.notna().any()), None)
+        if run is None:
+            continue
+        style = palette[group.label]
+        axes.plot(run.train.iteration, run.train.lr, color=style.colour, linestyle=style.linestyle, linewidth=1.6,
+                  label=legend_label(group))
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("learning rate")
+    outside_legend(axes, len(groups))
+    return figure
+
+
 def final_accuracy_bars(table: pd.DataFrame, subtitle: str, palette: dict[str, Style]) -> Figure:
     """Final test accuracy per run/group as sorted horizontal bars with their values."""
     rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
-from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TRAJECTORY_CSV
+from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV
 from optbench.tasks import Target
 
 
@@ -79,8 +79,12 @@ def discover(paths: list[Path]) -> list[Path]:
     return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
 
 
-def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
-    """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`."""
+def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS,
+                 optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`.
+
+    The trailing `optional` columns may be missing (files written before they existed): they read as NaN.
+    """
     empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     if not path.exists():
         problems.append(f"{path.name} missing")
@@ -90,6 +94,9 @@ def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COL
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         problems.append(f"{path.name} unreadable ({type(exc).__name__})")
         return empty
+    older = [c for c in columns if c not in optional]
+    if list(frame.columns) == older:
+        frame = frame.assign(**{c: float("nan") for c in optional})
     if list(frame.columns) != list(columns):
         problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(columns)}")
         return empty
@@ -97,7 +104,7 @@ def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COL
     # A row cut short by a crash parses with NaNs; a non-finite loss is never written. Keep the
     # rows before the first damaged one, so curves stay contiguous. A wholly empty column is a
     # metric the task does not define (accuracy of a regression), not damage.
-    required = [c for c in columns if numeric[c].notna().any()]
+    required = [c for c in columns if numeric[c].notna().any() and c not in optional]
     damaged = numeric[required].isna().any(axis=1) | (numeric.iteration.diff() <= 0)
     if damaged.any():
         first = int(damaged.to_numpy().argmax())
@@ -113,7 +120,7 @@ def _read_yaml(path: Path) -> Any:
 def load_run(path: Path) -> Run:
     """Read one run dir; whatever is missing or broken is recorded, never raised."""
     problems: list[str] = []
-    train = read_metrics(path / TRAIN_CSV, problems)
+    train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=("lr",))
     test = read_metrics(path / TEST_CSV, problems)
     trajectory = (read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
                   if (path / TRAJECTORY_CSV).exists() else None)

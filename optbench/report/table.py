@@ -9,7 +9,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
-from optbench.report.groups import Group
+from optbench.report.groups import Group, config_value
 from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
@@ -86,6 +86,22 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
     # Within a task: the target metric, then (runs without accuracy or target) the final training loss.
     return (table.sort_values(["_task_order", "_rank", "final_train_loss"], na_position="last", kind="stable")
             .drop(columns=["_task_order", "_rank"]).reset_index(drop=True))
+
+
+def results_table(groups: list[Group], keys: list[str]) -> pd.DataFrame:
+    """The tidy table behind results.csv: one row per run and evaluation, with the run's task,
+    group, dir, seed, status, the value of every config key in `keys`, and its test metrics."""
+    frames = []
+    for group in groups:
+        for run in group.runs:
+            identity = {"task": group.task, "group": group.label, "run": str(run.path),
+                        "seed": run.summary.get("seed", OmegaConf.select(run.config, "seed")), "status": run.status,
+                        **{key: config_value(run, key) for key in keys}}
+            test = run.test.rename(columns={"loss": "test_loss", "accuracy": "test_accuracy"})
+            if test.empty:  # stopped before its first evaluation: one row, so the run is not lost
+                test = pd.DataFrame({"iteration": [math.nan], "test_loss": [math.nan], "test_accuracy": [math.nan]})
+            frames.append(test.assign(**identity)[[*identity, "iteration", "test_loss", "test_accuracy"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
