@@ -70,8 +70,8 @@ class Recorder:
     def flush(self) -> bool:
         """Write the pending rows up to the first diverged one (if any). False if the run diverged."""
         pending = self.outcome.iterations_run - self._flushed
-        losses = self._losses[:pending].tolist() if pending else []
-        accuracies = ([c / s for c, s in zip(self._correct[:pending].tolist(), self._sizes)] if self.has_accuracy
+        losses = self._losses[:pending].tolist() if pending else []  # no buffers before the first step
+        accuracies = ([c / s for c, s in zip(self._correct[:pending].tolist(), self._sizes)] if self.has_accuracy and pending
                       else [""] * pending)  # accuracy is not defined: the column stays empty
         if self._flushed == 0 and losses and self.divergence_factor and math.isfinite(losses[0]) and losses[0] > 0:
             self._limit = self.divergence_factor * losses[0]

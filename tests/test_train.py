@@ -109,22 +109,24 @@ def test_divergence_factor_null_stops_only_on_non_finite(tmp_path):
     assert summary["status"] == "completed"
 
 
-def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch):
+@pytest.mark.parametrize("completed", [37, 0])
+def test_interrupt_keeps_completed_iterations(tmp_path, monkeypatch, completed):
     steps = {"n": 0}
     real_batch = Split.batch
 
-    def interrupt_at_37(self, index):
+    def interrupt_after_completed_steps(self, index):
         steps["n"] += 1
-        if steps["n"] == 38:
+        if steps["n"] == completed + 1:
             raise KeyboardInterrupt
         return real_batch(self, index)
 
-    monkeypatch.setattr(Split, "batch", interrupt_at_37)
+    monkeypatch.setattr(Split, "batch", interrupt_after_completed_steps)
     summary = run(tmp_path, "iterations=100", "eval_every=20")
     train, test, on_disk = read(tmp_path)
     assert summary["status"] == on_disk["status"] == "interrupted"
-    assert train.iteration.tolist() == list(range(1, 38))
-    assert test.iteration.tolist() == [20]
+    assert summary["iterations_run"] == completed
+    assert train.iteration.tolist() == list(range(1, completed + 1))
+    assert test.iteration.tolist() == [20] * (completed >= 20)
 
 
 def test_cpu_settings_are_restored(tmp_path):
