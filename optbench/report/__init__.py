@@ -79,12 +79,13 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
-    sections = []
+    sections, subtitles = [], []
     for task in tasks:
         task_groups = [group for group in groups if group.task == task]
         task_runs = [run for group in task_groups for run in group.runs]
         panel = Panel(task, task_groups, table[table.task == task], _describe(task, task_runs),
                       plots.styles([group.label for group in task_groups]), window, log_loss)
+        subtitles.append(panel.subtitle)
         where = out_dir / task if len(tasks) > 1 else out_dir
         where.mkdir(exist_ok=True)
         written = [path for figure in figures for path in figure.write(panel, where, fmt)]
@@ -99,6 +100,4 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
     markdown = "# optbench report\n\n" + "\n".join(sections) + _problems_section(runs)
     write_text_atomic(out_dir / "summary.md", markdown)
     files += [out_dir / "summary.csv", out_dir / "results.csv", out_dir / "summary.md"]
-    subtitle = " | ".join(_describe(task, [run for group in groups if group.task == task for run in group.runs])
-                          for task in tasks)
-    return Report(runs, groups, table, files, subtitle)
+    return Report(runs, groups, table, files, " | ".join(subtitles))
