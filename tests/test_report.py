@@ -285,3 +285,36 @@ def test_gif_of_the_paths(two_d_sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     gif = Image.open(tmp_path / "beale" / "trajectory.gif")
     assert gif.n_frames > 20  # the paths grow step by step
+
+
+def test_summary_statistics(tmp_path):
+    import scipy.stats
+
+    from optbench.report.groups import group_runs
+    from optbench.report.runs import load_run
+    from optbench.report.stats import summarize
+    from optbench.report.table import summary_table
+
+    values = np.array([97.1, 97.3, 96.9])
+    summary = summarize([*values, None, float("nan")])  # missing values are left out
+    assert (summary.n, summary.mean, summary.median) == (3, pytest.approx(values.mean()), pytest.approx(97.1))
+    assert summary.std == pytest.approx(values.std(ddof=1))
+    interval = scipy.stats.bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000,
+                                     method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    assert (summary.ci_low, summary.ci_high) == (interval.low, interval.high)
+    # on a larger sample the percentile interval is close to the normal one: mean ± 1.96 s / sqrt(n)
+    sample = np.random.default_rng(1).normal(10.0, 2.0, 200)
+    wide = summarize(list(sample))
+    half = 1.96 * sample.std(ddof=1) / np.sqrt(len(sample))
+    assert wide.ci_low == pytest.approx(sample.mean() - half, abs=0.15 * half)
+    assert wide.ci_high == pytest.approx(sample.mean() + half, abs=0.15 * half)
+    one = summarize([0.5])
+    assert one.std == 0 and np.isnan(one.ci_low) and summarize([]).n == 0
+
+    runs = tmp_path / "runs"
+    make_run(runs / "c0", "momentum", 0, [0.3, 0.2, 0.1])
+    make_run(runs / "c1", "momentum", 1, [0.7, 0.6, 0.4])
+    table = summary_table(group_runs([load_run(runs / "c0"), load_run(runs / "c1")]), window=5)
+    row = table.iloc[0]
+    assert row.final_test_loss == pytest.approx(0.25) and row.final_test_loss_median == pytest.approx(0.25)
+    assert 0.1 <= row.final_test_loss_ci_low <= 0.25 <= row.final_test_loss_ci_high <= 0.4

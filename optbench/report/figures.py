@@ -112,7 +112,7 @@ class LearningRate(ReportFigure):
 
 
 class FinalAccuracy(ReportFigure):
-    """Final test accuracy per group as sorted bars."""
+    """Final test accuracy per group: seeds, mean and 95% bootstrap interval, sorted."""
 
     name = "final_accuracy"
 
@@ -121,8 +121,8 @@ class FinalAccuracy(ReportFigure):
         return panel.has_accuracy
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
-        """Bars with their values and ± std."""
-        return {self.name: plots.final_accuracy_bars(panel.table, panel.subtitle, panel.palette)}
+        """Seeds as points, means with 95% bootstrap intervals."""
+        return {self.name: plots.final_accuracy_intervals(panel.groups, panel.table, panel.subtitle, panel.palette)}
 
 
 class ScratchPairs(ReportFigure):

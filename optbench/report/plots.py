@@ -146,23 +146,37 @@ def learning_rates(groups: list[Group], subtitle: str, palette: dict[str, Style]
     return figure
 
 
-def final_accuracy_bars(table: pd.DataFrame, subtitle: str, palette: dict[str, Style]) -> Figure:
-    """Final test accuracy per run/group as sorted horizontal bars with their values."""
+def final_accuracy_intervals(groups: list[Group], table: pd.DataFrame, subtitle: str,
+                             palette: dict[str, Style]) -> Figure:
+    """Final test accuracy per group: every seed as a faint point, the mean as a dot with its 95%
+    bootstrap interval as a whisker. No bars: a bar's length would claim a zero the axis does not show."""
     rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
-    figure, axes = new_figure("Final test accuracy", subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
+    figure, axes = new_figure("Final test accuracy: mean and 95% bootstrap CI over seeds (points: single runs)",
+                              subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
     axes.grid(True, axis="x", alpha=0.3)
     axes.grid(False, axis="y")
-    errors = rows.final_test_acc_std.where(rows.n > 1).fillna(0).to_numpy() if (rows.n > 1).any() else None
-    bars = axes.barh(rows.label, rows.final_test_acc, xerr=errors, capsize=3,
-                     color=[palette[label].colour for label in rows.label],
-                     hatch=[palette[label].hatch for label in rows.label], edgecolor="white")
-    texts = [f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}" for m, s, n in
-             zip(rows.final_test_acc, rows.final_test_acc_std, rows.n)]
-    axes.bar_label(bars, texts, padding=4, fontsize=8)
-    if len(rows):
-        low, high = rows.final_test_acc.min(), rows.final_test_acc.max()
-        left = max(0.0, low - max(1.0, 0.1 * (high - low)))
-        axes.set_xlim(left, min(100.0, high) + 0.15 * (high - left) + 0.5)  # room for the value labels
+    by_label = {group.label: group for group in groups}
+    values = []
+    for position, row in enumerate(rows.itertuples()):
+        colour = palette[row.label].colour
+        finals = [100 * run.test.accuracy.iloc[-1] for run in by_label[row.label].runs if not run.test.empty]
+        values += finals
+        axes.plot(finals, [position] * len(finals), "o", color=colour, alpha=0.35, markersize=4)
+        if row.n > 1 and not np.isnan(row.final_test_acc_ci_low):
+            axes.plot([row.final_test_acc_ci_low, row.final_test_acc_ci_high], [position, position], color=colour,
+                      linewidth=2.5, solid_capstyle="butt")
+            text = f"{row.final_test_acc:.2f} [{row.final_test_acc_ci_low:.2f}, {row.final_test_acc_ci_high:.2f}]"
+        else:
+            text = f"{row.final_test_acc:.2f}"
+        axes.plot(row.final_test_acc, position, "o", color=colour, markersize=8, markeredgecolor="black")
+        axes.annotate(text, (row.final_test_acc, position), xytext=(0, 8), textcoords="offset points",
+                      ha="center", fontsize=8)
+    axes.set_yticks(range(len(rows)), rows.label)
+    if values:
+        low, high = min(values), max(values)
+        margin = max(0.2, 0.1 * (high - low))
+        axes.set_xlim(max(0.0, low - margin), min(100.0, high + margin))
+    axes.set_ylim(-0.7, len(rows) - 0.3)
     axes.set_xlabel("final test accuracy (%)")
     return figure
 

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from optbench.report.groups import Group, config_value
+from optbench.report.stats import summarize
 from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
@@ -36,11 +37,9 @@ def first_reaching(test: pd.DataFrame, target: Target) -> float:
     return float(hits.iloc[0]) if len(hits) else math.nan
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
+def _mean(values: list[float | None]) -> float:
     array = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if not len(array):
-        return math.nan, math.nan
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return float(array.mean()) if len(array) else math.nan
 
 
 def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
@@ -66,15 +65,18 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
             "final_test_loss": [run.test.loss.iloc[-1] for run in tested],
             "final_train_loss": [run.train.loss.iloc[-window:].mean() for run in runs if run.has_curves],
         }.items():
-            row[name], row[f"{name}_std"] = _stats(values)
+            summary = summarize(values)
+            row[name], row[f"{name}_std"] = summary.mean, summary.std
+            row[f"{name}_median"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (
+                summary.median, summary.ci_low, summary.ci_high)
         reached = [first_reaching(run.test, target) for run in runs] if target else []
         # A group's time to target is the mean over its runs, only if every run reached it.
         row["iters_to_target"] = (float(np.mean(reached)) if reached and not any(math.isnan(r) for r in reached)
                                   else math.nan)
         row["reached_target"] = (sum(not math.isnan(r) for r in reached) / len(reached)) if reached else math.nan
-        row["iterations_run"] = _stats([len(run.train) for run in runs])[0]
-        row["wall_seconds"] = _stats([run.summary.get("wall_seconds", math.nan) for run in runs])[0]
-        row["iterations_per_second"] = _stats([run.summary.get("iterations_per_second", math.nan) for run in runs])[0]
+        row["iterations_run"] = _mean([len(run.train) for run in runs])
+        row["wall_seconds"] = _mean([run.summary.get("wall_seconds", math.nan) for run in runs])
+        row["iterations_per_second"] = _mean([run.summary.get("iterations_per_second", math.nan) for run in runs])
         row["status"] = group.status
         # Sort key: the final value of the target metric, better first.
         by_loss = target is not None and target.metric == "test_loss"
