@@ -53,7 +53,9 @@ def config_of(run: Path) -> tuple[str, int]:
 @pytest.mark.slow
 def test_auto_report_after_multirun(seed_sweep):
     out = seed_sweep / "report"
-    assert {f"{name}.png" for name in FIGURES} | {"summary.csv", "summary.md"} <= {p.name for p in out.iterdir()}
+    expected = {f"{name}.png" for name in [*FIGURES, "pairwise"]} | {"summary.csv", "summary.md", "results.csv",
+                                                                     "pairwise.csv"}
+    assert expected <= {p.name for p in out.iterdir()}
 
 
 @pytest.mark.slow
@@ -318,3 +320,38 @@ def test_summary_statistics(tmp_path):
     row = table.iloc[0]
     assert row.final_test_loss == pytest.approx(0.25) and row.final_test_loss_median == pytest.approx(0.25)
     assert 0.1 <= row.final_test_loss_ci_low <= 0.25 <= row.final_test_loss_ci_high <= 0.4
+
+
+def test_holm_and_paired_comparisons_against_scipy(tmp_path):
+    import scipy.stats
+
+    from optbench.report.groups import group_runs
+    from optbench.report.runs import load_run
+    from optbench.report.stats import holm, paired_t
+    from optbench.report.table import pairwise_table
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x 0.01, then max(2 x 0.03, 1 x 0.04)
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    a, b = {0: 0.91, 1: 0.93, 2: 0.92, 3: 0.95}, {0: 0.90, 1: 0.90, 2: 0.915, 4: 0.5}  # seed 3/4: not common
+    result = paired_t("a", "b", a, b, higher_is_better=True)
+    assert result.n == 3 and result.advantage == pytest.approx((0.01 + 0.03 + 0.005) / 3)
+    assert result.p == pytest.approx(scipy.stats.ttest_rel([0.91, 0.93, 0.92], [0.90, 0.90, 0.915]).pvalue)
+    assert paired_t("a", "b", a, b, higher_is_better=False).advantage == pytest.approx(-result.advantage)
+    assert np.isnan(paired_t("a", "b", {0: 1.0, 1: 2.0}, {0: 0.5, 1: 1.5}, True).p)  # constant difference
+    assert np.isnan(paired_t("a", "b", {0: 1.0}, {0: 0.5}, True).p)  # one common seed
+
+    runs = tmp_path / "runs"
+    losses = {"adam": [0.30, 0.35, 0.32], "sgd": [0.50, 0.56, 0.51], "momentum": [0.31, 0.36, 0.30]}
+    for name, finals in losses.items():
+        for seed, final in enumerate(finals):
+            make_run(runs / f"{name}{seed}", name, seed, [1.0, final])
+    pairs = pairwise_table(group_runs([load_run(p) for p in sorted(runs.iterdir())]))
+    assert len(pairs) == 3 and set(pairs.metric) == {"test_loss"} and (pairs.common_seeds == 3).all()
+    raw = {(r.first, r.second): r for r in pairs.itertuples()}
+    adam_sgd = raw.get(("adam", "sgd")) or raw[("sgd", "adam")]
+    expected = scipy.stats.ttest_rel(losses["adam"], losses["sgd"]).pvalue
+    assert adam_sgd.p == pytest.approx(expected)
+    assert pairs.p_holm.tolist() == pytest.approx(holm(pairs.p.tolist()))
+    # lower loss is better: adam's advantage over sgd is positive whichever way round the pair is listed
+    assert (adam_sgd.advantage > 0) == (adam_sgd.first == "adam")
+    assert pairs.significant.tolist() == [p < 0.05 for p in pairs.p_holm]

@@ -12,7 +12,7 @@ from optbench.report import plots
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, differing_keys, group_runs
 from optbench.report.runs import Run, discover, load_run
-from optbench.report.table import results_table, summary_table, to_markdown
+from optbench.report.table import pairwise_table, results_table, summary_table, to_markdown
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -63,9 +63,23 @@ def _problems_section(runs: list[Run]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _significant_section(pairs: pd.DataFrame) -> str:
+    """The pairs whose difference is significant (Holm-corrected, 5%), one line each, better first."""
+    tested = pairs[pairs.p.notna()]
+    if tested.empty:
+        return ""
+    lines = [f"\nPaired t-tests over common seeds, Holm-corrected within the task: {int(tested.significant.sum())} of "
+             f"{len(tested)} differences significant at 5%."]
+    for row in tested[tested.significant].itertuples():
+        better, worse = (row.first, row.second) if row.advantage > 0 else (row.second, row.first)
+        lines.append(f"- **{better}** beats **{worse}** on {row.metric.replace('_', ' ')} by {abs(row.advantage):.4g} "
+                     f"(n={row.common_seeds}, p={row.p_holm:.2g})")
+    return "\n".join(lines) + "\n"
+
+
 def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50,
                  log_loss: bool = True, gif: bool = False) -> Report:
-    """Read every run under `paths`, write figures, summary.csv, results.csv and summary.md into `out_dir`.
+    """Read every run under `paths`, write figures, summary.csv, pairwise.csv, results.csv and summary.md into `out_dir`.
 
     Each task gets its own figures (in `out_dir`, or `out_dir/<task>/` when the runs span several tasks).
     """
@@ -75,6 +89,7 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
     order = list(zip(table.task, table.label))  # best first: legends read top-down like the table
     groups.sort(key=lambda group: order.index((group.task, group.label)))
     tasks = list(dict.fromkeys(table.task))
+    pairs = pairwise_table(groups)
     figures = FIGURES + [TrajectoryAnimation()] * gif
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +99,8 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
         task_groups = [group for group in groups if group.task == task]
         task_runs = [run for group in task_groups for run in group.runs]
         panel = Panel(task, task_groups, table[table.task == task], _describe(task, task_runs),
-                      plots.styles([group.label for group in task_groups]), window, log_loss)
+                      plots.styles([group.label for group in task_groups]), window, log_loss,
+                      pairs[pairs.task == task])
         subtitles.append(panel.subtitle)
         where = out_dir / task if len(tasks) > 1 else out_dir
         where.mkdir(exist_ok=True)
@@ -93,11 +109,12 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
         images = "\n".join(f"![{path.stem}]({path.relative_to(out_dir)})" for path in written)
         heading = f"## {task}\n\n" if len(tasks) > 1 else ""
         sections.append(f"{heading}{panel.subtitle} · {len(task_runs)} runs in {len(task_groups)} groups\n\n"
-                        f"{to_markdown(panel.table)}\n\n{images}\n")
+                        f"{to_markdown(panel.table)}\n{_significant_section(panel.pairwise)}\n{images}\n")
 
     write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / "pairwise.csv", pairs.to_csv(index=False))
     write_text_atomic(out_dir / "results.csv", results_table(groups, differing_keys(runs)).to_csv(index=False))
     markdown = "# optbench report\n\n" + "\n".join(sections) + _problems_section(runs)
     write_text_atomic(out_dir / "summary.md", markdown)
-    files += [out_dir / "summary.csv", out_dir / "results.csv", out_dir / "summary.md"]
+    files += [out_dir / "summary.csv", out_dir / "pairwise.csv", out_dir / "results.csv", out_dir / "summary.md"]
     return Report(runs, groups, table, files, " | ".join(subtitles))

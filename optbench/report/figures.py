@@ -29,6 +29,7 @@ class Panel:
     palette: dict[str, plots.Style]
     window: int
     log_loss: bool
+    pairwise: pd.DataFrame  # this task's rows of pairwise.csv
 
     @property
     def target(self) -> Target | None:
@@ -125,6 +126,21 @@ class FinalAccuracy(ReportFigure):
         return {self.name: plots.final_accuracy_intervals(panel.groups, panel.table, panel.subtitle, panel.palette)}
 
 
+class PairwiseComparisons(ReportFigure):
+    """Every two groups compared over their common seeds: the advantage and its significance."""
+
+    name = "pairwise"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where at least one pair could be tested (two or more common seeds)."""
+        return bool(panel.pairwise.p.notna().any())
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """A matrix, groups in the table's order."""
+        return {self.name: plots.pairwise_matrix(panel.pairwise, [group.label for group in panel.groups],
+                                                 panel.subtitle)}
+
+
 class ScratchPairs(ReportFigure):
     """The lab's overlay of torch.optim's X and optbench's scratch/X, one figure per pair present."""
 
@@ -174,4 +190,5 @@ class TrajectoryAnimation(Trajectories):
 
 
 FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
-                               TestMetric("loss"), LearningRate(), FinalAccuracy(), ScratchPairs(), Trajectories()]
+                               TestMetric("loss"), LearningRate(), FinalAccuracy(), PairwiseComparisons(), ScratchPairs(),
+                               Trajectories()]

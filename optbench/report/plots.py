@@ -181,6 +181,37 @@ def final_accuracy_intervals(groups: list[Group], table: pd.DataFrame, subtitle:
     return figure
 
 
+def pairwise_matrix(pairs: pd.DataFrame, labels: list[str], subtitle: str) -> Figure:
+    """Row vs column: mean advantage over common seeds (colour; accuracy in percentage points),
+    with * where the Holm-corrected paired t-test is significant at 5%."""
+    metric = pairs.metric.iloc[0]
+    scale, unit = (100, " pp") if metric == "test_accuracy" else (1, "")
+    size = len(labels)
+    matrix = np.full((size, size), np.nan)
+    text = [["" for _ in labels] for _ in labels]
+    for row in pairs.itertuples():
+        i, j = labels.index(row.first), labels.index(row.second)
+        for a, b, sign in ((i, j, 1), (j, i, -1)):
+            matrix[a, b] = sign * scale * row.advantage
+            star = "*" if row.significant else ""
+            p_text = "" if np.isnan(row.p_holm) else f"\np={row.p_holm:.2g}"
+            text[a][b] = f"{sign * scale * row.advantage:+.2f}{star}{p_text}"
+    figure, axes = new_figure(f"Paired comparison of final {metric.replace('_', ' ')} (row better than column by;"
+                              " * = significant at 5%, Holm-corrected paired t-test)", subtitle,
+                              width=max(6.0, 1.1 * size + 3), height=max(4.0, 0.9 * size + 2))
+    axes.grid(False)
+    limit = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
+    image = axes.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i in range(size):
+        for j in range(size):
+            dark = np.isfinite(matrix[i, j]) and abs(matrix[i, j]) > 0.6 * limit
+            axes.text(j, i, text[i][j], ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    axes.set_xticks(range(size), labels, rotation=45, ha="right")
+    axes.set_yticks(range(size), labels)
+    figure.colorbar(image, ax=axes, label=f"row − column ({metric.replace('_', ' ')}{unit}, better > 0)")
+    return figure
+
+
 def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle: str) -> Figure:
     """The lab's overlay: training loss and accuracy of torch.optim's X against optbench's scratch/X."""
     figure = Figure(figsize=(12.0, 4.8), layout="constrained")

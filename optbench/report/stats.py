@@ -40,3 +40,36 @@ def summarize(values: list[float | None]) -> Summary:
         low, high = float(interval.low), float(interval.high)
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     return Summary(float(array.mean()), float(np.median(array)), std, low, high, len(array))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values: the k-th smallest of m times (m - k + 1), kept monotone, at most 1."""
+    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
+    adjusted, running = [math.nan] * len(pvalues), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of two groups over the seeds both ran."""
+
+    first: str
+    second: str
+    n: int  # common seeds
+    advantage: float  # mean over common seeds of (first - second), signed so that > 0 means `first` is better
+    p: float  # two-sided paired t-test; NaN with fewer than 2 common seeds or no variation in the differences
+
+
+def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) -> Comparison:
+    """Compare the values of two groups keyed by seed, on their common seeds (scipy's ttest_rel)."""
+    seeds = sorted(set(a) & set(b), key=str)
+    x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
+    sign = 1.0 if higher_is_better else -1.0
+    advantage = float(sign * (x - y).mean()) if len(seeds) else math.nan
+    p = math.nan
+    if len(seeds) > 1 and np.ptp(x - y) > 0:  # constant differences leave the t statistic undefined
+        p = float(stats.ttest_rel(x, y).pvalue)
+    return Comparison(first, second, len(seeds), advantage, p)

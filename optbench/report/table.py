@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from optbench.report.groups import Group, config_value
-from optbench.report.stats import summarize
+from optbench.report.stats import holm, paired_t, summarize
 from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
@@ -104,6 +104,41 @@ def results_table(groups: list[Group], keys: list[str]) -> pd.DataFrame:
                 test = pd.DataFrame({"iteration": [math.nan], "test_loss": [math.nan], "test_accuracy": [math.nan]})
             frames.append(test.assign(**identity)[[*identity, "iteration", "test_loss", "test_accuracy"]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+SIGNIFICANCE = 0.05
+
+
+def final_metric(group: Group) -> tuple[str, dict]:
+    """The metric groups are compared on (the task's target metric, else accuracy where defined,
+    else the test loss) and each run's final value of it, keyed by seed."""
+    target = next((run.target for run in group.runs if run.target), None)
+    tested = [run for run in group.runs if not run.test.empty]
+    has_accuracy = any(run.test.accuracy.notna().any() for run in tested)
+    column = target.column if target else "accuracy" if has_accuracy else "loss"
+    seeds = group.seeds
+    return f"test_{column}", {seeds[group.runs.index(run)]: run.test[column].iloc[-1] for run in tested}
+
+
+def pairwise_table(groups: list[Group]) -> pd.DataFrame:
+    """Paired t-tests between every two groups of a task over their common seeds, Holm-corrected
+    within the task; `advantage` > 0 means `first` ended better on the task's metric."""
+    rows = []
+    for task in dict.fromkeys(group.task for group in groups):
+        members = [group for group in groups if group.task == task]
+        finals = {group.label: final_metric(group) for group in members}
+        comparisons = [paired_t(a.label, b.label, finals[a.label][1], finals[b.label][1],
+                                higher_is_better=finals[a.label][0] == "test_accuracy")
+                       for i, a in enumerate(members) for b in members[i + 1:]]
+        tested = [c for c in comparisons if not math.isnan(c.p)]
+        adjusted = dict(zip(map(id, tested), holm([c.p for c in tested])))
+        for c in comparisons:
+            p_holm = adjusted.get(id(c), math.nan)
+            rows.append({"task": task, "metric": finals[c.first][0], "first": c.first, "second": c.second,
+                         "common_seeds": c.n, "advantage": c.advantage, "p": c.p, "p_holm": p_holm,
+                         "significant": bool(p_holm < SIGNIFICANCE)})
+    return pd.DataFrame(rows, columns=["task", "metric", "first", "second", "common_seeds", "advantage", "p",
+                                       "p_holm", "significant"])
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
