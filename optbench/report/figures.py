@@ -34,7 +34,7 @@ class Panel:
     @property
     def target(self) -> Target | None:
         """The task's target, from its first run that has one."""
-        return next((run.target for group in self.groups for run in group.runs if run.target), None)
+        return next((target for target in (group.target for group in self.groups) if target), None)
 
     @property
     def has_accuracy(self) -> bool:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from optbench.config import NON_RESULT_KEYS
 from optbench.report.runs import Run
+from optbench.tasks import Target
 
 # Keys that never distinguish what was compared within a task: the seed (groups are built over it),
 # the task (each task gets its own figures and table rows), and settings that do not change the numbers.
@@ -37,6 +38,11 @@ class Group:
         if len(counts) == 1:
             return next(iter(counts))
         return ", ".join(f"{n} {status}" for status, n in counts.most_common())
+
+    @property
+    def target(self) -> Target | None:
+        """The task's target, from the first of the group's runs that records one."""
+        return next((target for target in (run.target for run in self.runs) if target), None)
 
     @property
     def seeds(self) -> list:

@@ -49,7 +49,7 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
     for group in groups:
         runs = group.runs
         tested = [run for run in runs if not run.test.empty]
-        target = next((run.target for run in runs if run.target), None)
+        target = group.target
         row = {
             "task": group.task,
             "label": group.label,
@@ -112,12 +112,11 @@ SIGNIFICANCE = 0.05
 def final_metric(group: Group) -> tuple[str, dict]:
     """The metric groups are compared on (the task's target metric, else accuracy where defined,
     else the test loss) and each run's final value of it, keyed by seed."""
-    target = next((run.target for run in group.runs if run.target), None)
-    tested = [run for run in group.runs if not run.test.empty]
-    has_accuracy = any(run.test.accuracy.notna().any() for run in tested)
+    target = group.target
+    tested = [(seed, run) for seed, run in zip(group.seeds, group.runs) if not run.test.empty]
+    has_accuracy = any(run.test.accuracy.notna().any() for _, run in tested)
     column = target.column if target else "accuracy" if has_accuracy else "loss"
-    seeds = group.seeds
-    return f"test_{column}", {seeds[group.runs.index(run)]: run.test[column].iloc[-1] for run in tested}
+    return f"test_{column}", {seed: run.test[column].iloc[-1] for seed, run in tested}
 
 
 def pairwise_table(groups: list[Group]) -> pd.DataFrame:
