@@ -93,6 +93,9 @@ def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "optbench/configs/config.yaml" in names and "optbench/configs/optimizer/adam.yaml" in names
     assert "optbench/resources/mnist/train-images-idx3-ubyte.gz" in names
+    # the tune sweeper: its plugin module (found by Hydra under hydra_plugins/) and its config
+    assert "hydra_plugins/optbench_tune/tune_sweeper.py" in names and "hydra_plugins/__init__.py" not in names
+    assert "optbench/configs/hydra/sweeper/tune.yaml" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere = tmp_path / "elsewhere"

@@ -29,5 +29,5 @@ class AutoReport(Callback):
             log.exception("could not write the report for %s; run `optbench report %s` to retry",
                           sweep_dir, sweep_dir)
             return
-        log.info("report for %d runs written to %s\n%s", len(report.runs), sweep_dir / "report",
+        log.info("report for %d runs written to %s (open report.html)\n%s", len(report.runs), sweep_dir / "report",
                  to_terminal(report.table))

@@ -13,9 +13,10 @@ def parser() -> argparse.ArgumentParser:
     """The `optbench report` argument parser."""
     p = argparse.ArgumentParser(
         prog="optbench report",
-        description="Turn optbench runs (a run dir, a sweep dir, or several) into comparison figures "
-                    "and a summary table. Runs are found recursively (any folder holding train.csv); "
-                    "runs that differ only by seed are grouped as mean ± std.",
+        description="Turn optbench runs (a run dir, a sweep dir, or several) into comparison figures, "
+                    "summary tables with statistics, and one self-contained report.html. Runs are found "
+                    "recursively (any folder holding train.csv; a tune sweep's stage-1 trials are summarised "
+                    "from its tuning.csv); runs that differ only by seed are grouped.",
         epilog="example: optbench report multirun/2026-11-21/10-00-00   "
                "optbench report outputs/a outputs/b -o cmp/ --format svg",
     )
@@ -49,5 +50,5 @@ def main(argv: list[str]) -> int:
     print(to_terminal(report.table))
     for run in (run for run in report.runs if not run.clean):
         print(f"note: {run.path}: {run.status}" + (f" ({'; '.join(run.problems)})" if run.problems else ""))
-    print(f"\nwrote {len(report.files)} files to {out}")
+    print(f"\nwrote {len(report.files)} files to {out}; open {out / 'report.html'} in a browser")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from optbench.report import plots, trajectory
+from optbench.report import plots, sensitivity, trajectory
 from optbench.report.groups import Group
 from optbench.tasks import Target
 
@@ -30,6 +30,7 @@ class Panel:
     window: int
     log_loss: bool
     pairwise: pd.DataFrame  # this task's rows of pairwise.csv
+    tuning: pd.DataFrame  # this task's stage-1 trials from tuning.csv (empty without a tune sweep)
 
     @property
     def target(self) -> Target | None:
@@ -141,6 +142,20 @@ class PairwiseComparisons(ReportFigure):
                                                  panel.subtitle)}
 
 
+class LearningRateSensitivity(ReportFigure):
+    """Final metric against the learning rate over a tune sweep's stage-1 trials."""
+
+    name = "lr_sensitivity"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where a tune sweep tried two or more learning rates."""
+        return sensitivity.LR in panel.tuning and panel.tuning[sensitivity.LR].nunique() > 1
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """One curve per arm (optimizer), log x."""
+        return {self.name: sensitivity.sensitivity_figure(panel.tuning, panel.subtitle, panel.target)}
+
+
 class ScratchPairs(ReportFigure):
     """The lab's overlay of torch.optim's X and optbench's scratch/X, one figure per pair present."""
 
@@ -190,5 +205,5 @@ class TrajectoryAnimation(Trajectories):
 
 
 FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
-                               TestMetric("loss"), LearningRate(), FinalAccuracy(), PairwiseComparisons(), ScratchPairs(),
-                               Trajectories()]
+                               TestMetric("loss"), LearningRate(), FinalAccuracy(), PairwiseComparisons(),
+                               LearningRateSensitivity(), ScratchPairs(), Trajectories()]

@@ -45,6 +45,8 @@ def new_figure(title: str, subtitle: str, width: float = 10.0, height: float = 5
 def outside_legend(axes, count: int) -> None:
     """The legend to the right of the axes."""
     # Outside the axes, so a dozen curves never hide the data.
+    if not axes.get_legend_handles_labels()[0]:
+        return  # nothing drawn (runs stopped before their first evaluation)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8 if count > 8 else 9, frameon=False)
 
 
@@ -196,8 +198,8 @@ def pairwise_matrix(pairs: pd.DataFrame, labels: list[str], subtitle: str) -> Fi
             star = "*" if row.significant else ""
             p_text = "" if np.isnan(row.p_holm) else f"\np={row.p_holm:.2g}"
             text[a][b] = f"{sign * scale * row.advantage:+.2f}{star}{p_text}"
-    figure, axes = new_figure(f"Paired comparison of final {metric.replace('_', ' ')} (row better than column by;"
-                              " * = significant at 5%, Holm-corrected paired t-test)", subtitle,
+    figure, axes = new_figure(f"Paired comparison of final {metric.replace('_', ' ')}: row better than column by\n"
+                              "(* = significant at 5%, Holm-corrected paired t-test)", subtitle,
                               width=max(6.0, 1.1 * size + 3), height=max(4.0, 0.9 * size + 2))
     axes.grid(False)
     limit = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0

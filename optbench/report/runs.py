@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optbench.errors import OptbenchError
 from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV
 from optbench.tasks import Target
+from optbench.tuning import TUNING_CSV, TUNING_DIR
 
 
 @dataclass
@@ -69,14 +70,23 @@ def discover(paths: list[Path]) -> list[Path]:
             raise OptbenchError(f"{path} does not exist. Give a run dir, a sweep dir, or a folder holding them.")
         if path.is_file():
             raise OptbenchError(f"{path} is a file; give the run's folder (the one holding {TRAIN_CSV}).")
-        found.update(p.parent.resolve() for p in path.rglob(TRAIN_CSV))
+        found.update(run.parent.resolve() for run in path.rglob(TRAIN_CSV) if not _tuning_trial(run.parent, path))
     if not found:
         where = ", ".join(str(p) for p in paths)
         raise OptbenchError(
             f"No optbench runs found under {where}: no {TRAIN_CSV} in it or below it. Point "
             "`optbench report` at a run dir (outputs/DATE/TIME) or a sweep dir (multirun/DATE/TIME)."
         )
-    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+    return sorted(found, key=lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts])
+
+
+def _tuning_trial(run_dir: Path, root: Path) -> bool:
+    """True for a tune sweep's stage-1 trial (<sweep>/tuning/N beside <sweep>/tuning.csv) found from
+    above its sweep: the report covers stage 2, and tuning.csv summarises the trials."""
+    for folder in run_dir.relative_to(root).parents:
+        if folder.name == TUNING_DIR and (root / folder.parent / TUNING_CSV).exists():
+            return True
+    return False
 
 
 def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS,

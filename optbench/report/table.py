@@ -70,9 +70,10 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
             row[f"{name}_median"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (
                 summary.median, summary.ci_low, summary.ci_high)
         reached = [first_reaching(run.test, target) for run in runs] if target else []
-        # A group's time to target is the mean over its runs, only if every run reached it.
-        row["iters_to_target"] = (float(np.mean(reached)) if reached and not any(math.isnan(r) for r in reached)
-                                  else math.nan)
+        # AlgoPerf's rule: a run that never reached the target took infinitely long, so the median
+        # over seeds is infinite once half the runs missed (NaN: the task has no target).
+        row["iters_to_target"] = float(np.median([math.inf if math.isnan(r) else r for r in reached])) \
+            if reached else math.nan
         row["reached_target"] = (sum(not math.isnan(r) for r in reached) / len(reached)) if reached else math.nan
         row["iterations_run"] = _mean([len(run.train) for run in runs])
         row["wall_seconds"] = _mean([run.summary.get("wall_seconds", math.nan) for run in runs])
@@ -147,7 +148,13 @@ def _with_std(mean: float, std: float, n: int, digits: int) -> str:
 
 
 def _number(value: float, digits: int = 0) -> str:
+    if math.isinf(value):
+        return "∞ (missed)"
     return "" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _interval(low: float, high: float, digits: int) -> str:
+    return "" if math.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _fraction(reached: float, n: int) -> str:
@@ -170,9 +177,14 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
         "best test acc %": with_std("best_test_acc", 2),
         "final test loss": [_with_std(m, s, n, 4) if math.isnan(a) else "" for m, s, n, a in
                             zip(table.final_test_loss, table.final_test_loss_std, table.n, table.final_test_acc)],
+        # the bootstrap interval of the mean final accuracy, or of the final test loss where accuracy is undefined
+        "final 95% CI": [_interval(a_low, a_high, 2) if not math.isnan(acc) else _interval(l_low, l_high, 4)
+                         for acc, a_low, a_high, l_low, l_high in zip(
+                             table.final_test_acc, table.final_test_acc_ci_low, table.final_test_acc_ci_high,
+                             table.final_test_loss_ci_low, table.final_test_loss_ci_high)],
         "final train loss": with_std("final_train_loss", 4),
         "target": table.target,
-        "iters to target": table.iters_to_target.map(_number),
+        "median iters to target": table.iters_to_target.map(_number),
         "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
         "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
         "it/s": table.iterations_per_second.map(_number),
@@ -180,11 +192,6 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
         "status": table.status,
     })
     return columns.loc[:, [(columns[c].astype(str) != "").any() for c in columns]]
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """GitHub-flavoured markdown of the readable table."""
-    return tabulate(readable(table), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
 def to_terminal(table: pd.DataFrame) -> str:

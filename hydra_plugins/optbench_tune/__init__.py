@@ -1,0 +1,1 @@
+"""optbench's Hydra plugins: the `tune` sweeper (`optbench -m hydra/sweeper=tune ...`)."""

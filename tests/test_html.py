@@ -1,0 +1,93 @@
+"""report.html: self-contained, escaped, and working in a real headless browser (Debian's chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optbench.report import build_report
+from test_report import make_run
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+needs_browser = pytest.mark.skipif(BROWSER is None, reason="no headless browser: install Debian's chromium "
+                                   "(apt-get install chromium; .ci/run does) to test report.html in one")
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory) -> Path:
+    """A report over hand-made runs, one of them with markup in its optimizer name and config."""
+    runs = tmp_path_factory.mktemp("runs")
+    make_run(runs / "a0", "adam", 0, [0.8, 0.4, 0.3])
+    make_run(runs / "a1", "adam", 1, [0.7, 0.5, 0.35])
+    make_run(runs / "s0", "sgd", 0, [0.9, 0.7, 0.6])
+    make_run(runs / "s1", "sgd", 1, [0.9, 0.8, 0.7])
+    hostile = make_run(runs / "h0", HOSTILE, 0, [0.5, 0.45, 0.45])
+    config = yaml.safe_load((hostile / ".hydra" / "config.yaml").read_text())
+    config["note"] = "</pre><script>alert(2)</script>"
+    (hostile / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (runs / "broken").mkdir()
+    (runs / "broken" / "train.csv").write_text("iteration,loss,accuracy,lr\n1,0.5,,0.1\n")  # no summary: troubled
+    out = runs / "report"
+    build_report([runs], out)
+    return out
+
+
+def test_page_is_self_contained_and_escapes_every_label(hostile_report):
+    page = (hostile_report / "report.html").read_text()
+    assert page.count("<script") == 1 and "alert(2)</script>" not in page  # only the page's own script
+    assert HOSTILE not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched: every image is a data URI
+    pngs = sorted(hostile_report.rglob("*.png"))
+    assert pngs and page.count('src="data:image/png;base64,') == len(pngs)
+    assert "Runs that did not complete cleanly" in page and "broken" in page
+    assert page.count("<details>") == 4  # each group's config: adam, sgd, the hostile one, the broken run
+
+
+def browse(page: Path, tmp_path: Path, fragment: str = "") -> tuple[str, list[str]]:
+    """The page's DOM after its scripts ran, and every console message chromium logged."""
+    result = subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         page.resolve().as_uri() + fragment],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout, [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@needs_browser
+def test_the_console_check_catches_a_broken_page(tmp_path):
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><html><body><script>notDefined()</script></body></html>")
+    dom, console = browse(broken, tmp_path)
+    assert any("Uncaught ReferenceError" in line for line in console) and 'data-ready="yes"' not in dom
+
+
+@needs_browser
+def test_report_loads_in_a_browser_without_errors_and_shows_every_group(hostile_report, tmp_path):
+    dom, console = browse(hostile_report / "report.html", tmp_path)
+    assert console == []
+    assert re.search(r'<html[^>]*data-ready="yes"', dom) and not re.search(r"<html[^>]*data-errors", dom)
+    cells = re.findall(r"<tr><td>([^<]*)</td>", dom)
+    assert {"adam", "sgd", "&lt;img src=x onerror=\"alert(1)\"&gt;"} <= set(cells)
+    assert "<img src=\"x\"" not in dom and "alert(2)" in dom and "<script>alert(2)" not in dom
+
+
+@needs_browser
+def test_sorting_in_the_browser(hostile_report, tmp_path):
+    page = (hostile_report / "report.html").read_text()
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', page.split("</table>")[0])
+    column = headers.index("final test loss")
+    # final test losses: adam 0.325, hostile 0.45, sgd 0.65; descending puts sgd first
+    dom, console = browse(hostile_report / "report.html", tmp_path, f"#sort=-{column}")
+    assert console == []
+    first_table = dom.split("</table>")[0]
+    order = re.findall(r"<tr><td>([^<]*)</td>", first_table)
+    assert order[0] == "sgd" and order[-1] == "adam" and len(order) == 3
+    assert re.search(r'aria-sort="descending">final test loss', first_table)

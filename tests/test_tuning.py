@@ -1,0 +1,176 @@
+"""The tune sweeper: search spaces, trial ranking, and a real two-stage sweep checked against its files."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy.stats import qmc
+
+from optbench.errors import OptbenchError
+from optbench.tuning import TrialScore, parse_dimension, rank_trials, search_points
+
+OPTBENCH = Path(sys.executable).with_name("optbench")
+
+
+def tune(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=tune", "progress=false", *args,
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_default_log_grid_is_half_decades_from_1e_5_to_1():
+    points = search_points([parse_dimension("optimizer.lr", "tag(log, interval(1e-5, 1))")], "grid", 11, 0)
+    assert [float(p["optimizer.lr"]) for p in points] == pytest.approx(np.logspace(-5, 0, 11), rel=2e-3)
+    assert points[0] == {"optimizer.lr": "1e-05"} and points[-1] == {"optimizer.lr": "1"}
+
+
+def test_grid_crosses_intervals_and_lists():
+    dims = [parse_dimension("optimizer.lr", "interval(0.1, 0.3)"), parse_dimension("optimizer.momentum", "0.9,0.99")]
+    points = search_points(dims, "grid", 3, 0)
+    assert len(points) == 6
+    assert {p["optimizer.lr"] for p in points} == {"0.1", "0.2", "0.3"}
+    assert {p["optimizer.momentum"] for p in points} == {"0.9", "0.99"}
+
+
+def test_halton_is_scipys_scrambled_sequence_mapped_to_the_log_interval():
+    dims = [parse_dimension("optimizer.lr", "tag(log, interval(1e-4, 1e-1))"),
+            parse_dimension("optimizer.weight_decay", "interval(0, 0.01)")]
+    points = search_points(dims, "halton", 8, seed=3)
+    draws = qmc.Halton(d=2, scramble=True, rng=np.random.default_rng(3)).random(8)
+    assert [float(p["optimizer.lr"]) for p in points] == pytest.approx(10 ** (-4 + 3 * draws[:, 0]), rel=5e-3)
+    assert [float(p["optimizer.weight_decay"]) for p in points] == pytest.approx(0.01 * draws[:, 1], rel=5e-3,
+                                                                                 abs=1e-6)
+    assert points == search_points(dims, "halton", 8, seed=3)  # reproducible
+    assert points != search_points(dims, "halton", 8, seed=4)
+
+
+def test_random_search_stays_inside_the_interval():
+    points = search_points([parse_dimension("optimizer.lr", "tag(log, interval(1e-3, 1e-2))")], "random", 50, 0)
+    values = [float(p["optimizer.lr"]) for p in points]
+    assert len(values) == 50 and min(values) >= 1e-3 * 0.999 and max(values) <= 1e-2 * 1.001
+
+
+@pytest.mark.parametrize("spec, words", [("tag(log, interval(0, 1))", "low > 0"), ("interval(1, 0.5)", "low < high"),
+                                         ("0.1", "not an interval"), ("interval(", "does not parse")])
+def test_bad_search_dimension_is_one_clear_error(spec, words):
+    with pytest.raises(OptbenchError, match="cannot search optimizer.lr") as error:
+        parse_dimension("optimizer.lr", spec)
+    assert words in str(error.value) and "tag(log,interval(1e-5,1))" in str(error.value)
+
+
+def test_bad_search_settings_are_clear_errors():
+    dims = [parse_dimension("optimizer.lr", "interval(0.1, 0.3)")]
+    with pytest.raises(OptbenchError, match="grid, random, halton"):
+        search_points(dims, "bayes", 4, 0)
+    with pytest.raises(OptbenchError, match="positive whole number"):
+        search_points(dims, "grid", 0, 0)
+
+
+def score(status="completed", final=0.9, best=None, ttt=math.nan, higher=True) -> TrialScore:
+    return TrialScore(status, "toy", "test_accuracy" if higher else "test_loss", higher, final,
+                      final if best is None else best, ttt)
+
+
+def test_time_to_target_ranks_first_then_the_final_metric_breaks_ties():
+    scores = [score(final=0.95), score(final=0.97, ttt=400), score(final=0.98, ttt=400), score(final=0.99, ttt=500),
+              score("diverged", final=0.98, ttt=100), score("failed", final=math.nan)]
+    assert rank_trials(scores, "time_to_target") == [4, 2, 1, 3, 5, 6]
+    assert rank_trials(scores, "final") == [4, 3, 2, 1, 5, 6]
+
+
+def test_best_and_loss_targets_rank_the_right_way():
+    scores = [score(final=0.5, best=0.2, higher=False), score(final=0.3, best=0.3, higher=False),
+              score("incomplete", final=0.1, higher=False)]
+    assert rank_trials(scores, "final") == [2, 1, 3]
+    assert rank_trials(scores, "best") == [1, 2, 3]
+    # equal trials: the earlier one wins
+    assert rank_trials([score(final=0.9), score(final=0.9)], "final") == [1, 2]
+
+
+def recompute_choice(sweep: Path, trials: pd.DataFrame) -> int:
+    """The winning trial, recomputed from the trials' own CSVs: completed trials only, the first
+    evaluation meeting the target (missed = infinite), then the final test loss, then trial order."""
+    keys = []
+    for trial in trials.itertuples():
+        run = sweep / trial.run_dir
+        summary = yaml.safe_load((run / "summary.json").read_text())
+        test = pd.read_csv(run / "test.csv")
+        target = summary["target"]
+        assert target["metric"] == "test_loss" and target["mode"] == "min"
+        hits = test.iteration[test.loss <= target["threshold"]]
+        usable = summary["status"] == "completed"
+        keys.append((not usable, hits.min() if usable and len(hits) else math.inf,
+                     test.loss.iloc[-1] if usable else math.inf, trial.trial))
+    return min(keys)[-1]
+
+
+def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_path):
+    result = tune(tmp_path, "task=rosenbrock", "optimizer=sgd,adam", "iterations=200", "eval_every=20",
+                  "hydra.sweeper.trials=4", "hydra.sweeper.seeds=2")
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "sweep"
+    trials = pd.read_csv(sweep / "tuning.csv")
+    assert len(trials) == 8 and trials.arm.tolist() == ["optimizer=sgd"] * 4 + ["optimizer=adam"] * 4
+    assert (trials.seed == 1000).all() and (trials.task == "rosenbrock").all()
+    assert trials["optimizer.lr"].tolist() == pytest.approx([1e-5, 4.64e-4, 2.15e-2, 1.0] * 2)
+    assert "diverged" in trials.status.tolist()  # sgd at lr=1 blows up on rosenbrock: ranked last, no crash
+    for arm, rows in trials.groupby("arm"):
+        winner = recompute_choice(sweep, rows)
+        assert rows.set_index("trial").loc[winner, "chosen"] and rows.chosen.sum() == 1
+        bad, good = rows[rows.status != "completed"], rows[rows.status == "completed"]
+        assert bad.empty or bad["rank"].min() > good["rank"].max()
+        assert bad.objective.isna().all()
+        # stage 2: the chosen lr over seeds 0 and 1, in the sweep's top-level job dirs
+        lr = rows.set_index("trial").loc[winner, "optimizer.lr"]
+        reruns = [yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in sweep.iterdir()
+                  if d.name.isdigit()]
+        optimizer = arm.split("=")[1]
+        mine = [c for c in reruns if c["optimizer"]["_target_"].lower().endswith(optimizer)]
+        assert sorted(c["seed"] for c in mine) == [0, 1]
+        assert all(c["optimizer"]["lr"] == pytest.approx(lr) for c in mine)
+    # the automatic report covers stage 2 (two groups of two seeds) and draws stage 1's sensitivity
+    table = pd.read_csv(sweep / "report" / "summary.csv")
+    assert sorted(table.optimizer) == ["adam", "sgd"] and table.n.tolist() == [2, 2]
+    assert (sweep / "report" / "lr_sensitivity.png").exists()
+    assert "Tuned by `time_to_target`" in (sweep / "report" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["seed=1,2"], "seed=... cannot be given to the tune sweeper"),
+    pytest.param(["hydra.sweeper.select=fastest"], "is not a criterion", marks=pytest.mark.slow),
+    pytest.param(["hydra.sweeper.seeds=0"], "must be a number of seeds", marks=pytest.mark.slow),
+    pytest.param(["optimizer=sgd,nosuch"], "Could not find 'optimizer/nosuch'", marks=pytest.mark.slow),
+])
+def test_bad_tune_settings_fail_before_any_trial_runs(tmp_path, args, words):
+    result = tune(tmp_path, "task=rosenbrock", *args)
+    assert result.returncode != 0 and words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "sweep").glob("tuning/*/train.csv"))
+
+
+def test_the_sweep_arguments_split_into_arms_fixed_settings_and_searched_keys():
+    from types import SimpleNamespace
+
+    from hydra_plugins.optbench_tune.tune_sweeper import TuneSweeper
+
+    sweeper = TuneSweeper(params={"optimizer": {"lr": "tag(log, interval(1e-5, 1))"}})  # as a CLI override nests it
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    arms, common, dims = sweeper._plan(["optimizer=sgd,adam", "schedule=constant,cosine", "task=rosenbrock",
+                                        "optimizer.momentum=interval(0.8,0.99)"])
+    assert arms == [["optimizer=sgd", "schedule=constant"], ["optimizer=sgd", "schedule=cosine"],
+                    ["optimizer=adam", "schedule=constant"], ["optimizer=adam", "schedule=cosine"]]
+    assert common == ["task=rosenbrock"]
+    assert [(d.key, d.log) for d in dims] == [("optimizer.lr", True), ("optimizer.momentum", False)]
+    # a searched key given one value is fixed, not searched; a list for it is searched as those values
+    _, common, dims = sweeper._plan(["optimizer=sgd", "optimizer.lr=0.01"])
+    assert common == ["optimizer=sgd", "optimizer.lr=0.01"] and dims == []
+    _, _, dims = sweeper._plan(["optimizer.lr=0.1,0.01"])
+    assert dims[0].values == ("0.1", "0.01")
+    assert search_points([], "halton", 8, 0) == [{}]  # nothing searched: one trial per arm
