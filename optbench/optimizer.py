@@ -1,10 +1,13 @@
-"""Optimizer group: check and build the configured optimizer (a `_partial_` node) for a model."""
+"""Optimizer group: check and build the configured optimizer (a `_partial_` node) for a model, with its
+parameter groups, and read the protocol its config declares (closure, create_graph, train/eval)."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import numbers
-from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from fnmatch import fnmatch
 from typing import Any
 
 import torch
@@ -14,7 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
 from optbench.optim import Lookahead
+from optbench.optim.multi import MultiOptimizer
 
+# Keys of an optimizer's config that are optbench's, not constructor arguments.
+RESERVED_KEYS = ("protocol", "param_groups")
 # Ranges torch.optim does not check itself: momentum >= 1 never converges.
 RANGES = {"momentum": (0.0, 1.0), "dampening": (0.0, 1.0)}
 
@@ -30,9 +36,9 @@ def _check_value(name: str, key: str, value: Any, default: Any) -> None:
         raise OptbenchError(f"{where} must be true or false (optimizer={name}).")
     if _is_number(default) and not _is_number(value):
         raise OptbenchError(f"{where} must be a number, e.g. optimizer.{key}={default} (the default of optimizer={name}).")
-    if isinstance(default, tuple) and not (isinstance(value, list) and len(value) == len(default)
-                                           and all(_is_number(v) for v in value)):
-        example = ",".join(str(float(v)) for v in default)
+    if isinstance(default, tuple) and not (isinstance(value, list) and len(value) == len(default) and all(
+            _is_number(v) or (v is None and d is None) for v, d in zip(value, default))):  # Adafactor's eps=(None, 1e-3)
+        example = ",".join("null" if v is None else str(float(v)) for v in default)
         raise OptbenchError(f"{where} must be a list of {len(default)} numbers, e.g. optimizer.{key}=[{example}].")
     if key in RANGES and _is_number(value):
         low, high = RANGES[key]
@@ -40,34 +46,142 @@ def _check_value(name: str, key: str, value: Any, default: Any) -> None:
             raise OptbenchError(f"{where} is outside [{low:g}, {high:g}): use a value such as optimizer.{key}=0.9.")
 
 
-def check_hyperparameters(cfg: DictConfig, name: str) -> None:
-    """Reject hyper-parameters of the wrong type (by the constructor's defaults) or out of range."""
+@dataclass(frozen=True)
+class Protocol:
+    """How the trainer must drive an optimizer, declared in its config's `protocol:` node."""
+
+    closure: bool = False  # step(closure): the optimizer re-evaluates the minibatch loss itself (LBFGS)
+    create_graph: bool = False  # backward(create_graph=True): it differentiates the gradient (Hessian-vector)
+    train_eval: bool = False  # optimizer.train() for steps, optimizer.eval() for evaluations (schedule-free)
+    extra: str | None = None  # the optbench extra that installs its package (e.g. zoo)
+    lookahead: bool | str = True  # true, or why Lookahead cannot wrap it
+    schedule: bool | str = True  # true, or why an lr schedule does not apply
+
+
+def protocol_of(cfg: DictConfig, name: str) -> Protocol:
+    """The optimizer's declared protocol (all defaults when its config has no `protocol:` node)."""
+    node = cfg.get("protocol")
+    node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else {}
+    known = {f.name for f in fields(Protocol)}
+    if unknown := sorted(set(node) - known):
+        raise OptbenchError(f"optimizer={name}: protocol.{unknown[0]} is not a protocol setting; the settings are "
+                            f"{', '.join(sorted(known))}.")
+    return Protocol(**node)
+
+
+def _import_target(cfg: DictConfig, name: str, protocol: Protocol) -> type:
+    """The optimizer class; a missing optional package is one message naming the install command."""
+    target = str(cfg._target_)
+    module = target.split(".", 1)[0]
+    if protocol.extra and importlib.util.find_spec(module) is None:
+        raise OptbenchError(
+            f"optimizer={name} needs the package {module!r}, which is not installed. It comes with optbench's "
+            f"'{protocol.extra}' extra: pip install -e '.[{protocol.extra}]' in a checkout, or "
+            f"pip install 'optbench[{protocol.extra}]'.")
     try:
-        cls = get_class(cfg._target_)
+        return get_class(target)
     except (ImportError, ValueError, AttributeError) as exc:  # what get_class raises for a bad _target_
-        raise OptbenchError(f"optimizer={name}: _target_={cfg._target_!r} cannot be imported ({exc}).") from exc
+        raise OptbenchError(f"optimizer={name}: _target_={target!r} cannot be imported ({exc}).") from exc
+
+
+def check_hyperparameters(cfg: DictConfig, name: str, cls: type) -> None:
+    """Reject hyper-parameters of the wrong type (by the constructor's defaults) or out of range."""
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     for key, value in OmegaConf.to_container(cfg, resolve=True).items():
         if not key.startswith("_") and key in defaults:
             _check_value(name, key, value, defaults[key])
 
 
-def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter], name: str,
-                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer:
-    """Check `cfg` (a `_partial_: true` node), instantiate it for `params`, wrap it in Lookahead if enabled."""
-    check_hyperparameters(cfg, name)
+@dataclass
+class GroupSpec:
+    """One entry of `optimizer.param_groups`: which parameters, and what they get instead."""
+
+    names: list[str]  # fnmatch patterns on parameter names (any may match); [] = any name
+    not_names: list[str]
+    ndim: list[int]  # parameter dimensions that match; [] = any
+    not_ndim: list[int]
+    settings: dict[str, Any]  # hyper-parameters for this group (e.g. weight_decay: 0.0)
+    optimizer: DictConfig | None  # another optimizer for these parameters (a `_target_` node), or None
+
+    def matches(self, name: str, param: torch.Tensor) -> bool:
+        """True when the parameter meets every selector given."""
+        return ((not self.names or any(fnmatch(name, p) for p in self.names))
+                and not any(fnmatch(name, p) for p in self.not_names)
+                and (not self.ndim or param.ndim in self.ndim) and param.ndim not in self.not_ndim)
+
+
+def _as_list(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def group_specs(cfg: DictConfig, name: str) -> list[GroupSpec]:
+    """The optimizer's `param_groups:` entries, checked."""
+    entries = cfg.get("param_groups")
+    entries = OmegaConf.to_container(entries, resolve=True) if OmegaConf.is_config(entries) else entries or []
+    if not isinstance(entries, list):
+        raise OptbenchError(f"optimizer.param_groups of optimizer={name} must be a list of groups, e.g. "
+                            "'+optimizer.param_groups=[{names:[\"*.bias\"],weight_decay:0.0}]'.")
+    specs = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"names", "ndim", "not_names", "not_ndim"} & set(entry):
+            raise OptbenchError(
+                f"optimizer.param_groups[{index}] of optimizer={name} selects no parameters: give names (globs on "
+                "parameter names, e.g. [\"*.bias\"]), not_names, ndim (e.g. 1) or not_ndim, then the settings "
+                "those parameters get (e.g. weight_decay: 0.0).")
+        settings = {k: v for k, v in entry.items() if k not in ("names", "not_names", "ndim", "not_ndim", "optimizer")}
+        other = OmegaConf.create(entry["optimizer"]) if entry.get("optimizer") else None
+        specs.append(GroupSpec(_as_list(entry.get("names")), _as_list(entry.get("not_names")),
+                               _as_list(entry.get("ndim")), _as_list(entry.get("not_ndim")), settings, other))
+    return specs
+
+
+def split_parameters(named: list[tuple[str, torch.nn.Parameter]], specs: list[GroupSpec]) -> list[list[torch.nn.Parameter]]:
+    """The parameters of each spec (first match wins), then the rest: `len(specs) + 1` lists."""
+    parts: list[list[torch.nn.Parameter]] = [[] for _ in range(len(specs) + 1)]
+    for param_name, param in named:
+        index = next((i for i, spec in enumerate(specs) if spec.matches(param_name, param)), len(specs))
+        parts[index].append(param)
+    return parts
+
+
+def _instantiate(cfg: DictConfig, groups: list[dict[str, Any]], name: str) -> torch.optim.Optimizer:
     try:
         # _convert_=all: plain lists, not ListConfig, must reach torch (betas end up in state_dict).
-        factory = instantiate(cfg, _convert_="all")
-        optimizer = factory(params)
+        factory = instantiate(cfg, _convert_="all", _partial_=True)
+        return factory(groups)
     except (InstantiationException, TypeError, ValueError) as exc:
         raise OptbenchError(
             f"optimizer={name} could not be built from its configuration: {exc}. Check the "
             f"optimizer.* overrides on the command line against configs/optimizer/{name}.yaml "
             "(e.g. optimizer.lr=0.01)."
         ) from exc
+
+
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
+                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer:
+    """Check `cfg` (a `_partial_: true` node) and build it for the model's parameters: split into its
+    `param_groups` (some perhaps with an optimizer of their own, stepped together), wrapped in
+    Lookahead if enabled."""
+    protocol = protocol_of(cfg, name)
+    own = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in RESERVED_KEYS])
+    check_hyperparameters(own, name, _import_target(own, name, protocol))
+    specs = group_specs(cfg, name)
+    *selected, rest = split_parameters(list(model.named_parameters()), specs)
+    main_groups = [{"params": rest}] * bool(rest) + [
+        {"params": params, **spec.settings} for spec, params in zip(specs, selected) if params and not spec.optimizer]
+    if not main_groups:
+        raise OptbenchError(f"optimizer={name}: its param_groups leave no parameter of this model to "
+                            f"{own._target_} itself. Check the selectors in optimizer.param_groups.")
+    optimizers = [_instantiate(own, main_groups, name)]
+    for spec, params in zip(specs, selected):
+        if spec.optimizer is not None and params:
+            check_hyperparameters(spec.optimizer, name, _import_target(spec.optimizer, name, protocol))
+            optimizers.append(_instantiate(spec.optimizer, [{"params": params, **spec.settings}], name))
+    optimizer = optimizers[0] if len(optimizers) == 1 else MultiOptimizer(optimizers)
     if lookahead is None or not lookahead.enabled:
         return optimizer
+    if protocol.lookahead is not True:
+        raise OptbenchError(f"lookahead.enabled=true does not work with optimizer={name}: {protocol.lookahead}")
     try:
         return Lookahead(optimizer, k=lookahead.k, alpha=lookahead.alpha)
     except ValueError as exc:

@@ -28,7 +28,7 @@ from optbench import __version__
 from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
-from optbench.optimizer import build_optimizer
+from optbench.optimizer import build_optimizer, protocol_of
 from optbench.recorder import Outcome, Recorder
 from optbench.records import SUMMARY_JSON, RunRecords
 from optbench.schedule import build_schedule
@@ -142,8 +142,12 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
             model = task.build_model().to(device)
             summary["model_layers"] = layer_widths(model)
-            optimizer = build_optimizer(cfg.optimizer, model.parameters(), name, cfg.lookahead)
+            optimizer = build_optimizer(cfg.optimizer, model, name, cfg.lookahead)
+            protocol = protocol_of(cfg.optimizer, name)
             scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
+            if scheduler is not None and protocol.schedule is not True:
+                raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={name}: "
+                                    f"{protocol.schedule} Use schedule=constant.")
             log.info("%s on task %s (%s), %d iterations on %s", type(optimizer).__name__, task.name,
                      task.data_name, iterations, device)
 
@@ -152,7 +156,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                                 start=task.position(model))
             train_started = time.perf_counter()
             outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=cfg.batch_size,
-                            eval_every=cfg.eval_every, scheduler=scheduler, progress=cfg.progress)
+                            eval_every=cfg.eval_every, scheduler=scheduler, protocol=protocol, progress=cfg.progress)
             summary.update(_results(outcome, task.target, time.perf_counter() - train_started))
             if sum(p.numel() for p in model.parameters()) <= SMALL_MODEL:
                 summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in model.named_parameters()}

@@ -14,13 +14,21 @@ from conftest import make_cfg
 from optbench.config import config_dir
 from optbench.errors import OptbenchError
 from optbench.model import MLP
-from optbench.optimizer import build_optimizer
+from optbench.optim.multi import MultiOptimizer
+from optbench.optimizer import RESERVED_KEYS, build_optimizer
 
 OPTIMIZERS = sorted(p.stem for p in (Path(config_dir()) / "optimizer").glob("*.yaml"))
-NAMED = {  # the values the notebooks use instead of torch's defaults
+# Those torch itself provides (the others come with the zoo extra; tests/test_modern_optimizers.py).
+TORCH_OPTIMIZERS = [name for name in OPTIMIZERS
+                    if OmegaConf.load(Path(config_dir()) / "optimizer" / f"{name}.yaml")._target_.startswith("torch.")]
+NAMED = {  # the values the notebooks (and the README's optimizer table) use instead of torch's defaults
     "sgd": {"lr": 0.1},
     "momentum": {"lr": 0.1, "momentum": 0.9},
     "nesterov": {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+    "muon": {"lr": 0.02, "weight_decay": 0.0},  # Keller Jordan's lr; no decay, like the other defaults here
+    # stochastic L-BFGS: a line search, few inner steps, a short history (torch's defaults diverged on
+    # MNIST minibatches); torch stores max_eval=None as max_iter * 5 // 4
+    "lbfgs": {"line_search_fn": "strong_wolfe", "max_iter": 4, "history_size": 10, "max_eval": 5},
 }
 
 
@@ -37,15 +45,17 @@ def test_defaults_are_the_notebooks():
     assert list(cfg.model.hidden) == [100] and cfg.optimizer._target_ == "torch.optim.SGD"
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("name", TORCH_OPTIMIZERS)
 def test_optimizer_builds_with_torch_defaults(name):
     cfg = make_cfg(f"optimizer={name}")
-    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), name)
+    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10), name)
+    if isinstance(optimizer, MultiOptimizer):  # muon: its first part is the configured class
+        optimizer = optimizer.optimizers[0]
     cls = type(optimizer)
     assert f"torch.optim.{cls.__name__}" == cfg.optimizer._target_
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     for key, value in OmegaConf.to_container(cfg.optimizer).items():
-        if key.startswith("_"):
+        if key.startswith("_") or key in RESERVED_KEYS:
             continue
         expected = NAMED.get(name, {}).get(key, defaults[key])
         actual = optimizer.defaults[key]
@@ -55,7 +65,7 @@ def test_optimizer_builds_with_torch_defaults(name):
 
 def test_hyperparameters_overridable_and_plain_python():
     cfg = make_cfg("optimizer=adam", "optimizer.lr=0.01", "optimizer.betas=[0.8,0.99]")
-    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), "adam")
+    optimizer = build_optimizer(cfg.optimizer, MLP(784, 10), "adam")
     assert optimizer.defaults["lr"] == 0.01
     betas = optimizer.state_dict()["param_groups"][0]["betas"]
     assert type(betas) in (tuple, list) and list(betas) == [0.8, 0.99]  # plain Python, not ListConfig
@@ -71,7 +81,7 @@ def test_unknown_key_rejected():
 def test_bad_hyperparameter_is_a_clear_error():
     cfg = make_cfg("optimizer=adam", "optimizer.lr=-1")
     with pytest.raises(OptbenchError, match="optimizer=adam.*Invalid learning rate"):
-        build_optimizer(cfg.optimizer, MLP(784, 10).parameters(), "adam")
+        build_optimizer(cfg.optimizer, MLP(784, 10), "adam")
 
 
 def test_model_hidden_layers():

@@ -111,6 +111,7 @@ def recompute_choice(sweep: Path, trials: pd.DataFrame) -> int:
     return min(keys)[-1]
 
 
+@pytest.mark.slow
 def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_path):
     result = tune(tmp_path, "task=rosenbrock", "optimizer=sgd,adam", "iterations=200", "eval_every=20",
                   "hydra.sweeper.trials=4", "hydra.sweeper.seeds=2")
