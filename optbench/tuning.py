@@ -150,7 +150,7 @@ def score_trial(run_dir: Path) -> TrialScore:
 
     run = load_run(run_dir)
     target = run.target or Target("test_accuracy", math.inf, "max")
-    values = run.test[target.column].dropna() if not run.test.empty else pd.Series(dtype=float)
+    values = run.test[target.column].dropna()  # load_run always gives test.csv's columns, even for no rows
     higher = target.mode == "max"
     return TrialScore(
         status=run.status if (run_dir / "summary.json").exists() else "failed",
@@ -159,7 +159,7 @@ def score_trial(run_dir: Path) -> TrialScore:
         higher_is_better=higher,
         final=float(values.iloc[-1]) if len(values) else math.nan,
         best=float((values.max() if higher else values.min())) if len(values) else math.nan,
-        time_to_target=first_reaching(run.test, target) if not run.test.empty else math.nan,
+        time_to_target=first_reaching(run.test, target),
     )
 
 
