@@ -30,11 +30,11 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else _PACKAGE.parent / "configs")
 
 
-def config_fingerprint(cfg: DictConfig) -> str:
-    """A short hash of everything in the job's config that can change its numbers."""
+def config_fingerprint(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
+    """A short hash of everything in the job's config that can change its numbers (less the `ignore` keys)."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
-    for key in NON_RESULT_KEYS:
+    for key in (*NON_RESULT_KEYS, *ignore):
         *parents, leaf = key.split(".")
         node = container
         for parent in parents:

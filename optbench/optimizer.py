@@ -56,6 +56,7 @@ class Protocol:
     extra: str | None = None  # the optbench extra that installs its package (e.g. zoo)
     lookahead: bool | str = True  # true, or why Lookahead cannot wrap it
     schedule: bool | str = True  # true, or why an lr schedule does not apply
+    vectorize: bool | str = True  # true, or why hydra/launcher=vectorized runs it alone
 
 
 def protocol_of(cfg: DictConfig, name: str) -> Protocol:

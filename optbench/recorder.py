@@ -67,6 +67,20 @@ class Recorder:
             self._positions.append(position)
         self.outcome.iterations_run += 1
 
+    def extend(self, losses: torch.Tensor, correct: torch.Tensor | None, sizes: list[int], lrs: list[float]) -> None:
+        """Record `len(losses)` finished steps at once (a member of a vectorised sweep, at each flush)."""
+        count = len(losses)
+        if self._losses is None:
+            self._losses = torch.empty(self.capacity, dtype=losses.dtype, device=losses.device)
+            self._correct = torch.empty(self.capacity, dtype=torch.int64, device=losses.device)
+        slot = self.outcome.iterations_run - self._flushed
+        self._losses[slot:slot + count] = losses
+        if correct is not None:
+            self._correct[slot:slot + count] = correct
+        self._sizes.extend(sizes)
+        self._lrs.extend(lrs)
+        self.outcome.iterations_run += count
+
     def flush(self) -> bool:
         """Write the pending rows up to the first diverged one (if any). False if the run diverged."""
         pending = self.outcome.iterations_run - self._flushed

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,17 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
 from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
-from optbench.optimizer import build_optimizer, protocol_of
+from optbench.optimizer import Protocol, build_optimizer, protocol_of
 from optbench.recorder import Outcome, Recorder
 from optbench.records import SUMMARY_JSON, RunRecords
 from optbench.schedule import build_schedule
-from optbench.tasks import Target, build_task, task_list
+from optbench.tasks import Target, Task, build_task, task_list
 from optbench.trainer import train
 
 log = logging.getLogger(__name__)
@@ -102,12 +104,29 @@ def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
     return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
 
-def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Run one training job end to end and return its summary (also written to summary.json).
+@dataclass
+class Job:
+    """One training job's pieces, from its output files to its recorder: what `train` (or the
+    vectorised engine, for many jobs at once) needs, and what its summary collects."""
 
-    Needs only the composed config: `optbench.config.compose(...)` gives one without Hydra's runtime.
-    """
-    started = time.perf_counter()
+    cfg: DictConfig
+    records: RunRecords
+    summary: dict[str, Any]
+    started: float  # perf_counter at open_job
+    name: str = ""  # the optimizer's config name
+    task: Task | None = None
+    device: torch.device | None = None
+    iterations: int = 0
+    model: torch.nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    protocol: Protocol = Protocol()
+    scheduler: LRScheduler | None = None
+    recorder: Recorder | None = None
+    log: logging.Logger = log  # a vectorised sweep gives each job its own, writing to the job's log file
+
+
+def open_job(cfg: DictConfig, out_dir: Path) -> Job:
+    """Start a job's records: summary.json says `running` from here on."""
     choices = group_choices(cfg)
     name = optimizer_name(cfg, choices)
     summary: dict[str, Any] = {
@@ -128,46 +147,87 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     records = RunRecords(out_dir)
     records.write_summary(summary)
+    return Job(cfg, records, summary, time.perf_counter(), name)
+
+
+def load_task(cfg: DictConfig) -> tuple[Task, torch.device]:
+    """Build the configured task and load its data onto the configured device."""
+    task = build_task(cfg)
+    device = resolve_device(cfg.device.type)
+    task.setup(device)
+    return task, device
+
+
+def prepare_job(job: Job, task: Task, device: torch.device) -> None:
+    """Seed, build the model, optimizer, schedule and recorder of `job` on a loaded task.
+
+    Jobs of one sweep may share `task`: it holds data, never training state.
+    """
+    cfg, summary = job.cfg, job.summary
+    choices = group_choices(cfg)
+    summary.update(task=task.name, target=task.target.as_dict(), device=str(device))
+    iterations = check_settings(cfg, task.train_size, task.full_batch)
+    summary.update(iterations=iterations, kind=task.kind, dataset=task.data_name,
+                   batch_size=task.batch_size(cfg.batch_size))
+
+    torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
+    model = task.build_model().to(device)
+    summary["model_layers"] = layer_widths(model)
+    optimizer = build_optimizer(cfg.optimizer, model, job.name, cfg.lookahead)
+    protocol = protocol_of(cfg.optimizer, job.name)
+    scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
+    if scheduler is not None and protocol.schedule is not True:
+        raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={job.name}: "
+                            f"{protocol.schedule} Use schedule=constant.")
+    recorder = Recorder(job.records, capacity=min(cfg.eval_every, iterations), has_accuracy=task.has_accuracy,
+                        divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
+                        start=task.position(model))
+    job.task, job.device, job.iterations, job.model = task, device, iterations, model
+    job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
+
+
+def record_outcome(job: Job, outcome: Outcome, train_seconds: float) -> None:
+    """Put a finished (or stopped) training loop's results into the job's summary."""
+    job.summary.update(_results(outcome, job.task.target, train_seconds))
+    if sum(p.numel() for p in job.model.parameters()) <= SMALL_MODEL:
+        job.summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in job.model.named_parameters()}
+
+
+def fail_job(job: Job, exc: BaseException) -> None:
+    """Mark the job failed with the error's one-line description."""
+    job.summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def close_job(job: Job) -> dict[str, Any]:
+    """Write the final summary.json, close the CSVs and return the summary."""
+    job.summary.update(wall_seconds=round(time.perf_counter() - job.started, 4), finished_at=_now())
+    job.records.write_summary(job.summary)
+    job.records.close()
+    return job.summary
+
+
+def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run one training job end to end and return its summary (also written to summary.json).
+
+    Needs only the composed config: `optbench.config.compose(...)` gives one without Hydra's runtime.
+    """
+    job = open_job(cfg, out_dir)
     try:
         with cpu_settings(cfg.flush_denormal, cfg.threads):
-            task = build_task(cfg)
-            summary.update(task=task.name, target=task.target.as_dict())
-            device = resolve_device(cfg.device.type)
-            summary["device"] = str(device)
-            task.setup(device)
-            iterations = check_settings(cfg, task.train_size, task.full_batch)
-            summary.update(iterations=iterations, kind=task.kind, dataset=task.data_name,
-                           batch_size=task.batch_size(cfg.batch_size))
-
-            torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
-            model = task.build_model().to(device)
-            summary["model_layers"] = layer_widths(model)
-            optimizer = build_optimizer(cfg.optimizer, model, name, cfg.lookahead)
-            protocol = protocol_of(cfg.optimizer, name)
-            scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
-            if scheduler is not None and protocol.schedule is not True:
-                raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={name}: "
-                                    f"{protocol.schedule} Use schedule=constant.")
-            log.info("%s on task %s (%s), %d iterations on %s", type(optimizer).__name__, task.name,
-                     task.data_name, iterations, device)
-
-            recorder = Recorder(records, capacity=min(cfg.eval_every, iterations), has_accuracy=task.has_accuracy,
-                                divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
-                                start=task.position(model))
+            prepare_job(job, *load_task(cfg))
+            log.info("%s on task %s (%s), %d iterations on %s", type(job.optimizer).__name__, job.task.name,
+                     job.task.data_name, job.iterations, job.device)
             train_started = time.perf_counter()
-            outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=cfg.batch_size,
-                            eval_every=cfg.eval_every, scheduler=scheduler, protocol=protocol, progress=cfg.progress)
-            summary.update(_results(outcome, task.target, time.perf_counter() - train_started))
-            if sum(p.numel() for p in model.parameters()) <= SMALL_MODEL:
-                summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in model.named_parameters()}
+            outcome = train(job.model, job.optimizer, job.task, job.recorder, iterations=job.iterations,
+                            batch_size=cfg.batch_size, eval_every=cfg.eval_every, scheduler=job.scheduler,
+                            protocol=job.protocol, progress=cfg.progress)
+            record_outcome(job, outcome, time.perf_counter() - train_started)
     except Exception as exc:
-        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        fail_job(job, exc)
         raise
     finally:
-        summary.update(wall_seconds=round(time.perf_counter() - started, 4), finished_at=_now())
-        records.write_summary(summary)
-        records.close()
-    return summary
+        close_job(job)
+    return job.summary
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -1,0 +1,1 @@
+"""optbench's Hydra plugins: the `vectorized` launcher (`optbench -m hydra/launcher=vectorized ...`)."""

@@ -1,0 +1,138 @@
+"""The vectorised launcher: members of a wide model equal their single runs bit for bit (threads=1),
+diverge and stop alone, keep their rows when interrupted; jobs that cannot join run alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import make_cfg
+from optbench.train import run_job
+from optbench.vectorized import batched
+from optbench.vectorized.engine import run_group
+from optbench.vectorized.grouping import plan_groups, solo_reason
+
+OPTBENCH = Path(sys.executable).with_name("optbench")
+# batch_size=1000: 60 steps per epoch, so 150 steps cross two epoch boundaries (two draws each) and
+# interleave them with three test passes (one draw each): every member must replay its own stream.
+BUDGET = ["iterations=150", "eval_every=40", "batch_size=1000", "threads=1", "device=cpu"]
+
+
+def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[dict]:
+    """Run `members` as one group and each alone; assert identical CSVs; return the group's summaries."""
+    cfgs = [make_cfg(*member, *BUDGET) for member in members]
+    summaries = run_group(cfgs, [tmp_path / f"member{i}" for i in range(len(cfgs))])
+    for i, cfg in enumerate(cfgs):
+        alone = run_job(cfg, tmp_path / f"alone{i}")
+        assert summaries[i]["status"] == alone["status"], members[i]
+        for name in ("train.csv", "test.csv"):
+            pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"member{i}" / name),
+                                          pd.read_csv(tmp_path / f"alone{i}" / name), check_exact=True,
+                                          obj=f"{' '.join(members[i])}: {name}")
+        assert summaries[i]["final_test_accuracy"] == alone["final_test_accuracy"]
+    return summaries
+
+
+def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_path):
+    members = [
+        ["optimizer=sgd"],                                              # batched SGD block ...
+        ["optimizer=sgd", "optimizer.lr=0.05", "seed=1"],               # ... with per-member lr and seed
+        ["optimizer=sgd", "optimizer.lr=3000"],                         # diverges early
+        ["optimizer=adam", "optimizer.lr=0.003", "seed=2"],             # batched Adam block
+        ["optimizer=adam", "schedule=cosine"],                          # with a schedule
+        ["optimizer=scratch/adam", "seed=3"],                           # the per-member path
+    ]
+    summaries = compare_with_single_runs(tmp_path, members)
+    assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "completed", "completed",
+                                                "completed"]
+    assert summaries[2]["iterations_run"] < 40
+    assert all(s["vectorized_members"] == len(members) for s in summaries)
+
+
+ELEMENTWISE_TORCH = ["sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", "radam", "rmsprop",
+                     "adagrad", "adadelta", "asgd", "rprop"]
+SCRATCH = [f"scratch/{name}" for name in ("sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", "radam",
+                                          "rmsprop", "adagrad", "adadelta")]
+
+
+@pytest.mark.slow
+def test_every_elementwise_torch_and_scratch_optimizer_matches_its_single_run(tmp_path):
+    members = [[f"optimizer={name}", f"seed={i % 3}"] for i, name in enumerate(ELEMENTWISE_TORCH + SCRATCH)]
+    members += [
+        ["optimizer=sgd", "optimizer.lr=0.2", "optimizer.weight_decay=0.001"],
+        ["optimizer=momentum", "optimizer.dampening=0.1", "optimizer.weight_decay=0.001", "seed=4"],
+        ["optimizer=nesterov", "optimizer.momentum=0.8", "schedule=warmup_cosine"],
+        ["optimizer=adam", "optimizer.betas=[0.8,0.99]", "optimizer.eps=1e-6", "optimizer.weight_decay=0.01"],
+        ["optimizer=adamw", "optimizer.lr=0.002", "optimizer.weight_decay=0.1", "schedule=step"],
+        ["optimizer=adam", "lookahead.enabled=true", "seed=5"],
+        ["optimizer=rmsprop", "optimizer.lr=0.003", "schedule=linear"],
+    ]
+    summaries = compare_with_single_runs(tmp_path, members)
+    assert all(s["status"] == "completed" for s in summaries)
+
+
+def test_interrupt_keeps_every_members_finished_steps(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_step = batched.BatchedSGD.step
+
+    def step_then_interrupt(self, gradients):
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise KeyboardInterrupt
+        real_step(self, gradients)
+
+    monkeypatch.setattr(batched.BatchedSGD, "step", step_then_interrupt)
+    cfgs = [make_cfg("optimizer=sgd", f"seed={seed}", *BUDGET) for seed in (0, 1)]
+    summaries = run_group(cfgs, [tmp_path / "a", tmp_path / "b"])
+    assert [s["status"] for s in summaries] == ["interrupted", "interrupted"]
+    for name in ("a", "b"):
+        train = pd.read_csv(tmp_path / name / "train.csv")
+        assert list(train.iteration) == list(range(1, 50))  # step 50 was cut off half-way
+        assert len(pd.read_csv(tmp_path / name / "test.csv")) == 1  # the evaluation at 40
+
+
+def test_grouping_reasons_and_member_bound():
+    cfgs = [make_cfg("optimizer=sgd", "seed=0"), make_cfg("optimizer=adam", "seed=1"),
+            make_cfg("optimizer=sgd", "schedule=cosine"), make_cfg("optimizer=lbfgs"),
+            make_cfg("optimizer=muon"), make_cfg("task=rosenbrock"), make_cfg("task=fmnist_2c2d"),
+            make_cfg("optimizer=sgd", "batch_size=50")]
+    groups, alone = plan_groups(cfgs, max_members=2)
+    assert groups == [[0, 1], [2]]
+    assert "step(closure)" in alone[3] and "Newton-Schulz" in alone[4]
+    assert "not a minibatch classification task" in alone[5] and "not an MLP" in alone[6]
+    assert "no other job" in alone[7]
+    assert solo_reason(make_cfg("optimizer=adam")) is None
+
+
+@pytest.mark.slow
+def test_vectorized_launcher_writes_every_jobs_files(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run([str(OPTBENCH), "-m", "hydra/launcher=vectorized", "optimizer=sgd,adam,lbfgs",
+                             "iterations=30", "eval_every=15", "device=cpu", "auto_report=false",
+                             f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr  # Hydra's own lines go to stdout, the jobs' to stderr
+    assert "Launching 3 jobs: 2 in 1 vectorised group(s), 1 alone" in output
+    assert "runs alone: optimizer=lbfgs: it re-evaluates the loss inside step(closure)" in output
+    for job, optimizer in enumerate(("sgd", "adam", "lbfgs")):
+        summary = json.loads((sweep / str(job) / "summary.json").read_text())
+        assert (summary["optimizer"], summary["status"], summary["iterations_run"]) == (optimizer, "completed", 30)
+        assert (sweep / str(job) / ".hydra" / "overrides.yaml").read_text().count(f"optimizer={optimizer}") == 1
+        assert "iteration 30:" in (sweep / str(job) / "optbench.log").read_text()
+        assert len(pd.read_csv(sweep / str(job) / "test.csv")) == 2
+    assert json.loads((sweep / "0" / "summary.json").read_text())["vectorized_members"] == 2
+
+
+@pytest.mark.slow
+def test_bad_member_bound_is_one_message(tmp_path):
+    result = subprocess.run([str(OPTBENCH), "-m", "hydra/launcher=vectorized", "hydra.launcher.max_members=0",
+                             "optimizer=sgd,adam", "iterations=5", f"hydra.sweep.dir={tmp_path / 's'}"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "hydra.launcher.max_members=0 must be a whole number >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
