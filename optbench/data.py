@@ -60,14 +60,8 @@ class Split:
         return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and labels of the examples at `index` (index_select: a cheap row gather).
-
-        `index` may have several dimensions ([members, batch] in a vectorised sweep): the results
-        have its shape, plus the feature dimension for the inputs.
-        """
-        flat = index.reshape(-1)
-        inputs = self.scale(self.pixels.index_select(0, flat))
-        return inputs.view(*index.shape, *inputs.shape[1:]), self.labels.index_select(0, flat).view(index.shape)
+        """Inputs and labels of the examples at `index` (index_select: a cheap row gather)."""
+        return self.scale(self.pixels.index_select(0, index)), self.labels.index_select(0, index)
 
     def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Inputs and labels of consecutive slices of at most `size` examples, in order."""

@@ -45,11 +45,12 @@ def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_
         ["optimizer=sgd", "optimizer.lr=3000"],                         # diverges early
         ["optimizer=adam", "optimizer.lr=0.003", "seed=2"],             # batched Adam block
         ["optimizer=adam", "schedule=cosine"],                          # with a schedule
+        ["optimizer=rmsprop", "optimizer.lr=0.001"],                    # batched RMSprop
         ["optimizer=scratch/adam", "seed=3"],                           # the per-member path
     ]
     summaries = compare_with_single_runs(tmp_path, members)
     assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "completed", "completed",
-                                                "completed"]
+                                                "completed", "completed"]
     assert summaries[2]["iterations_run"] < 40
     assert all(s["vectorized_members"] == len(members) for s in summaries)
 
@@ -71,6 +72,8 @@ def test_every_elementwise_torch_and_scratch_optimizer_matches_its_single_run(tm
         ["optimizer=adamw", "optimizer.lr=0.002", "optimizer.weight_decay=0.1", "schedule=step"],
         ["optimizer=adam", "lookahead.enabled=true", "seed=5"],
         ["optimizer=rmsprop", "optimizer.lr=0.003", "schedule=linear"],
+        ["optimizer=rmsprop", "optimizer.momentum=0.9", "optimizer.lr=0.001", "optimizer.weight_decay=0.001"],
+        ["optimizer=adagrad", "optimizer.lr_decay=0.001", "optimizer.initial_accumulator_value=0.1", "seed=6"],
     ]
     summaries = compare_with_single_runs(tmp_path, members)
     assert all(s["status"] == "completed" for s in summaries)

@@ -24,7 +24,7 @@ Value = float | Tensor  # a hyper-parameter: one number for all members, or one 
 
 def _plain(group: dict[str, Any]) -> bool:
     """True when torch would take the single-tensor code path copied here (a float lr, no variant flags)."""
-    variants = ("maximize", "foreach", "fused", "differentiable", "amsgrad", "capturable")
+    variants = ("maximize", "foreach", "fused", "differentiable", "amsgrad", "capturable", "centered")
     return isinstance(group["lr"], float) and not any(group.get(key) for key in variants)
 
 
@@ -36,21 +36,30 @@ def batch_signature(optimizer: Optimizer) -> tuple | None:
         return ("sgd", group["momentum"] != 0, group["nesterov"], group["weight_decay"] != 0)
     if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
         return ("adam", group["decoupled_weight_decay"], group["weight_decay"] != 0)
+    if type(optimizer) is torch.optim.RMSprop:
+        return ("rmsprop", group["momentum"] > 0, group["weight_decay"] != 0)
+    if type(optimizer) is torch.optim.Adagrad:
+        return ("adagrad", group["weight_decay"] != 0)
     return None
 
 
 class Hyper:
-    """Per-member hyper-parameters read from the members' param_groups at each step."""
+    """Per-member hyper-parameters, read from the members' param_groups at each step."""
 
     def __init__(self, groups: Sequence[dict[str, Any]]) -> None:
         self.groups = groups
 
     def __call__(self, expression: Callable[[dict[str, Any]], float], like: Tensor) -> Value:
-        """`expression` of each member's group: a float when all agree, else a tensor shaped to broadcast over `like`."""
+        """`expression` of each member's group: a float when all agree, else a [n] float32 tensor on `like`'s device."""
         values = [expression(group) for group in self.groups]
         if all(v == values[0] for v in values):
             return values[0]
-        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+        return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+
+def per_member(value: Value, like: Tensor) -> Value:
+    """A hyper-parameter shaped to broadcast over a stacked tensor like `like` ([n] -> [n, 1, ...])."""
+    return value if isinstance(value, float) else value.view(-1, *[1] * (like.dim() - 1))
 
 
 def add_scaled(x: Tensor, y: Tensor, a: Value) -> Tensor:
@@ -73,62 +82,144 @@ def addcdiv_(x: Tensor, y: Tensor, z: Tensor, a: Value) -> Tensor:
     return x.addcdiv_(y, z, value=a) if isinstance(a, float) else x.addcdiv_(y * a, z)
 
 
-class BatchedSGD:
-    """torch.optim.SGD's single-tensor step (momentum, dampening, Nesterov, weight decay) for a block of members."""
+class Block:
+    """A contiguous block of members whose optimizers share a batch signature, stepped as one."""
 
     def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
         self.hyper = Hyper([opt.param_groups[0] for opt in optimizers])
+        self.group = self.hyper.groups[0]  # the settings that choose the code path are equal across the block
         self.params = [p.detach()[block] for p in params]
         self.block = block
-        self.buffers: list[Tensor | None] = [None] * len(self.params)  # momentum, from the first step
-
-    @torch.no_grad()
-    def step(self, gradients: Sequence[Tensor]) -> None:
-        """One step of every member in the block."""
-        group, h = self.hyper.groups[0], self.hyper
-        for i, (param, grad) in enumerate(zip(self.params, (g[self.block] for g in gradients))):
-            if group["weight_decay"] != 0:
-                grad = add_scaled(grad, param, h(lambda g: g["weight_decay"], param))
-            if group["momentum"] != 0:
-                buf = self.buffers[i]
-                if buf is None:
-                    buf = self.buffers[i] = grad.detach().clone()
-                else:
-                    add_scaled_(buf.mul_(h(lambda g: g["momentum"], param)), grad, h(lambda g: 1 - g["dampening"], param))
-                grad = add_scaled(grad, buf, h(lambda g: g["momentum"], param)) if group["nesterov"] else buf
-            add_scaled_(param, grad, h(lambda g: -g["lr"], param))
-
-
-class BatchedAdam:
-    """torch.optim.Adam / AdamW's single-tensor step (no amsgrad) for a block of members."""
-
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
-        self.hyper = Hyper([opt.param_groups[0] for opt in optimizers])
-        self.params = [p.detach()[block] for p in params]
-        self.block = block
-        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         self.steps = 0
+
+    def values(self, **expressions: Callable[[dict[str, Any]], float]) -> dict[str, Value]:
+        """This step's hyper-parameters, each a float or one value per member."""
+        return {name: self.hyper(expression, self.params[0]) for name, expression in expressions.items()}
 
     @torch.no_grad()
     def step(self, gradients: Sequence[Tensor]) -> None:
         """One step of every member in the block."""
         self.steps += 1
+        self.start_step()
+        for i, (param, grad) in enumerate(zip(self.params, (g[self.block] for g in gradients))):
+            self.update(i, param, grad)
+
+    def start_step(self) -> None:
+        """Read this step's hyper-parameters into `self.v` (before the updates)."""
+        raise NotImplementedError
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """The algorithm's step for the i-th stacked parameter."""
+        raise NotImplementedError
+
+
+class BatchedSGD(Block):
+    """torch.optim.SGD's single-tensor step (momentum, dampening, Nesterov, weight decay) for a block of members."""
+
+    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
+        super().__init__(optimizers, params, block)
+        self.buffers: list[Tensor | None] = [None] * len(self.params)  # momentum, from the first step
+
+    def start_step(self) -> None:
+        """This step's lr, momentum, dampening and weight decay."""
+        self.v = self.values(lr=lambda g: -g["lr"], momentum=lambda g: g["momentum"],
+                             damping=lambda g: 1 - g["dampening"], weight_decay=lambda g: g["weight_decay"])
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """SGD's update of one stacked parameter."""
+        v = {name: per_member(value, param) for name, value in self.v.items()}
+        if self.group["weight_decay"] != 0:
+            grad = add_scaled(grad, param, v["weight_decay"])
+        if self.group["momentum"] != 0:
+            buf = self.buffers[i]
+            if buf is None:
+                buf = self.buffers[i] = grad.detach().clone()
+            else:
+                add_scaled_(buf.mul_(v["momentum"]), grad, v["damping"])
+            grad = add_scaled(grad, buf, v["momentum"]) if self.group["nesterov"] else buf
+        add_scaled_(param, grad, v["lr"])
+
+
+class BatchedAdam(Block):
+    """torch.optim.Adam / AdamW's single-tensor step (no amsgrad) for a block of members."""
+
+    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
+        super().__init__(optimizers, params, block)
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+
+    def start_step(self) -> None:
+        """This step's coefficients, computed from each member's settings as torch computes them."""
         t = float(self.steps)  # torch keeps the step count as a float32 tensor and reads it with .item()
-        group, h = self.hyper.groups[0], self.hyper
-        for param, grad, exp_avg, exp_avg_sq in zip(self.params, (g[self.block] for g in gradients),
-                                                    self.exp_avgs, self.exp_avg_sqs):
-            if group["weight_decay"] != 0:
-                if group["decoupled_weight_decay"]:
-                    param.mul_(h(lambda g: 1 - g["lr"] * g["weight_decay"], param))
-                else:
-                    grad = add_scaled(grad, param, h(lambda g: g["weight_decay"], param))
-            exp_avg.lerp_(grad, h(lambda g: 1 - g["betas"][0], param))
-            addcmul_(exp_avg_sq.mul_(h(lambda g: g["betas"][1], param)), grad, grad,
-                     h(lambda g: 1 - g["betas"][1], param))
-            denom = (exp_avg_sq.sqrt() / h(lambda g: (1 - g["betas"][1] ** t) ** 0.5, param)).add_(
-                h(lambda g: g["eps"], param))
-            addcdiv_(param, exp_avg, denom, h(lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)), param))
+        self.v = self.values(
+            decay=lambda g: 1 - g["lr"] * g["weight_decay"], weight_decay=lambda g: g["weight_decay"],
+            beta1=lambda g: 1 - g["betas"][0], beta2=lambda g: g["betas"][1], one_minus_beta2=lambda g: 1 - g["betas"][1],
+            correction2=lambda g: (1 - g["betas"][1] ** t) ** 0.5, eps=lambda g: g["eps"],
+            step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)))
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """Adam's update of one stacked parameter."""
+        v = {name: per_member(value, param) for name, value in self.v.items()}
+        if self.group["weight_decay"] != 0:
+            if self.group["decoupled_weight_decay"]:
+                param.mul_(v["decay"])
+            else:
+                grad = add_scaled(grad, param, v["weight_decay"])
+        exp_avg, exp_avg_sq = self.exp_avgs[i], self.exp_avg_sqs[i]
+        exp_avg.lerp_(grad, v["beta1"])
+        addcmul_(exp_avg_sq.mul_(v["beta2"]), grad, grad, v["one_minus_beta2"])
+        denom = (exp_avg_sq.sqrt() / v["correction2"]).add_(v["eps"])
+        addcdiv_(param, exp_avg, denom, v["step_size"])
+
+
+class BatchedRMSprop(Block):
+    """torch.optim.RMSprop's single-tensor step (not centered) for a block of members."""
+
+    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
+        super().__init__(optimizers, params, block)
+        self.square_avgs = [torch.zeros_like(p) for p in self.params]
+        self.buffers = [torch.zeros_like(p) for p in self.params] if self.group["momentum"] > 0 else []
+
+    def start_step(self) -> None:
+        """This step's lr, alpha, eps, momentum and weight decay."""
+        self.v = self.values(lr=lambda g: -g["lr"], alpha=lambda g: g["alpha"], one_minus_alpha=lambda g: 1 - g["alpha"],
+                             eps=lambda g: g["eps"], momentum=lambda g: g["momentum"],
+                             weight_decay=lambda g: g["weight_decay"])
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """RMSprop's update of one stacked parameter."""
+        v = {name: per_member(value, param) for name, value in self.v.items()}
+        if self.group["weight_decay"] != 0:
+            grad = add_scaled(grad, param, v["weight_decay"])
+        addcmul_(self.square_avgs[i].mul_(v["alpha"]), grad, grad, v["one_minus_alpha"])
+        avg = self.square_avgs[i].sqrt().add_(v["eps"])
+        if self.buffers:
+            add_scaled_(param, self.buffers[i].mul_(v["momentum"]).addcdiv_(grad, avg), v["lr"])
+        else:
+            addcdiv_(param, grad, avg, v["lr"])
+
+
+class BatchedAdagrad(Block):
+    """torch.optim.Adagrad's single-tensor step (dense gradients) for a block of members."""
+
+    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
+        super().__init__(optimizers, params, block)
+        initial = self.hyper(lambda g: float(g["initial_accumulator_value"]), self.params[0])
+        self.sums = [torch.zeros_like(p).add_(per_member(initial, p)) for p in self.params]
+
+    def start_step(self) -> None:
+        """This step's decayed lr, eps and weight decay."""
+        t = float(self.steps)
+        self.v = self.values(lr=lambda g: -(g["lr"] / (1 + (t - 1) * g["lr_decay"])), eps=lambda g: g["eps"],
+                             weight_decay=lambda g: g["weight_decay"])
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """Adagrad's update of one stacked parameter."""
+        v = {name: per_member(value, param) for name, value in self.v.items()}
+        if self.group["weight_decay"] != 0:
+            grad = add_scaled(grad, param, v["weight_decay"])
+        self.sums[i].addcmul_(grad, grad, value=1)
+        addcdiv_(param, grad, self.sums[i].sqrt().add_(v["eps"]), v["lr"])
 
 
 class MemberSteps:
@@ -148,4 +239,4 @@ class MemberSteps:
             optimizer.step()
 
 
-BATCHED = {"sgd": BatchedSGD, "adam": BatchedAdam}
+BATCHED = {"sgd": BatchedSGD, "adam": BatchedAdam, "rmsprop": BatchedRMSprop, "adagrad": BatchedAdagrad}

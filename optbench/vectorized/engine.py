@@ -101,6 +101,9 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
     steppers = _steppers(members, wide)
     task, iterations, count = members[0].job.task, members[0].job.iterations, len(members)
     split = task.data.train
+    # Scaled once for all members and steps (scaling is element-wise, so gathering scaled rows gives
+    # the bits of scaling gathered rows, as a single run does): saves a K-times-larger kernel per step.
+    features = split.scale(split.pixels)
     for member in members:
         member.batches = shuffled_batches(task.train_size, batch_size, split.labels.device, member.generator)
     capacity = min(eval_every, iterations)
@@ -114,7 +117,9 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         try:
             for iteration in range(1, iterations + 1):
-                inputs, labels = split.batch(torch.stack([next(member.batches) for member in members]))
+                index = torch.stack([next(member.batches) for member in members])
+                inputs = features.index_select(0, index.flatten()).view(*index.shape, -1)
+                labels = split.labels.index_select(0, index.flatten()).view(index.shape)
                 logits = wide(inputs)
                 log_probs = F.log_softmax(logits, dim=-1)
                 wide.zero_grad()
