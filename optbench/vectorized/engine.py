@@ -76,8 +76,7 @@ def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
     return steppers
 
 
-def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, sizes: list[int],
-           iteration: int) -> None:
+def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, sizes: list[int]) -> None:
     """Hand each running member its pending rows; a member whose rows diverged stops."""
     for k, member in enumerate(members):
         if not member.running:
@@ -140,7 +139,7 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
                         member.job.scheduler.step()
                 bar.update()
                 if iteration % eval_every == 0 or iteration == iterations:
-                    _flush(members, losses, correct, sizes, iteration)
+                    _flush(members, losses, correct, sizes)
                     sizes = []
                     for member in members:
                         if member.running:
@@ -151,7 +150,7 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
                 if member.running:
                     member.job.recorder.outcome.status = "completed"
         except KeyboardInterrupt:
-            _flush(members, losses, correct, sizes, 0)
+            _flush(members, losses, correct, sizes)
             for member in members:
                 if member.running:
                     member.job.recorder.outcome.status = "interrupted"
