@@ -52,11 +52,15 @@ class Recorder:
         if trajectory_columns:  # a 2-D task: trajectory.csv, starting with the point before training
             records.open_trajectory(trajectory_columns).append(0, *([v] for v in start.tolist()))
 
+    def _allocate(self, loss: torch.Tensor) -> None:
+        """The per-step buffers, one flush long, in the loss's dtype and on its device."""
+        self._losses = torch.empty(self.capacity, dtype=loss.dtype, device=loss.device)
+        self._correct = torch.empty(self.capacity, dtype=torch.int64, device=loss.device)
+
     def step(self, step: StepLoss, lr: float, position: torch.Tensor | None = None) -> None:
         """Record one finished optimizer step, taken with learning rate `lr` (no host sync)."""
         if self._losses is None:
-            self._losses = torch.empty(self.capacity, dtype=step.loss.dtype, device=step.loss.device)
-            self._correct = torch.empty(self.capacity, dtype=torch.int64, device=step.loss.device)
+            self._allocate(step.loss)
         slot = self.outcome.iterations_run - self._flushed
         self._losses[slot] = step.loss.detach()
         if step.correct is not None:
@@ -71,8 +75,7 @@ class Recorder:
         """Record `len(losses)` finished steps at once (a member of a vectorised sweep, at each flush)."""
         count = len(losses)
         if self._losses is None:
-            self._losses = torch.empty(self.capacity, dtype=losses.dtype, device=losses.device)
-            self._correct = torch.empty(self.capacity, dtype=torch.int64, device=losses.device)
+            self._allocate(losses)
         slot = self.outcome.iterations_run - self._flushed
         self._losses[slot:slot + count] = losses
         if correct is not None:
