@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import make_cfg
+from optbench.optimizer import build_optimizer
 from optbench.train import run_job
 from optbench.vectorized import batched
+from optbench.vectorized.batched import batch_signature
 from optbench.vectorized.engine import run_group
 from optbench.vectorized.grouping import plan_groups, solo_reason
 
@@ -74,6 +77,8 @@ def test_every_elementwise_torch_and_scratch_optimizer_matches_its_single_run(tm
         ["optimizer=rmsprop", "optimizer.lr=0.003", "schedule=linear"],
         ["optimizer=rmsprop", "optimizer.momentum=0.9", "optimizer.lr=0.001", "optimizer.weight_decay=0.001"],
         ["optimizer=adagrad", "optimizer.lr_decay=0.001", "optimizer.initial_accumulator_value=0.1", "seed=6"],
+        ["optimizer=adamax", "optimizer.lr=0.004", "optimizer.betas=[0.8,0.99]", "optimizer.eps=1e-6"],
+        ["optimizer=adamax", "optimizer.weight_decay=0.001", "seed=7"],
     ]
     summaries = compare_with_single_runs(tmp_path, members)
     assert all(s["status"] == "completed" for s in summaries)
@@ -83,11 +88,11 @@ def test_interrupt_keeps_every_members_finished_steps(tmp_path, monkeypatch):
     calls = {"n": 0}
     real_step = batched.BatchedSGD.step
 
-    def step_then_interrupt(self, gradients):
+    def step_then_interrupt(self):
         calls["n"] += 1
         if calls["n"] == 50:
             raise KeyboardInterrupt
-        real_step(self, gradients)
+        real_step(self)
 
     monkeypatch.setattr(batched.BatchedSGD, "step", step_then_interrupt)
     cfgs = [make_cfg("optimizer=sgd", f"seed={seed}", *BUDGET) for seed in (0, 1)]
@@ -97,6 +102,14 @@ def test_interrupt_keeps_every_members_finished_steps(tmp_path, monkeypatch):
         train = pd.read_csv(tmp_path / name / "train.csv")
         assert list(train.iteration) == list(range(1, 50))  # step 50 was cut off half-way
         assert len(pd.read_csv(tmp_path / name / "test.csv")) == 1  # the evaluation at 40
+
+
+def test_the_benchmarks_optimizers_step_in_batched_blocks():
+    model = torch.nn.Linear(2, 1)
+    for name in ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adamax"):
+        optimizer = build_optimizer(make_cfg(f"optimizer={name}").optimizer, model, name)
+        assert batch_signature(optimizer)[0] in batched.BATCHED, name
+    assert batch_signature(build_optimizer(make_cfg("optimizer=nadam").optimizer, model, "nadam")) is None
 
 
 def test_grouping_reasons_and_member_bound():

@@ -1,8 +1,9 @@
 """Optimizer steps for the members of a wide model.
 
-`BatchedSGD` and `BatchedAdam` step a contiguous block of members at once with torch's own
-single-tensor arithmetic: a hyper-parameter all members share stays a Python number (torch's exact
-op); one that differs becomes a [n, 1, ...] float32 tensor holding the float32 of the same double
+The `Batched*` blocks (SGD, Adam/AdamW, RMSprop, Adagrad, Adamax) step a contiguous block of members
+at once, over their rows of the flat [K, P] parameter tensor, with torch's own single-tensor
+arithmetic (element-wise, so each element gets the bits of its own run): a hyper-parameter all members share stays a Python number (torch's exact
+op); one that differs becomes a [n, 1] float32 tensor holding the float32 of the same double
 expression torch computes, used through the fused op that rounds alike (`add(y, alpha=a)` ->
 `addcmul(y, a)`, `addcdiv(y, z, value=a)` -> `addcdiv(y * a, z)`). `MemberSteps` is the general
 path: each member's own optimizer steps over views of the stacked tensors.
@@ -40,6 +41,8 @@ def batch_signature(optimizer: Optimizer) -> tuple | None:
         return ("rmsprop", group["momentum"] > 0, group["weight_decay"] != 0)
     if type(optimizer) is torch.optim.Adagrad:
         return ("adagrad", group["weight_decay"] != 0)
+    if type(optimizer) is torch.optim.Adamax:
+        return ("adamax", group["weight_decay"] != 0)
     return None
 
 
@@ -85,24 +88,30 @@ def addcdiv_(x: Tensor, y: Tensor, z: Tensor, a: Value) -> Tensor:
 class Block:
     """A contiguous block of members whose optimizers share a batch signature, stepped as one."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
+    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], grads: Sequence[Tensor],
+                 block: slice) -> None:
         self.hyper = Hyper([opt.param_groups[0] for opt in optimizers])
         self.group = self.hyper.groups[0]  # the settings that choose the code path are equal across the block
-        self.params = [p.detach()[block] for p in params]
-        self.block = block
+        self.params = [p[block] for p in params]
+        self.grads = [g[block] for g in grads]
         self.steps = 0
+        self.init_state()
 
     def values(self, **expressions: Callable[[dict[str, Any]], float]) -> dict[str, Value]:
         """This step's hyper-parameters, each a float or one value per member."""
         return {name: self.hyper(expression, self.params[0]) for name, expression in expressions.items()}
 
     @torch.no_grad()
-    def step(self, gradients: Sequence[Tensor]) -> None:
-        """One step of every member in the block."""
+    def step(self) -> None:
+        """One step of every member in the block, from the gradients of the last backward."""
         self.steps += 1
         self.start_step()
-        for i, (param, grad) in enumerate(zip(self.params, (g[self.block] for g in gradients))):
+        for i, (param, grad) in enumerate(zip(self.params, self.grads)):
             self.update(i, param, grad)
+
+    def init_state(self) -> None:
+        """Allocate the optimizer's per-parameter state."""
+        raise NotImplementedError
 
     def start_step(self) -> None:
         """Read this step's hyper-parameters into `self.v` (before the updates)."""
@@ -116,8 +125,8 @@ class Block:
 class BatchedSGD(Block):
     """torch.optim.SGD's single-tensor step (momentum, dampening, Nesterov, weight decay) for a block of members."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
-        super().__init__(optimizers, params, block)
+    def init_state(self) -> None:
+        """No momentum buffers until the first step (torch clones the first gradient)."""
         self.buffers: list[Tensor | None] = [None] * len(self.params)  # momentum, from the first step
 
     def start_step(self) -> None:
@@ -143,8 +152,8 @@ class BatchedSGD(Block):
 class BatchedAdam(Block):
     """torch.optim.Adam / AdamW's single-tensor step (no amsgrad) for a block of members."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
-        super().__init__(optimizers, params, block)
+    def init_state(self) -> None:
+        """Zero first and second moments."""
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
 
@@ -175,8 +184,8 @@ class BatchedAdam(Block):
 class BatchedRMSprop(Block):
     """torch.optim.RMSprop's single-tensor step (not centered) for a block of members."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
-        super().__init__(optimizers, params, block)
+    def init_state(self) -> None:
+        """Zero square averages (and momentum buffers)."""
         self.square_avgs = [torch.zeros_like(p) for p in self.params]
         self.buffers = [torch.zeros_like(p) for p in self.params] if self.group["momentum"] > 0 else []
 
@@ -202,8 +211,8 @@ class BatchedRMSprop(Block):
 class BatchedAdagrad(Block):
     """torch.optim.Adagrad's single-tensor step (dense gradients) for a block of members."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], block: slice) -> None:
-        super().__init__(optimizers, params, block)
+    def init_state(self) -> None:
+        """Sums starting at each member's initial accumulator value."""
         initial = self.hyper(lambda g: float(g["initial_accumulator_value"]), self.params[0])
         self.sums = [torch.zeros_like(p).add_(per_member(initial, p)) for p in self.params]
 
@@ -222,21 +231,47 @@ class BatchedAdagrad(Block):
         addcdiv_(param, grad, self.sums[i].sqrt().add_(v["eps"]), v["lr"])
 
 
+class BatchedAdamax(Block):
+    """torch.optim.Adamax's single-tensor step for a block of members."""
+
+    def init_state(self) -> None:
+        """Zero first moments and infinity norms."""
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_infs = [torch.zeros_like(p) for p in self.params]
+
+    def start_step(self) -> None:
+        """This step's coefficients, computed from each member's settings as torch computes them."""
+        t = float(self.steps)
+        self.v = self.values(weight_decay=lambda g: g["weight_decay"], beta1=lambda g: 1 - g["betas"][0],
+                             beta2=lambda g: g["betas"][1], eps=lambda g: g["eps"],
+                             step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)))
+
+    def update(self, i: int, param: Tensor, grad: Tensor) -> None:
+        """Adamax's update of one stacked parameter."""
+        v = {name: per_member(value, param) for name, value in self.v.items()}
+        if self.group["weight_decay"] != 0:
+            grad = add_scaled(grad, param, v["weight_decay"])
+        exp_avg, exp_inf = self.exp_avgs[i], self.exp_infs[i]
+        exp_avg.lerp_(grad, v["beta1"])
+        torch.maximum(exp_inf.mul_(v["beta2"]), grad.abs().add_(v["eps"]), out=exp_inf)
+        addcdiv_(param, exp_avg, exp_inf, v["step_size"])
+
+
 class MemberSteps:
     """Any optimizer: each member's own optimizer steps its parameters, views of the stacked tensors."""
 
     def __init__(self, optimizers: Sequence[Optimizer], member_params: Sequence[Sequence[Tensor]],
-                 members: Sequence[int]) -> None:
+                 member_grads: Sequence[Sequence[Tensor]]) -> None:
         self.optimizers = optimizers
-        self.member_params = member_params
-        self.members = members
+        for params, grads in zip(member_params, member_grads):
+            for param, grad in zip(params, grads):
+                param.grad = grad  # a view of the stacked gradients, which each backward overwrites in place
 
-    def step(self, gradients: Sequence[Tensor]) -> None:
-        """Hand each member its slice of the stacked gradients and step its optimizer."""
-        for k, optimizer, params in zip(self.members, self.optimizers, self.member_params):
-            for param, grad in zip(params, gradients):
-                param.grad = grad[k]
+    def step(self) -> None:
+        """Step each member's optimizer on its own gradients."""
+        for optimizer in self.optimizers:
             optimizer.step()
 
 
-BATCHED = {"sgd": BatchedSGD, "adam": BatchedAdam, "rmsprop": BatchedRMSprop, "adagrad": BatchedAdagrad}
+BATCHED = {"sgd": BatchedSGD, "adam": BatchedAdam, "rmsprop": BatchedRMSprop, "adagrad": BatchedAdagrad,
+           "adamax": BatchedAdamax}

@@ -28,7 +28,7 @@ from optbench.train import (Job, close_job, cpu_settings, fail_job, load_task, o
                             record_outcome)
 from optbench.trainer import evaluate
 from optbench.vectorized.batched import BATCHED, MemberSteps, batch_signature
-from optbench.vectorized.wide import WideMLP
+from optbench.vectorized.wide import WideMLP, mean_nll_gradient
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,11 @@ def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
         run = list(run)
         optimizers = [members[k].job.optimizer for k in run]
         if signature is None:
-            steppers.append(MemberSteps(optimizers, [wide.member_parameters[k] for k in run], run))
+            member_grads = [[grad[k] for grad in wide.gradients] for k in run]
+            steppers.append(MemberSteps(optimizers, [wide.member_parameters[k] for k in run], member_grads))
         else:
-            steppers.append(BATCHED[signature[0]](optimizers, wide.parameters, slice(run[0], run[-1] + 1)))
+            block = slice(run[0], run[-1] + 1)
+            steppers.append(BATCHED[signature[0]](optimizers, [wide.flat], [wide.flat_grad], block))
     return steppers
 
 
@@ -100,11 +102,12 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
     steppers = _steppers(members, wide)
     task, iterations, count = members[0].job.task, members[0].job.iterations, len(members)
     split = task.data.train
-    # Scaled once for all members and steps (scaling is element-wise, so gathering scaled rows gives
-    # the bits of scaling gathered rows, as a single run does): saves a K-times-larger kernel per step.
-    features = split.scale(split.pixels)
+    # Gathering rows of the split scaled once gives the bits of scaling the gathered rows, as a single
+    # run does (scaling is element-wise), and saves a K-times-larger kernel per step.
+    features = split.features
     for member in members:
         member.batches = shuffled_batches(task.train_size, batch_size, split.labels.device, member.generator)
+    gathered = torch.empty(count * batch_size * features.shape[1], device=features.device)  # refilled each step
     capacity = min(eval_every, iterations)
     losses = torch.empty(capacity, count, device=split.labels.device)
     correct = torch.empty(capacity, count, dtype=torch.int64, device=split.labels.device)
@@ -116,21 +119,20 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         try:
             for iteration in range(1, iterations + 1):
-                index = torch.stack([next(member.batches) for member in members])
-                inputs = features.index_select(0, index.flatten()).view(*index.shape, -1)
-                labels = split.labels.index_select(0, index.flatten()).view(index.shape)
-                logits = wide(inputs)
+                index = torch.stack([next(member.batches) for member in members]).flatten()  # an epoch's last batch may be short
+                inputs = gathered[:index.numel() * features.shape[1]].view(count, -1, features.shape[1])
+                torch.index_select(features, 0, index, out=inputs.view(-1, features.shape[1]))
+                labels = split.labels.index_select(0, index).view(count, -1)
+                logits = wide.forward(inputs)
                 log_probs = F.log_softmax(logits, dim=-1)
-                wide.zero_grad()
                 # Each member's mean loss, summed: d(sum)/d(member k) is member k's own gradient.
-                F.nll_loss(log_probs.flatten(0, 1), labels.flatten(), reduction="none").view(count, -1).mean(1).sum().backward()
-                with torch.no_grad():  # the logged loss is computed as the single run computes it (mean reduction)
-                    torch.stack([F.nll_loss(log_probs[k], labels[k]) for k in range(count)], out=losses[len(sizes)])
-                    torch.sum(logits.argmax(-1) == labels, dim=-1, out=correct[len(sizes)])
+                wide.backward(mean_nll_gradient(log_probs, labels))
+                # The logged loss is computed as the single run computes it (mean reduction).
+                torch.stack([F.nll_loss(log_probs[k], labels[k]) for k in range(count)], out=losses[len(sizes)])
+                torch.sum(logits.argmax(-1) == labels, dim=-1, out=correct[len(sizes)])
                 lrs = [member.job.optimizer.param_groups[0]["lr"] for member in members]
-                gradients = wide.gradients()
                 for stepper in steppers:
-                    stepper.step(gradients)
+                    stepper.step()
                 sizes.append(labels.shape[1])  # the step is recorded once every member has taken it
                 for member, lr in zip(members, lrs):
                     member.lrs.append(lr)

@@ -1,14 +1,22 @@
-"""K copies of a ReLU MLP as one wide model: layer weights stacked [K, out, in], biases [K, out].
+"""K copies of a Linear/ReLU stack as one wide model, with its forward and backward passes written out.
 
-`torch.baddbmm` (bias fused into the product, as `addmm` fuses it in `nn.Linear`) gives each member
-the bits of its own model's forward pass; `bmm` followed by a bias add does not. The backward pass
-is written out so that each product has the orientation `nn.Linear`'s backward uses (autograd's
-own `baddbmm` backward forms the weight gradient transposed, which rounds differently).
+All members' parameters live in one [K, P] tensor (row k: member k's parameters, flattened one after
+another), and so do their gradients: an element-wise optimizer then steps a block of members with one
+kernel per operation instead of one per layer. Each pass uses the ops a single run's autograd uses,
+so every member gets the bits of its own run:
+- the forward is `baddbmm` (bias fused into the product, as `addmm` fuses it in `nn.Linear`); `bmm`
+  followed by a bias add rounds differently;
+- the weight gradient is gradᵀ·x, the orientation of `nn.Linear`'s backward (autograd's own `baddbmm`
+  backward forms xᵀ·grad, transposed, which rounds differently), the bias gradient the batch sum of
+  grad, the input gradient grad·W; ReLU's is `threshold_backward` of its output, as autograd's;
+- the loss gradient is `nll_loss`'s (−1/B at each label) through `_log_softmax_backward_data`.
+Writing the backward out (instead of autograd over the stacked tensors) lets the products write
+straight into the flat gradient tensor, and skips building a graph each step.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import torch
 from torch import Tensor, nn
@@ -23,60 +31,79 @@ def widen_reason(model: nn.Module) -> str | None:
     return None
 
 
-class WideLinear(torch.autograd.Function):
-    """Linear layers of K members at once: inputs [K, B, in], weight [K, out, in], bias [K, out]."""
+def _views(flat: Tensor, shapes: list[torch.Size]) -> list[Tensor]:
+    """Stacked [K, *shape] views of consecutive column ranges of `flat` [K, P], one per shape."""
+    views, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        views.append(flat[:, start:start + size].view(flat.shape[0], *shape))
+        start += size
+    return views
 
-    @staticmethod
-    def forward(ctx: Any, inputs: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """Each member's `addmm(bias, x, W.t())`, as one baddbmm."""
-        ctx.save_for_backward(inputs, weight)
-        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
-        """grad·W, gradᵀ·x and the batch sum of grad: `nn.Linear`'s backward products, per member."""
-        inputs, weight = ctx.saved_tensors
-        grad_inputs = grad.bmm(weight) if ctx.needs_input_grad[0] else None
-        return grad_inputs, grad.transpose(1, 2).bmm(inputs), grad.sum(1)
+def mean_nll_gradient(log_probs: Tensor, labels: Tensor) -> Tensor:
+    """d/d(logits) of the sum over members of each member's mean NLL: log_probs [K, B, C], labels [K, B]."""
+    grad = torch.zeros_like(log_probs)
+    # nll_loss's backward with the mean reduction: -(1 / B) at each example's label, 0 elsewhere.
+    per_label = torch.ones((), dtype=log_probs.dtype, device=log_probs.device).div(labels.shape[1]).neg()
+    grad.scatter_(-1, labels.unsqueeze(-1), per_label.expand(*labels.shape, 1))
+    return torch.ops.aten._log_softmax_backward_data(grad, log_probs, -1, log_probs.dtype)
 
 
 class WideMLP:
-    """The members' MLPs stacked: one leaf tensor per parameter, member k's values at index k.
+    """The members' models stacked: parameters and gradients in one [K, P] tensor each.
 
-    Each member model keeps its own `nn.Parameter` objects, re-pointed at views of the stacked
-    storage, so its optimizer, evaluation and final parameters see the member's slice.
+    Each member model keeps its own `nn.Parameter` objects, re-pointed at its row's views, so its
+    optimizer, evaluation and final parameters see the member's values.
     """
 
     def __init__(self, models: list[nn.Sequential]) -> None:
         self.modules = list(models[0])
         member_params = [list(model.parameters()) for model in models]
-        self.parameters = [torch.stack([params[j].detach() for params in member_params]).requires_grad_()
-                           for j in range(len(member_params[0]))]
+        shapes = [param.shape for param in member_params[0]]
+        self.flat = torch.stack([torch.cat([param.detach().flatten() for param in params]) for params in member_params])
+        self.flat_grad = torch.zeros_like(self.flat)
+        self.parameters = _views(self.flat, shapes)
+        self.gradients = _views(self.flat_grad, shapes)
         for k, params in enumerate(member_params):
             for stacked, param in zip(self.parameters, params):
-                param.data = stacked.detach()[k]
+                param.data = stacked[k]
         self.member_parameters = member_params
+        self._activations: list[Tensor] = []
 
     def __len__(self) -> int:
-        return self.parameters[0].shape[0]
+        return self.flat.shape[0]
 
-    def __call__(self, inputs: Tensor) -> Tensor:
-        """Outputs [K, B, classes] of inputs [K, B, features]: member k's model on its own batch."""
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Outputs [K, B, classes] of inputs [K, B, features] (member k's model on its own batch), kept for `backward`."""
+        self._activations = [inputs]
         stacked = iter(self.parameters)
         hidden = inputs
         for module in self.modules:
             if isinstance(module, nn.Linear):
                 weight, bias = next(stacked), next(stacked)
-                hidden = WideLinear.apply(hidden, weight, bias)
+                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
             else:
                 hidden = torch.relu(hidden)
+            self._activations.append(hidden)
         return hidden
 
-    def zero_grad(self) -> None:
-        """Drop the stacked gradients (each backward allocates them anew, as `set_to_none=True`)."""
-        for param in self.parameters:
-            param.grad = None
-
-    def gradients(self) -> list[Tensor]:
-        """The stacked gradients of the last backward, one per parameter."""
-        return [param.grad for param in self.parameters]
+    @torch.no_grad()
+    def backward(self, grad: Tensor) -> None:
+        """Write every member's parameter gradients into `flat_grad`, given d(loss)/d(outputs) of the last forward."""
+        layers = list(zip(self.modules, self._activations[:-1], self._activations[1:]))
+        gradients = iter(reversed(self.gradients))
+        parameters = iter(reversed(self.parameters))
+        for depth in reversed(range(len(layers))):
+            module, inputs, output = layers[depth]
+            if isinstance(module, nn.ReLU):
+                grad = torch.ops.aten.threshold_backward(grad, output, 0)
+                continue
+            bias_grad, weight_grad = next(gradients), next(gradients)
+            next(parameters)
+            weight = next(parameters)
+            torch.sum(grad, 1, out=bias_grad)
+            weight_grad.copy_(grad.transpose(1, 2).bmm(inputs))  # bmm into a strided out= takes a 2x slower path
+            if depth > 0:
+                grad = grad.bmm(weight)
+        self._activations = []
