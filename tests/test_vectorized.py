@@ -48,7 +48,7 @@ def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_
         ["optimizer=sgd", "optimizer.lr=3000"],                         # diverges early
         ["optimizer=adam", "optimizer.lr=0.003", "seed=2"],             # batched Adam block
         ["optimizer=adam", "schedule=cosine"],                          # with a schedule
-        ["optimizer=rmsprop", "optimizer.lr=0.001"],                    # batched RMSprop
+        ["optimizer=rmsprop", "optimizer.lr=0.001", "optimizer.weight_decay=0"],  # batched RMSprop, an int setting
         ["optimizer=scratch/adam", "seed=3"],                           # the per-member path
     ]
     summaries = compare_with_single_runs(tmp_path, members)

@@ -56,7 +56,7 @@ class Hyper:
         """`expression` of each member's group: a float when all agree, else a [n] float32 tensor on `like`'s device."""
         values = [expression(group) for group in self.groups]
         if all(v == values[0] for v in values):
-            return values[0]
+            return float(values[0])  # a config's `weight_decay: 0` is an int; torch's scalar ops round it alike
         return torch.tensor(values, dtype=like.dtype, device=like.device)
 
 
