@@ -118,6 +118,20 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_verified: dict[Path, tuple[int, int]] = {}  # file -> (size, mtime) when its checksum last matched
+
+
+def _checksum_matches(path: Path, expected: str) -> bool:
+    """Whether `path` has sha256 `expected`; a file unchanged since it matched in this process is not read again."""
+    stat = path.stat()
+    if _verified.get(path) == (stat.st_size, stat.st_mtime_ns):
+        return True  # a sweep's jobs in one process, and both splits of a run, hash each file once
+    if sha256(path) != expected:
+        return False
+    _verified[path] = (stat.st_size, stat.st_mtime_ns)
+    return True
+
+
 def _unpack_gzip(source, target: Path) -> None:
     """Decompress `source` (path or file object) to `target` atomically (temp file + rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +152,7 @@ def ensure_mnist(root: Path) -> None:
     for name, expected in MNIST_SHA256.items():
         target = raw / name
         if target.exists():
-            if sha256(target) == expected:
+            if _checksum_matches(target, expected):
                 continue
             log.warning("%s is damaged (sha256 mismatch): unpacking the bundled copy again", target)
         with resources.as_file(bundled / f"{name}.gz") as gz:
@@ -151,7 +165,7 @@ def ensure_mnist(root: Path) -> None:
                     "$OPTBENCH_DATA elsewhere) and that the optbench installation is complete "
                     "(reinstall it if the bundled file is damaged)."
                 ) from exc
-        if sha256(target) != expected:
+        if not _checksum_matches(target, expected):
             raise OptbenchError(
                 f"MNIST file {target} does not match its sha256 checksum after unpacking: the "
                 "bundled copy is damaged. Reinstall optbench (pip install --force-reinstall .)."

@@ -36,6 +36,12 @@ def test_damaged_file_is_replaced(tmp_path):
     victim.write_bytes(victim.read_bytes()[:100])  # truncated
     ensure_mnist(tmp_path)
     assert sha256(victim) == MNIST_SHA256[victim.name]
+    # Same size, one byte changed after this process verified it: the new mtime makes it hash again.
+    victim.write_bytes(b"\xff" + victim.read_bytes()[1:])
+    stat = victim.stat()
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    ensure_mnist(tmp_path)
+    assert sha256(victim) == MNIST_SHA256[victim.name]
 
 
 def test_mnist_tensors(data_root):
