@@ -17,6 +17,7 @@ straight into the flat gradient tensor, and skips building a graph each step.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,16 @@ def mean_nll_gradient(log_probs: Tensor, labels: Tensor) -> Tensor:
     return torch.ops.aten._log_softmax_backward_data(grad, log_probs, -1, log_probs.dtype)
 
 
+@dataclass(frozen=True)
+class WideLinear:
+    """One Linear layer of every member: stacked views of the flat parameters and of their gradients."""
+
+    weight: Tensor  # [K, out, in]
+    bias: Tensor  # [K, out]
+    weight_grad: Tensor
+    bias_grad: Tensor
+
+
 class WideMLP:
     """The members' models stacked: parameters and gradients in one [K, P] tensor each.
 
@@ -58,7 +69,6 @@ class WideMLP:
     """
 
     def __init__(self, models: list[nn.Sequential]) -> None:
-        self.modules = list(models[0])
         member_params = [list(model.parameters()) for model in models]
         shapes = [param.shape for param in member_params[0]]
         self.flat = torch.stack([torch.cat([param.detach().flatten() for param in params]) for params in member_params])
@@ -69,6 +79,14 @@ class WideMLP:
             for stacked, param in zip(self.parameters, params):
                 param.data = stacked[k]
         self.member_parameters = member_params
+        pairs = iter(zip(self.parameters, self.gradients))
+        self.layers: list[WideLinear | None] = []  # None: a ReLU
+        for module in models[0]:
+            if isinstance(module, nn.Linear):
+                (weight, weight_grad), (bias, bias_grad) = next(pairs), next(pairs)
+                self.layers.append(WideLinear(weight, bias, weight_grad, bias_grad))
+            else:
+                self.layers.append(None)
         self._activations: list[Tensor] = []
 
     def __len__(self) -> int:
@@ -77,33 +95,24 @@ class WideMLP:
     def forward(self, inputs: Tensor) -> Tensor:
         """Outputs [K, B, classes] of inputs [K, B, features] (member k's model on its own batch), kept for `backward`."""
         self._activations = [inputs]
-        stacked = iter(self.parameters)
-        hidden = inputs
-        for module in self.modules:
-            if isinstance(module, nn.Linear):
-                weight, bias = next(stacked), next(stacked)
-                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
+        for layer in self.layers:
+            hidden = self._activations[-1]
+            if layer is None:
+                self._activations.append(torch.relu(hidden))
             else:
-                hidden = torch.relu(hidden)
-            self._activations.append(hidden)
-        return hidden
+                self._activations.append(torch.baddbmm(layer.bias.unsqueeze(1), hidden, layer.weight.transpose(1, 2)))
+        return self._activations[-1]
 
     @torch.no_grad()
     def backward(self, grad: Tensor) -> None:
         """Write every member's parameter gradients into `flat_grad`, given d(loss)/d(outputs) of the last forward."""
-        layers = list(zip(self.modules, self._activations[:-1], self._activations[1:]))
-        gradients = iter(reversed(self.gradients))
-        parameters = iter(reversed(self.parameters))
-        for depth in reversed(range(len(layers))):
-            module, inputs, output = layers[depth]
-            if isinstance(module, nn.ReLU):
+        for depth in reversed(range(len(self.layers))):
+            layer, inputs, output = self.layers[depth], self._activations[depth], self._activations[depth + 1]
+            if layer is None:
                 grad = torch.ops.aten.threshold_backward(grad, output, 0)
                 continue
-            bias_grad, weight_grad = next(gradients), next(gradients)
-            next(parameters)
-            weight = next(parameters)
-            torch.sum(grad, 1, out=bias_grad)
-            weight_grad.copy_(grad.transpose(1, 2).bmm(inputs))  # bmm into a strided out= takes a 2x slower path
+            torch.sum(grad, 1, out=layer.bias_grad)
+            layer.weight_grad.copy_(grad.transpose(1, 2).bmm(inputs))  # bmm into a strided out= takes a 2x slower path
             if depth > 0:
-                grad = grad.bmm(weight)
+                grad = grad.bmm(layer.weight)
         self._activations = []
