@@ -2,11 +2,12 @@
 
 The `Batched*` blocks (SGD, Adam/AdamW, RMSprop, Adagrad, Adamax) step a contiguous block of members
 at once, over their rows of the flat [K, P] parameter tensor, with torch's own single-tensor
-arithmetic (element-wise, so each element gets the bits of its own run): a hyper-parameter all members share stays a Python number (torch's exact
-op); one that differs becomes a [n, 1] float32 tensor holding the float32 of the same double
-expression torch computes, used through the fused op that rounds alike (`add(y, alpha=a)` ->
-`addcmul(y, a)`, `addcdiv(y, z, value=a)` -> `addcdiv(y * a, z)`). `MemberSteps` is the general
-path: each member's own optimizer steps over views of the stacked tensors.
+arithmetic (element-wise, so each element gets the bits of its own run). A hyper-parameter all
+members share stays a Python number (torch's exact op); one that differs becomes a [n, 1] float32
+tensor holding the float32 of the same double expression torch computes, used through the fused op
+that rounds alike (`add(y, alpha=a)` -> `addcmul(y, a)`, `addcdiv(y, z, value=a)` ->
+`addcdiv(y * a, z)`). `MemberSteps` is the general path: each member's own optimizer steps over
+views of its row.
 
 Each member keeps its own torch optimizer object either way: its `param_groups` hold the member's
 hyper-parameters, so lr schedules and the recorded lr work unchanged.
