@@ -85,8 +85,12 @@ def test_damaged_fashion_mnist_names_the_folder(tmp_path):
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     """Start optbench in the background; its output goes to tmp_path/out.txt (a pipe could fill up)."""
     out = open(tmp_path / "out.txt", "w")
+    # As in a terminal: SIGINT at its default, even when the tests themselves were started in the
+    # background (a non-interactive shell starts background jobs with SIGINT ignored, and a child
+    # inherits that, so Python would never raise KeyboardInterrupt in it).
     return subprocess.Popen([str(OPTBENCH), *args, "device=cpu", "progress=false"], cwd=tmp_path,
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+                            stdout=out, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_rows(csv: Path, rows: int, timeout: float = 120) -> None:
