@@ -20,6 +20,8 @@ TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
 SUMMARY_JSON = "summary.json"
 TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
+TUNING_CSV = "tuning.csv"  # a tune sweep's stage-1 trials, in its sweep dir
+TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2 runs in <sweep dir>/<n>/
 COLUMNS = ("iteration", "loss", "accuracy")  # test.csv
 TRAIN_COLUMNS = (*COLUMNS, "lr")  # train.csv: also the lr each step used (the first parameter group's)
 

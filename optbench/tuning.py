@@ -22,10 +22,9 @@ from hydra.errors import HydraException
 
 from optbench.errors import OptbenchError
 from optbench.records import write_text_atomic
+from optbench.runs import first_reaching, load_run
 from optbench.tasks import Target
 
-TUNING_CSV = "tuning.csv"
-TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2 runs in <sweep dir>/<n>/
 SEARCHES = ("grid", "random", "halton")
 SELECTIONS = ("time_to_target", "final", "best")
 
@@ -145,9 +144,6 @@ class TrialScore:
 
 def score_trial(run_dir: Path) -> TrialScore:
     """Score a stage-1 trial from its test.csv and summary.json (a missing or broken run scores as failed)."""
-    from optbench.report.runs import load_run
-    from optbench.report.table import first_reaching
-
     run = load_run(run_dir)
     target = run.target or Target("test_accuracy", math.inf, "max")
     values = run.test[target.column].dropna()  # load_run always gives test.csv's columns, even for no rows

@@ -299,7 +299,7 @@ def test_summary_statistics(tmp_path):
     import scipy.stats
 
     from optbench.report.groups import group_runs
-    from optbench.report.runs import load_run
+    from optbench.runs import load_run
     from optbench.report.stats import summarize
     from optbench.report.table import summary_table
 
@@ -332,7 +332,7 @@ def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     import scipy.stats
 
     from optbench.report.groups import group_runs
-    from optbench.report.runs import load_run
+    from optbench.runs import load_run
     from optbench.report.stats import holm, paired_t
     from optbench.report.table import pairwise_table
 

@@ -109,8 +109,8 @@ class TuneSweeper(Sweeper):
             raise TuneError(f"optbench: error: {exc}") from None  # Hydra prints it as one message
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        from optbench.tuning import TUNING_CSV, TUNING_DIR, check_selection, score_trial, search_points, \
-            tuning_rows, write_tuning_csv
+        from optbench.records import TUNING_CSV, TUNING_DIR
+        from optbench.tuning import check_selection, score_trial, search_points, tuning_rows, write_tuning_csv
 
         check_selection(self.select)
         seeds = self._stage_seeds()

@@ -12,7 +12,7 @@ from optbench.report import plots, profiles
 from optbench.report.document import Document, Section, describe, significant_pairs, troubled_runs, tuning_notes
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, differing_keys, group_runs
-from optbench.report.runs import Run, discover, load_run
+from optbench.runs import Run, discover, load_run
 from optbench.report.html import render_html
 from optbench.report.markdown import render_markdown
 from optbench.report.sensitivity import load_tuning

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from optbench.report.groups import Group
-from optbench.report.runs import Run
+from optbench.runs import Run
 from optbench.report.sensitivity import arm_label, searched
 
 

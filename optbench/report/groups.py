@@ -10,7 +10,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from optbench.config import NON_RESULT_KEYS
-from optbench.report.runs import Run
+from optbench.runs import Run
 from optbench.tasks import Target
 
 # Keys that never distinguish what was compared within a task: the seed (groups are built over it),

@@ -12,7 +12,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from optbench.report.plots import new_figure, outside_legend, styles
 from optbench.tasks import Target
-from optbench.tuning import TUNING_CSV
+from optbench.records import TUNING_CSV
 
 log = logging.getLogger(__name__)
 

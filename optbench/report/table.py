@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from optbench.report.groups import Group, config_value
 from optbench.report.stats import holm, paired_t, summarize
+from optbench.runs import first_reaching
 from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
@@ -29,12 +30,6 @@ def hyperparameters(group: Group) -> str:
         if value is not None and (key == "lr" or value not in (0, False)):
             shown.append(f"{key}={value}".replace(", ", ","))
     return " ".join(shown)
-
-
-def first_reaching(test: pd.DataFrame, target: Target) -> float:
-    """First evaluated iteration meeting the task's target (NaN if never)."""
-    hits = test.iteration[test[target.column].map(target.met).astype(bool)] if len(test) else test.iteration
-    return float(hits.iloc[0]) if len(hits) else math.nan
 
 
 def _mean(values: list[float | None]) -> float:

@@ -1,8 +1,12 @@
-"""Find the runs under some paths and read what each wrote, tolerating partial or broken files."""
+"""Find the runs under some paths and read what each wrote, tolerating partial or broken files.
+
+Below both the report and the tuner (which scores trials from their files), so neither imports the other.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
-from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV
+from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV, TUNING_CSV, \
+    TUNING_DIR
 from optbench.tasks import Target
-from optbench.tuning import TUNING_CSV, TUNING_DIR
 
 
 @dataclass
@@ -159,3 +163,9 @@ def load_run(path: Path) -> Run:
     if status == "completed" and problems:
         status = "damaged"
     return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory)
+
+
+def first_reaching(test: pd.DataFrame, target: Target) -> float:
+    """First evaluated iteration meeting the task's target (NaN if never)."""
+    hits = test.iteration[test[target.column].map(target.met).astype(bool)] if len(test) else test.iteration
+    return float(hits.iloc[0]) if len(hits) else math.nan
