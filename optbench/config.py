@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from typing import Any
@@ -60,23 +61,41 @@ def positive_int(key: str, value: object, example: str | None = None) -> int:
     return value
 
 
-def check_length_overrides(overrides: list[str]) -> None:
-    """Training length is iterations or epochs: refuse both given on the command line."""
+def check_length_overrides(overrides: list[str], cfg: DictConfig | None = None) -> None:
+    """Training length is iterations or epochs: refuse both given on the command line. `iterations`
+    given alone replaces a task preset's `epochs` (in `cfg`), as the user asked for steps."""
     keys = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
     if {"iterations", "epochs"} <= keys:
         raise OptbenchError(
             "Both iterations=... and epochs=... were given: give one of them (e.g. epochs=20 "
             "batch_size=128, or iterations=3000). epochs, when set, replaces iterations."
         )
+    if cfg is not None and "iterations" in keys and cfg.get("epochs") is not None:
+        cfg.epochs = None
 
 
-def check_settings(cfg: DictConfig, train_size: int | None, full_batch: bool = False) -> int:
-    """Reject trainer settings that cannot work; return the number of iterations to train for.
+@dataclass(frozen=True)
+class Budget:
+    """How long a job trains and how often it evaluates, in optimizer steps."""
 
-    `train_size` is None for tasks without a dataset (2-D functions): batch_size does not apply.
+    iterations: int
+    eval_every: int
+
+
+EPOCH = "epoch"  # eval_every=epoch: evaluate after every pass over the training split (DeepOBS)
+
+
+def check_settings(cfg: DictConfig, train_size: int | None, steps_per_epoch: int | None = None,
+                   full_batch: bool = False) -> Budget:
+    """Reject trainer settings that cannot work; return the job's budget in steps.
+
+    `train_size` is None for tasks without a dataset (2-D functions): batch_size and epochs do not
+    apply. `steps_per_epoch` is the task's (its batching may drop an epoch's last partial batch).
     """
-    for key in ("iterations", "batch_size", "eval_every"):
+    for key in ("iterations", "batch_size"):
         positive_int(key, cfg[key])
+    if cfg.eval_every != EPOCH:
+        positive_int("eval_every", cfg.eval_every, "eval_every=500, or eval_every=epoch")
     factor = cfg.divergence_factor
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1):
         raise OptbenchError(
@@ -88,10 +107,11 @@ def check_settings(cfg: DictConfig, train_size: int | None, full_batch: bool = F
     task = OmegaConf.select(cfg, "task.name")
     iterations = cfg.iterations
     if train_size is None:
-        if cfg.epochs is not None:
-            raise OptbenchError(f"epochs={cfg.epochs} needs a task with a training split; task={task} has "
-                                "none. Give iterations=... instead (e.g. iterations=500).")
-        return _check_eval_every(cfg, iterations)
+        for key in ("epochs", "eval_every"):
+            if cfg[key] is not None and (key == "epochs" or cfg[key] == EPOCH):
+                raise OptbenchError(f"{key}={cfg[key]} needs a task with a training split; task={task} has "
+                                    f"none. Give {'iterations=... instead (e.g. iterations=500)' if key == 'epochs' else 'eval_every=N steps (e.g. eval_every=25)'}.")
+        return _budget(cfg, iterations, cfg.eval_every)
     batch_size = train_size if full_batch else cfg.batch_size
     if full_batch:
         log.info("task=%s trains full-batch: every step uses all %d examples", task, train_size)
@@ -100,19 +120,20 @@ def check_settings(cfg: DictConfig, train_size: int | None, full_batch: bool = F
             f"batch_size={batch_size} is larger than the training split ({train_size} "
             f"examples of task={task}). Use batch_size={train_size} or less."
         )
+    steps_per_epoch = steps_per_epoch or math.ceil(train_size / batch_size)
     if cfg.epochs is not None:
-        iterations = positive_int("epochs", cfg.epochs, "epochs=20") * math.ceil(train_size / batch_size)
+        iterations = positive_int("epochs", cfg.epochs, "epochs=20") * steps_per_epoch
         log.info("epochs=%d: %d iterations of batch_size=%d", cfg.epochs, iterations, batch_size)
-    return _check_eval_every(cfg, iterations)
+    return _budget(cfg, iterations, steps_per_epoch if cfg.eval_every == EPOCH else cfg.eval_every)
 
 
-def _check_eval_every(cfg: DictConfig, iterations: int) -> int:
-    if cfg.eval_every > iterations:
+def _budget(cfg: DictConfig, iterations: int, eval_every: int) -> Budget:
+    if eval_every > iterations:
         log.warning(
-            "eval_every=%d is larger than iterations=%d: the test split is evaluated only at the end.",
+            "eval_every=%s is larger than iterations=%d: the test split is evaluated only at the end.",
             cfg.eval_every, iterations,
         )
-    return iterations
+    return Budget(iterations, eval_every)
 
 
 def compose(*overrides: str) -> DictConfig:
@@ -123,4 +144,6 @@ def compose(*overrides: str) -> DictConfig:
     from hydra import compose as hydra_compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    check_length_overrides(list(overrides), cfg)
+    return cfg

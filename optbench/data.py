@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -71,14 +71,21 @@ class Split:
         """Inputs and labels of the examples at `index` (index_select: a cheap row gather)."""
         return self.scale(self.pixels.index_select(0, index)), self.labels.index_select(0, index)
 
-    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Inputs and labels of consecutive slices of at most `size` examples, in order."""
-        for start in range(0, len(self), size):
-            yield self.features[start:start + size], self.labels[start:start + size]
+    def chunks(self, size: int, count: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Inputs and labels of consecutive slices of at most `size` examples, in order, over the
+        first `count` examples (all by default)."""
+        count = len(self) if count is None else count
+        for start in range(0, count, size):
+            end = min(start + size, count)
+            yield self.features[start:end], self.labels[start:end]
 
     def to(self, device: torch.device) -> Split:
         """Return this split with its tensors on `device`."""
         return Split(self.pixels.to(device), self.labels.to(device), self.mean, self.std)
+
+    def subset(self, index: torch.Tensor) -> Split:
+        """The examples at `index`, in that order."""
+        return Split(self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class Dataset:
     num_classes: int  # model outputs: classes, or 1 for a regression target
     kind: str = "classification"  # or "regression": MSE loss, no accuracy
     full_batch: bool = False  # every step uses the whole training split, in order
+    valid: Split | None = None  # held out of the training examples when the validation split is on
 
     @property
     def num_features(self) -> int:
@@ -98,9 +106,26 @@ class Dataset:
         return self.train.pixels.shape[1]
 
     def to(self, device: torch.device) -> Dataset:
-        """Return this dataset with both splits on `device`."""
-        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes, self.kind,
-                       self.full_batch)
+        """Return this dataset with its splits on `device`."""
+        return replace(self, train=self.train.to(device), test=self.test.to(device),
+                       valid=self.valid.to(device) if self.valid is not None else None)
+
+    def hold_out(self, size: int, seed: int) -> Dataset:
+        """This dataset with `size` training examples moved to a validation split.
+
+        Which ones is fixed by `seed` alone (its own generator, not the run's), so every run of a
+        sweep trains on the same examples; both parts keep the original order. A full-batch dataset
+        (the thermometer's 11 points) has nothing to spare: its validation split is the training split.
+        """
+        if self.full_batch:
+            return replace(self, valid=self.train)
+        n = len(self.train)
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < n:
+            raise OptbenchError(f"dataset.validation_size={size!r} must be a whole number between 1 and {n - 1} "
+                                f"(the {self.name} training split has {n} examples), e.g. dataset.validation_size=10000.")
+        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        valid, train = chosen[:size].sort().values, chosen[size:].sort().values
+        return replace(self, train=self.train.subset(train), valid=self.train.subset(valid))
 
 
 def default_root() -> Path:
@@ -230,8 +255,14 @@ def thermometer(input_scale: float) -> Dataset:
     return Dataset("thermometer", split, split, num_classes=1, kind="regression", full_batch=True)
 
 
-def load_dataset(cfg: DictConfig) -> Dataset:
-    """Load both splits of the configured dataset as tensors on the CPU."""
+def load_dataset(cfg: DictConfig, validation: bool = False) -> Dataset:
+    """Load the configured dataset's splits as tensors on the CPU; with `validation`, hold
+    `dataset.validation_size` training examples out as a validation split."""
+    dataset = _load(cfg)
+    return dataset.hold_out(cfg.get("validation_size"), cfg.get("validation_seed", 0)) if validation else dataset
+
+
+def _load(cfg: DictConfig) -> Dataset:
     if cfg.name == "thermometer":
         return thermometer(cfg.input_scale)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()

@@ -24,7 +24,8 @@ class Outcome:
     iterations_run: int = 0  # iterations fully recorded
     diverged_at: int | None = None
     divergence: str | None = None  # why the run was stopped as diverged
-    evaluations: list[tuple[int, Evaluation]] = field(default_factory=list)
+    evaluations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the test split's
+    validations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the validation split's, when on
     last_train_loss: float | None = None
 
 
@@ -113,10 +114,14 @@ class Recorder:
             f"loss {bad:.4g} exceeded {self.divergence_factor:g} x the first loss ({self._limit / self.divergence_factor:.4g})")
         return False
 
-    def evaluation(self, iteration: int, result: Evaluation) -> None:
-        """Append one evaluation to test.csv."""
-        self.records.test.append(iteration, [result.loss], [result.accuracy if self.has_accuracy else ""])
-        self.outcome.evaluations.append((iteration, result))
+    def evaluation(self, iteration: int, result: Evaluation, seconds: float, split: str = "test") -> None:
+        """Append one evaluation to test.csv (or valid.csv), with the training seconds it came after."""
+        if split == "test":
+            csv_file, results = self.records.test, self.outcome.evaluations
+        else:
+            csv_file, results = self.records.valid or self.records.open_validation(), self.outcome.validations
+        csv_file.append(iteration, [result.loss], [result.accuracy if self.has_accuracy else ""], [round(seconds, 4)])
+        results.append((iteration, result))
 
     def interrupted(self) -> None:
         """Keep every fully recorded step of a run stopped by Ctrl-C/SIGTERM."""

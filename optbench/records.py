@@ -1,4 +1,4 @@
-"""The files a run writes into its output dir: train.csv, test.csv, summary.json (trajectory.csv).
+"""The files a run writes into its output dir: train.csv, test.csv, summary.json (valid.csv, trajectory.csv).
 
 These names and columns are the contract `optbench report` and users' scripts rely on. CSVs are
 appended in whole chunks and flushed to disk at every evaluation, so a killed run leaves parseable
@@ -18,12 +18,15 @@ from typing import Any
 
 TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
+VALID_CSV = "valid.csv"  # with the validation split on: the same columns as test.csv
 SUMMARY_JSON = "summary.json"
 TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
 TUNING_CSV = "tuning.csv"  # a tune sweep's stage-1 trials, in its sweep dir
 TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2 runs in <sweep dir>/<n>/
-COLUMNS = ("iteration", "loss", "accuracy")  # test.csv
-TRAIN_COLUMNS = (*COLUMNS, "lr")  # train.csv: also the lr each step used (the first parameter group's)
+# test.csv / valid.csv: `seconds` is the training time up to the evaluation, evaluations excluded
+# (AlgoPerf's accumulated submission time); files written before it existed lack the column.
+COLUMNS = ("iteration", "loss", "accuracy", "seconds")
+TRAIN_COLUMNS = ("iteration", "loss", "accuracy", "lr")  # train.csv: the lr each step used (the first parameter group's)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -57,7 +60,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 class MetricsCSV:
-    """An `iteration,<columns>` CSV (by default `iteration,loss,accuracy`) appended in whole chunks, each flushed to disk."""
+    """An `iteration,<columns>` CSV (by default test.csv's) appended in whole chunks, each flushed to disk."""
 
     def __init__(self, path: Path, columns: Sequence[str] = COLUMNS) -> None:
         self.path = path
@@ -90,7 +93,13 @@ class RunRecords:
         self.out_dir = out_dir
         self.train = MetricsCSV(out_dir / TRAIN_CSV, TRAIN_COLUMNS)
         self.test = MetricsCSV(out_dir / TEST_CSV)
+        self.valid: MetricsCSV | None = None
         self.trajectory: MetricsCSV | None = None
+
+    def open_validation(self) -> MetricsCSV:
+        """Start valid.csv (the validation split's evaluations, test.csv's columns)."""
+        self.valid = MetricsCSV(self.out_dir / VALID_CSV)
+        return self.valid
 
     def open_trajectory(self, columns: Sequence[str]) -> MetricsCSV:
         """Start trajectory.csv with `iteration` and `columns` (e.g. x, y)."""
@@ -103,6 +112,6 @@ class RunRecords:
 
     def close(self) -> None:
         """Close the CSVs."""
-        for csv_file in (self.train, self.test, self.trajectory):
+        for csv_file in (self.train, self.test, self.valid, self.trajectory):
             if csv_file is not None:
                 csv_file.close()

@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
 from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV, TUNING_CSV, \
-    TUNING_DIR
+    TUNING_DIR, VALID_CSV
 from optbench.tasks import Target
 
 
@@ -36,6 +36,7 @@ class Run:
     choices: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     trajectory: pd.DataFrame | None = None  # iteration,x,y of a 2-D task
+    valid: pd.DataFrame | None = None  # valid.csv, when the run held out a validation split
 
     @property
     def task(self) -> str:
@@ -135,7 +136,8 @@ def load_run(path: Path) -> Run:
     """Read one run dir; whatever is missing or broken is recorded, never raised."""
     problems: list[str] = []
     train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=("lr",))
-    test = read_metrics(path / TEST_CSV, problems)
+    test = read_metrics(path / TEST_CSV, problems, optional=("seconds",))
+    valid = read_metrics(path / VALID_CSV, problems, optional=("seconds",)) if (path / VALID_CSV).exists() else None
     trajectory = (read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
                   if (path / TRAJECTORY_CSV).exists() else None)
     summary: dict[str, Any] = {}
@@ -162,10 +164,10 @@ def load_run(path: Path) -> Run:
         status = "incomplete"  # a run still going, or one killed before it could say how it ended
     if status == "completed" and problems:
         status = "damaged"
-    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory)
+    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory, valid)
 
 
-def first_reaching(test: pd.DataFrame, target: Target) -> float:
-    """First evaluated iteration meeting the task's target (NaN if never)."""
-    hits = test.iteration[test[target.column].map(target.met).astype(bool)] if len(test) else test.iteration
+def first_reaching(test: pd.DataFrame, target: Target, clock: str = "iteration") -> float:
+    """The `clock` (iteration, or training seconds) of the first evaluation meeting the target (NaN if never)."""
+    hits = test[clock][test[target.column].map(target.met).astype(bool)] if len(test) else test[clock]
     return float(hits.iloc[0]) if len(hits) else math.nan

@@ -135,6 +135,7 @@ class Job:
     task: Task | None = None
     device: torch.device | None = None
     iterations: int = 0
+    eval_every: int = 0
     model: torch.nn.Module | None = None
     optimizer: torch.optim.Optimizer | None = None
     protocol: Protocol = Protocol()
@@ -184,8 +185,9 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     cfg, summary = job.cfg, job.summary
     choices = group_choices(cfg)
     summary.update(task=task.name, target=task.target.as_dict(), device=str(device), threads=torch.get_num_threads())
-    iterations = check_settings(cfg, task.train_size, task.full_batch)
-    summary.update(iterations=iterations, kind=task.kind, dataset=task.data_name,
+    budget = check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size), task.full_batch)
+    iterations = budget.iterations
+    summary.update(iterations=iterations, eval_every=budget.eval_every, kind=task.kind, dataset=task.data_name,
                    batch_size=task.batch_size(cfg.batch_size))
 
     torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
@@ -197,10 +199,10 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     if scheduler is not None and protocol.schedule is not True:
         raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={job.name}: "
                             f"{protocol.schedule} Use schedule=constant.")
-    recorder = Recorder(job.records, capacity=min(cfg.eval_every, iterations), has_accuracy=task.has_accuracy,
+    recorder = Recorder(job.records, capacity=min(budget.eval_every, iterations), has_accuracy=task.has_accuracy,
                         divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
                         start=task.position(model))
-    job.task, job.device, job.iterations, job.model = task, device, iterations, model
+    job.task, job.device, job.iterations, job.eval_every, job.model = task, device, iterations, budget.eval_every, model
     job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
 
 
@@ -237,7 +239,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                      job.task.data_name, job.iterations, job.device)
             train_started = time.perf_counter()
             outcome = train(job.model, job.optimizer, job.task, job.recorder, iterations=job.iterations,
-                            batch_size=cfg.batch_size, eval_every=cfg.eval_every, scheduler=job.scheduler,
+                            batch_size=cfg.batch_size, eval_every=job.eval_every, scheduler=job.scheduler,
                             protocol=job.protocol, progress=cfg.progress)
             record_outcome(job, outcome, time.perf_counter() - train_started)
     except Exception as exc:
@@ -277,7 +279,7 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.threads is None and (threads := launcher_threads(hydra_cfg.launcher)):
         cfg.threads = threads  # several jobs share this machine's cores
     try:
-        check_length_overrides(list(hydra_cfg.overrides.task))
+        check_length_overrides(list(hydra_cfg.overrides.task), cfg)
         summary = run_job(cfg, out_dir)
     except OptbenchError as exc:
         log.error("%s", exc)

@@ -7,7 +7,10 @@ metrics and decides divergence. So the loop is the same for every problem.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -23,14 +26,54 @@ from optbench.tasks import Evaluation, StepLoss, Task
 log = logging.getLogger(__name__)
 
 
+class TrainingClock:
+    """Seconds spent training, evaluations excluded: AlgoPerf's accumulated submission time.
+
+    It runs from construction; `paused()` stops it around an evaluation. The recorder's flush before
+    each evaluation reads the step losses back to the host, so on a GPU every queued step has run by
+    the time the clock pauses.
+    """
+
+    def __init__(self) -> None:
+        self._excluded = 0.0
+        self._started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds so far."""
+        return time.perf_counter() - self._started - self._excluded
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the block's time out of the training seconds."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._excluded += time.perf_counter() - start
+
+
+def record_evaluations(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol,
+                       recorder: Recorder, iteration: int, clock: TrainingClock) -> Evaluation:
+    """Evaluate on the test split (and the validation split when on), write the rows; the test result."""
+    seconds = clock.seconds
+    with clock.paused():
+        if task.validation:
+            recorder.evaluation(iteration, evaluate(model, task, optimizer, protocol, "valid"), seconds, "valid")
+        result = evaluate(model, task, optimizer, protocol)
+        recorder.evaluation(iteration, result, seconds)
+    return result
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol) -> Evaluation:
-    """The task's test metrics, with the model (and a schedule-free optimizer) in eval mode."""
+def evaluate(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol,
+             split: str = "test") -> Evaluation:
+    """The task's metrics on `split`, with the model (and a schedule-free optimizer) in eval mode."""
     model.eval()
     if protocol.train_eval:
         optimizer.eval()  # schedule-free: evaluate at the averaged point x, not at the gradient point y
     try:
-        return task.evaluate(model)
+        return task.evaluate(model, split)
     finally:
         model.train()
         if protocol.train_eval:
@@ -70,6 +113,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
     optimizer ends in eval mode, so the model holds the weights it was evaluated with.
     """
     batches = task.batches(batch_size)
+    clock = TrainingClock()
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     if protocol.train_eval:
         optimizer.train()
@@ -86,8 +130,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
                     log.warning("diverged at iteration %d (%s): stopping", recorder.outcome.diverged_at,
                                 recorder.outcome.divergence)
                     return recorder.outcome
-                result = evaluate(model, task, optimizer, protocol)
-                recorder.evaluation(iteration, result)
+                result = record_evaluations(model, task, optimizer, protocol, recorder, iteration, clock)
                 report = f"train loss {recorder.outcome.last_train_loss:.4f} | {result}"
                 bar.set_postfix_str(report)
                 log.info("iteration %d: %s", iteration, report)

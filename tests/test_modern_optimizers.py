@@ -145,7 +145,7 @@ def short_training(tmp_path, protocol: Protocol, optimizer_cls=ModeRecorder, ite
     model = task.build_model()
     optimizer = optimizer_cls(model.parameters())
     evaluate = task.evaluate
-    task.evaluate = lambda m: (optimizer.log.append(("evaluate", optimizer.mode)), evaluate(m))[1]
+    task.evaluate = lambda m, split="test": (optimizer.log.append(("evaluate", optimizer.mode)), evaluate(m, split))[1]
     recorder = Recorder(RunRecords(tmp_path), capacity=3, has_accuracy=False, divergence_factor=None)
     outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=11, eval_every=3,
                     protocol=protocol, progress=False)

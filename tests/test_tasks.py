@@ -50,7 +50,8 @@ def test_every_task_runs_and_writes_the_contract_files(tmp_path, task):
     assert summary["kind"] in ("classification", "regression", "function")
     assert "reached_target_at" in summary
     assert list(train.columns) == ["iteration", "loss", "accuracy", "lr"]
-    assert list(test.columns) == ["iteration", "loss", "accuracy"]
+    assert list(test.columns) == ["iteration", "loss", "accuracy", "seconds"]
+    assert test.seconds.ge(0).all() and test.seconds.is_monotonic_increasing  # training time, evaluations excluded
     assert train.iteration.tolist() == list(range(1, 7)) and test.iteration.tolist() == [3, 6]
     assert train.loss.map(math.isfinite).all() and test.loss.map(math.isfinite).all()
     assert train.accuracy.notna().all() == (summary["kind"] == "classification")

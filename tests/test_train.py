@@ -24,7 +24,8 @@ def test_csv_schema_and_row_counts(tmp_path):
     summary = run(tmp_path, "optimizer=adam", "iterations=50", "eval_every=20", "device=cpu")
     train, test, on_disk = read(tmp_path)
     assert list(train.columns) == ["iteration", "loss", "accuracy", "lr"]
-    assert list(test.columns) == ["iteration", "loss", "accuracy"]
+    assert list(test.columns) == ["iteration", "loss", "accuracy", "seconds"]
+    assert test.seconds.ge(0).all() and test.seconds.is_monotonic_increasing  # training time, evaluations excluded
     assert train.iteration.tolist() == list(range(1, 51))
     assert test.iteration.tolist() == [20, 40, 50]  # every eval_every, and at the end
     assert train.accuracy.between(0, 1).all() and test.accuracy.between(0, 1).all()

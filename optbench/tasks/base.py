@@ -17,10 +17,12 @@ import torch
 from torch import nn
 
 from optbench.errors import OptbenchError
+from optbench.sampling import Batching
 
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
 TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
 MODES = ("max", "min")
+SPLITS = ("test", "valid")  # what `Task.evaluate` measures: the test split, or the held-out validation split
 
 
 @dataclass(frozen=True)
@@ -92,17 +94,23 @@ class Task(ABC):
     """A benchmark problem. Subclasses own data, model, loss and evaluation.
 
     Call order: `setup(device)`, then (after seeding) `build_model()`, then `batches()` and `loss()`
-    each step and `evaluate()` at each evaluation.
+    each step and `evaluate()` at each evaluation. With `validation` on, the task also holds a
+    validation split, kept apart from the training examples, that `evaluate(model, "valid")` measures.
     """
 
     kind: str = "classification"  # classification | regression | function (summary.json's `kind`)
     full_batch: bool = False  # every step uses the whole training split
     trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
 
-    def __init__(self, name: str, target: Mapping[str, Any], description: str = "") -> None:
+    def __init__(self, name: str, target: Mapping[str, Any], description: str = "", batching: Any = None,
+                 validation: bool = False) -> None:
         self.name = name
         self.description = description
         self.target = Target.from_config(name, target)
+        self.batching = Batching.from_config(name, batching)
+        if not isinstance(validation, bool):
+            raise OptbenchError(f"validation={validation!r} must be true or false, e.g. validation=true.")
+        self.validation = validation
 
     @property
     def has_accuracy(self) -> bool:
@@ -125,6 +133,12 @@ class Task(ABC):
             return None
         return self.train_size if self.full_batch else requested
 
+    def steps_per_epoch(self, batch_size: int) -> int | None:
+        """Minibatches in one epoch (a pass over the training split, as the task's batching cuts it)."""
+        if self.train_size is None:
+            return None
+        return 1 if self.full_batch else self.batching.steps_per_epoch(self.train_size, batch_size)
+
     @abstractmethod
     def setup(self, device: torch.device) -> None:
         """Load or generate the task's data onto `device` (called once, before the seed is set)."""
@@ -142,8 +156,8 @@ class Task(ABC):
         """The minibatch loss to minimise (forward pass only)."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module) -> Evaluation:
-        """Test metrics of `model` (called under torch.no_grad)."""
+    def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
+        """Metrics of `model` on the test split, or on the validation split (called under torch.no_grad)."""
 
     def position(self, model: nn.Module) -> torch.Tensor | None:
         """The current point, one value per trajectory column; None for tasks without a trajectory."""

@@ -91,8 +91,8 @@ class Function2D(Task):
     trajectory_columns = ("x", "y")
 
     def __init__(self, name: str, target: Mapping[str, Any], function: str, start: Sequence[float],
-                 noise: float = 0.0, description: str = "") -> None:
-        super().__init__(name, target, description)
+                 noise: float = 0.0, description: str = "", validation: bool = False) -> None:
+        super().__init__(name, target, description, validation=validation)
         self.function_name = function
         self.function = surface(function)
         if len(start) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in start):
@@ -131,8 +131,8 @@ class Function2D(Task):
             loss = loss + point @ xi
         return StepLoss(loss, 1)
 
-    def evaluate(self, model: nn.Module) -> Evaluation:
-        """The noise-free function value at the current point."""
+    def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
+        """The noise-free function value at the current point (the test and the validation metric alike)."""
         return Evaluation(self.value(model()).item())
 
     def position(self, model: nn.Module) -> Tensor:

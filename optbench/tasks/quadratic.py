@@ -3,8 +3,10 @@
 The loss of one example x is 0.5 (theta - x)^T H (theta - x); the examples are fixed draws of
 N(0, noise^2 I). H = R^T diag(lambda) R with 90% of the eigenvalues in (0, 1) and 10% in (30, 60)
 (Chaudhari et al. 2017's observed spectrum) and R a Haar-random rotation. The problem instance
-(H and both splits) is fixed by `instance_seed` alone, independent of the run's `seed`; with the
-defaults it is DeepOBS's instance (NumPy RandomState(42), data seeds 42 and 43).
+(H and the splits) is fixed by `instance_seed` alone, independent of the run's `seed`; with the
+defaults it is DeepOBS's instance (NumPy RandomState(42); data seeds 42 train, 43 test and, as
+DeepOBS's PyTorch version, 44 validation). DeepOBS's TensorFlow input pipeline, which made its
+published baselines, is the preset's `batching` (see `optbench.sampling.Batching`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from optbench.sampling import shuffled_batches
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 
@@ -36,11 +37,12 @@ def random_rotation(dim: int, rng: np.random.RandomState) -> np.ndarray:
 
 
 def deep_learning_hessian(dim: int, rng: np.random.RandomState) -> np.ndarray:
-    """R^T diag(lambda) R: 90% of the eigenvalues uniform in (0, 1), 10% in (30, 60)."""
+    """R^T (diag(lambda) R): 90% of the eigenvalues uniform in (0, 1), 10% in (30, 60), multiplied in
+    DeepOBS's order (the other association differs in the last float64 bits)."""
     small = round(0.9 * dim)
     eigenvalues = np.concatenate((rng.uniform(0.0, 1.0, small), rng.uniform(30.0, 60.0, dim - small)))
     rotation = random_rotation(dim, rng)
-    return rotation.T @ np.diag(eigenvalues) @ rotation
+    return rotation.T @ (np.diag(eigenvalues) @ rotation)
 
 
 class QuadraticModel(nn.Module):
@@ -63,8 +65,9 @@ class NoisyQuadratic(Task):
     kind = "function"
 
     def __init__(self, name: str, target: Mapping[str, Any], dim: int = 100, train_size: int = 1000,
-                 noise: float = 0.6, instance_seed: int = 42, description: str = "") -> None:
-        super().__init__(name, target, description)
+                 noise: float = 0.6, instance_seed: int = 42, description: str = "", batching: Any = None,
+                 validation: bool = False) -> None:
+        super().__init__(name, target, description, batching, validation)
         self.dim, self.size, self.noise, self.instance_seed = dim, train_size, noise, instance_seed
 
     @property
@@ -77,28 +80,34 @@ class NoisyQuadratic(Task):
         """Number of fixed noisy examples in the training split."""
         return self.size
 
+    def _draw(self, offset: int, device: torch.device) -> torch.Tensor:
+        """`train_size` examples from RandomState(instance_seed + offset), as float32 (DeepOBS's draws)."""
+        rng = np.random.RandomState(self.instance_seed + offset)
+        return torch.from_numpy(np.float32(rng.normal(0.0, self.noise, (self.size, self.dim)))).to(device)
+
     def setup(self, device: torch.device) -> None:
-        """Draw the problem instance: the Hessian and both splits, from `instance_seed` only."""
+        """Draw the problem instance: the Hessian and the splits, from `instance_seed` only."""
         hessian = deep_learning_hessian(self.dim, np.random.RandomState(self.instance_seed))
         self.hessian = torch.from_numpy(np.float32(hessian))
-        self.train, self.test = (
-            torch.from_numpy(np.float32(np.random.RandomState(self.instance_seed + offset)
-                                        .normal(0.0, self.noise, (self.size, self.dim)))).to(device)
-            for offset in (0, 1)
-        )
+        self.train, self.test = self._draw(0, device), self._draw(1, device)
+        self.valid = self._draw(2, device) if self.validation else None
+        self.eval_size = self.size
 
     def build_model(self) -> nn.Module:
         """theta in R^dim, starting at all ones."""
         return QuadraticModel(self.hessian)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Index tensors of shuffled minibatches of the training examples."""
-        return shuffled_batches(self.size, batch_size, self.train.device)
+        """Index tensors of minibatches of the training examples; evaluations then use the examples
+        that whole batches of this size cover, as the batching says."""
+        self.eval_size = self.batching.eval_size(self.size, batch_size)
+        return self.batching.batches(self.size, batch_size, self.train.device)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
         """Mean quadratic loss over the minibatch's examples."""
         return StepLoss(model(self.train.index_select(0, batch)).mean(), len(batch))
 
-    def evaluate(self, model: nn.Module) -> Evaluation:
-        """Mean quadratic loss over the test examples."""
-        return Evaluation(model(self.test).mean().item())
+    def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
+        """Mean quadratic loss over the test (or validation) examples an evaluation uses."""
+        examples = self.test if split == "test" else self.valid
+        return Evaluation(model(examples[:self.eval_size]).mean().item())

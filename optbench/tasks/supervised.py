@@ -13,7 +13,7 @@ from torch import nn
 
 from optbench.data import Dataset, load_dataset
 from optbench.model import build_model
-from optbench.sampling import consume_test_pass_draw, shuffled_batches
+from optbench.sampling import consume_test_pass_draw
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits
@@ -34,13 +34,14 @@ def count_correct(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Supervised(Task):
     """A model from the `model` group trained on a dataset from the `dataset` group.
 
-    Minibatches are drawn exactly as the notebooks' `DataLoader(shuffle=True)` draws them, and each
-    evaluation consumes the test DataLoader's draw, so `mnist_mlp` reproduces the notebooks bit for bit.
+    By default minibatches are drawn exactly as the notebooks' `DataLoader(shuffle=True)` draws them,
+    and each test evaluation consumes the test DataLoader's draw, so `mnist_mlp` reproduces the
+    notebooks bit for bit. A task's `batching` changes that (fmnist_2c2d: DeepOBS's pipeline).
     """
 
     def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
-                 description: str = "") -> None:
-        super().__init__(name, target, description)
+                 description: str = "", batching: Any = None, validation: bool = False) -> None:
+        super().__init__(name, target, description, batching, validation)
         self.dataset_cfg = dataset
         self.model_cfg = model
         self.data: Dataset | None = None
@@ -56,8 +57,9 @@ class Supervised(Task):
         return len(self.data.train)
 
     def setup(self, device: torch.device) -> None:
-        """Load both splits and move them to `device`."""
-        self.data = load_dataset(self.dataset_cfg).to(device)
+        """Load the splits and move them to `device`."""
+        self.data = load_dataset(self.dataset_cfg, self.validation).to(device)
+        self.eval_batch: int | None = None  # evaluations use every example until batches() says otherwise
         self.kind = self.data.kind
         self.full_batch = self.data.full_batch
 
@@ -70,7 +72,8 @@ class Supervised(Task):
         device = self.data.train.labels.device
         if self.full_batch:
             return itertools.repeat(torch.arange(self.train_size, device=device))
-        return shuffled_batches(self.train_size, batch_size, device)
+        self.eval_batch = batch_size
+        return self.batching.batches(self.train_size, batch_size, device)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
         """Mean loss of the minibatch at the indices `batch`, and its correct count."""
@@ -79,17 +82,19 @@ class Supervised(Task):
         correct = count_correct(outputs, labels) if self.has_accuracy else None
         return StepLoss(loss_function(self.kind, outputs, labels), len(batch), correct)
 
-    def evaluate(self, model: nn.Module) -> Evaluation:
-        """Mean loss and accuracy on the whole test split."""
-        if not self.full_batch:
+    def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
+        """Mean loss and accuracy on the test (or validation) split: every example, or as the batching
+        says, the first whole batches of the training batch size."""
+        if split == "test" and not self.full_batch and self.batching.dataloader:
             consume_test_pass_draw()  # what iterating the notebooks' test DataLoader draws
-        split = self.data.test
-        loss_sum = torch.zeros((), device=split.labels.device)
-        correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
-        for inputs, labels in split.chunks(EVAL_CHUNK):
+        data = self.data.test if split == "test" else self.data.valid
+        size = self.batching.eval_size(len(data), self.eval_batch) if self.eval_batch else len(data)
+        loss_sum = torch.zeros((), device=data.labels.device)
+        correct = torch.zeros((), dtype=torch.int64, device=data.labels.device)
+        for inputs, labels in data.chunks(EVAL_CHUNK, size):
             outputs = model(inputs)
             loss_sum += loss_function(self.kind, outputs, labels, reduction="sum")
             if self.has_accuracy:
                 correct += count_correct(outputs, labels)
-        loss = loss_sum.item() / len(split)
-        return Evaluation(loss, correct.item() / len(split)) if self.has_accuracy else Evaluation(loss)
+        loss = loss_sum.item() / size
+        return Evaluation(loss, correct.item() / size) if self.has_accuracy else Evaluation(loss)

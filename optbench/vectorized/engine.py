@@ -26,7 +26,7 @@ from tqdm import tqdm
 from optbench.sampling import shuffled_batches
 from optbench.train import (Job, close_job, cpu_settings, fail_job, load_task, open_job, prepare_job,
                             record_outcome)
-from optbench.trainer import evaluate
+from optbench.trainer import TrainingClock, record_evaluations
 from optbench.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.vectorized.wide import WideMLP, mean_nll_gradient
 
@@ -112,6 +112,7 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
     losses = torch.empty(capacity, count, device=split.labels.device)
     correct = torch.empty(capacity, count, dtype=torch.int64, device=split.labels.device)
     sizes: list[int] = []
+    clock = TrainingClock()  # the group's: every member's seconds are the group's training time
     bar = tqdm(total=iterations, desc=f"train x{count}", unit="it", disable=None if progress else True, leave=False)
     with warnings.catch_warnings():
         # A batched member's own optimizer object never steps (its block steps for it), which torch's
@@ -145,7 +146,7 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
                     sizes = []
                     for member in members:
                         if member.running:
-                            _evaluate(member, iteration)
+                            _evaluate(member, iteration, clock)
                     if not any(member.running for member in members):
                         break
             for member in members:
@@ -161,12 +162,11 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
             bar.close()
 
 
-def _evaluate(member: Member, iteration: int) -> None:
+def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
     """Evaluate one member on the test split, drawing its test pass from its own random stream."""
     job = member.job
     with global_rng(member.generator):
-        result = evaluate(job.model, job.task, job.optimizer, job.protocol)
-    job.recorder.evaluation(iteration, result)
+        result = record_evaluations(job.model, job.task, job.optimizer, job.protocol, job.recorder, iteration, clock)
     job.log.info("iteration %d: train loss %.4f | %s", iteration, job.recorder.outcome.last_train_loss, result)
 
 
@@ -200,7 +200,7 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
                 log.info("training %d jobs as one wide model (%s, %d iterations on %s)", len(ready), task.name,
                          ready[0].iterations, device)
                 started = time.perf_counter()
-                train_group(ready, generators, batch_size=first.batch_size, eval_every=first.eval_every,
+                train_group(ready, generators, batch_size=first.batch_size, eval_every=ready[0].eval_every,
                             progress=first.progress)
                 seconds = time.perf_counter() - started
                 for job in ready:
