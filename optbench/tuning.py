@@ -27,6 +27,7 @@ from optbench.tasks import Target
 
 SEARCHES = ("grid", "random", "halton")
 SELECTIONS = ("time_to_target", "final", "best")
+SPLITS = ("validation", "test")  # what stage 1 selects on: valid.csv (held out of training) or test.csv
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Dimension:
     high: float | None = None
     log: bool = False
     values: tuple[str, ...] = ()
+    digits: int = 3  # significant digits of a value drawn from the interval (DeepOBS's grid needs 11)
 
     def grid(self, points: int) -> list[str]:
         """`points` evenly spaced values of an interval (in log space with `log`), or the listed values."""
@@ -53,7 +55,7 @@ class Dimension:
             value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
             value = self.low + u * (self.high - self.low)
-        return format(value, ".3g")  # 3 significant digits: readable labels, distinct points
+        return format(value, f".{self.digits}g")  # 3 significant digits by default: readable labels, distinct points
 
 
 def parse_dimension(key: str, spec: Any) -> Dimension:
@@ -142,11 +144,24 @@ class TrialScore:
         return (False, primary, sign * self.final)
 
 
-def score_trial(run_dir: Path) -> TrialScore:
-    """Score a stage-1 trial from its test.csv and summary.json (a missing or broken run scores as failed)."""
+def check_split(split: str) -> str:
+    """`split` if stage 1 can select on it, else an error saying which it can."""
+    if split not in SPLITS:
+        raise OptbenchError(f"hydra.sweeper.split={split!r} is not a split to select on: use validation (held out of "
+                            "the training examples; the reported test split is never tuned on) or test (DeepOBS's "
+                            "way), e.g. hydra.sweeper.split=validation.")
+    return split
+
+
+def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
+    """Score a stage-1 trial from its test.csv (or valid.csv) and summary.json; a missing or broken run
+    scores as failed. On the validation split the task's target threshold applies to the same metric."""
     run = load_run(run_dir)
     target = run.target or Target("test_accuracy", math.inf, "max")
-    values = run.test[target.column].dropna()  # load_run always gives test.csv's columns, even for no rows
+    evaluations = run.test if split == "test" else run.valid
+    if evaluations is None:  # the trial never wrote valid.csv (it failed before its first evaluation)
+        evaluations = run.test.iloc[:0]
+    values = evaluations[target.column].dropna()  # load_run always gives the CSVs' columns, even for no rows
     higher = target.mode == "max"
     return TrialScore(
         status=run.status if (run_dir / "summary.json").exists() else "failed",
@@ -155,7 +170,7 @@ def score_trial(run_dir: Path) -> TrialScore:
         higher_is_better=higher,
         final=float(values.iloc[-1]) if len(values) else math.nan,
         best=float((values.max() if higher else values.min())) if len(values) else math.nan,
-        time_to_target=first_reaching(run.test, target),
+        time_to_target=first_reaching(evaluations, target),
     )
 
 
@@ -178,11 +193,11 @@ def rank_trials(scores: list[TrialScore], select: str) -> list[int]:
 
 
 def tuning_rows(arm: str, points: list[dict[str, str]], scores: list[TrialScore], dirs: list[str], seed: int,
-                select: str) -> list[dict[str, Any]]:
+                select: str, split: str = "test") -> list[dict[str, Any]]:
     """tuning.csv's rows for one arm: every trial, its objective and rank, and whether it was chosen."""
     ranks = rank_trials(scores, select)
     return [{"task": score.task, "arm": arm, "trial": i, **point, "seed": seed, "status": score.status,
-             "metric": score.metric, "final_metric": score.final, "best_metric": score.best,
+             "split": split, "metric": score.metric, "final_metric": score.final, "best_metric": score.best,
              "time_to_target": score.time_to_target, "select": select, "objective": score.objective(select),
              "rank": rank, "chosen": rank == 1 and score.usable, "run_dir": run_dir}
             for i, (point, score, rank, run_dir) in enumerate(zip(points, scores, ranks, dirs))]

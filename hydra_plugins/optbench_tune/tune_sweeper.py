@@ -44,9 +44,10 @@ class TuneSweeper(Sweeper):
     """Stage 1: every search point per arm on `tuning_seed`; stage 2: each arm's best point over `seeds`."""
 
     def __init__(self, search: str = "grid", trials: int = 11, params: Any = None, select: str = "time_to_target",
-                 seeds: Any = 5, tuning_seed: int = 1000, search_seed: int = 0) -> None:
+                 seeds: Any = 5, tuning_seed: int = 1000, search_seed: int = 0, split: str = "validation",
+                 digits: int = 3) -> None:
         super().__init__()
-        self.search, self.trials, self.select = search, trials, select
+        self.search, self.trials, self.select, self.split, self.digits = search, trials, select, split, digits
         self.params = _flatten(OmegaConf.to_container(params) if OmegaConf.is_config(params) else params)
         self.seeds, self.tuning_seed, self.search_seed = seeds, tuning_seed, search_seed
         self.config: DictConfig | None = None
@@ -109,19 +110,30 @@ class TuneSweeper(Sweeper):
             raise TuneError(f"optbench: error: {exc}") from None  # Hydra prints it as one message
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        from dataclasses import replace
+
+        from optbench.config import positive_int
         from optbench.records import TUNING_CSV, TUNING_DIR
-        from optbench.tuning import check_selection, score_trial, search_points, tuning_rows, write_tuning_csv
+        from optbench.tuning import check_selection, check_split, score_trial, search_points, tuning_rows, \
+            write_tuning_csv
 
         check_selection(self.select)
+        check_split(self.split)
         seeds = self._stage_seeds()
         arms, common, dimensions = self._plan(arguments)
+        if self.split == "validation":
+            # Every trial and rerun holds the validation split out: stage 2 trains on the examples the
+            # chosen setting was tuned with, and reports the test split, which nothing was selected on.
+            common = [c for c in common if not c.startswith("validation=")] + ["validation=true"]
+        digits = positive_int("hydra.sweeper.digits", self.digits, "hydra.sweeper.digits=3")
+        dimensions = [replace(d, digits=digits) for d in dimensions]
         points = search_points(dimensions, self.search, self.trials, self.search_seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        log.info("tune: %d arms x %d trials (%s search over %s) on seed %d, then the best of each arm over seeds %s",
-                 len(arms), len(points), self.search, ", ".join(d.key for d in dimensions) or "nothing",
-                 self.tuning_seed, seeds)
+        log.info("tune: %d arms x %d trials (%s search over %s) on seed %d, selected on the %s split, then the "
+                 "best of each arm over seeds %s", len(arms), len(points), self.search,
+                 ", ".join(d.key for d in dimensions) or "nothing", self.tuning_seed, self.split, seeds)
 
         dirs = [[f"{TUNING_DIR}/{a * len(points) + i}" for i in range(len(points))] for a in range(len(arms))]
         batches = [[[*common, *arm, *(f"{k}={v}" for k, v in point.items()), f"seed={self.tuning_seed}",
@@ -133,8 +145,9 @@ class TuneSweeper(Sweeper):
         returns, rows, winners = [], [], []
         for index, (arm, batch, arm_dirs) in enumerate(zip(arms, batches, dirs)):
             returns.append(list(self.launcher.launch(batch, initial_job_idx=index * len(points))))
-            scores = [score_trial(sweep_dir / run_dir) for run_dir in arm_dirs]
-            arm_rows = tuning_rows(" ".join(arm) or "default", points, scores, arm_dirs, self.tuning_seed, self.select)
+            scores = [score_trial(sweep_dir / run_dir, "test" if self.split == "test" else "valid") for run_dir in arm_dirs]
+            arm_rows = tuning_rows(" ".join(arm) or "default", points, scores, arm_dirs, self.tuning_seed, self.select,
+                                   self.split)
             rows += arm_rows
             write_tuning_csv(sweep_dir / TUNING_CSV, rows)
             chosen = next((row for row in arm_rows if row["chosen"]), None)
@@ -144,8 +157,8 @@ class TuneSweeper(Sweeper):
                 continue
             setting = [f"{k}={chosen[k]}" for k in points[0]]
             reached = chosen["time_to_target"]
-            log.info("tune: %s: chose %s (final %s %.4g, %s)", " ".join(arm) or "the sweep", " ".join(setting),
-                     chosen["metric"], chosen["final_metric"],
+            log.info("tune: %s: chose %s (final %s %s %.4g, %s)", " ".join(arm) or "the sweep", " ".join(setting),
+                     self.split, chosen["metric"], chosen["final_metric"],
                      "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}")
             winners.append([*common, *arm, *setting])
 

@@ -44,6 +44,23 @@ class Adam(ScratchOptimizer):
         param.addcdiv_(exp_avg, denom, value=-group["lr"] / (1 - beta1**t))
 
 
+class AdamTF(Adam):
+    """TensorFlow 1.x's `tf.train.AdamOptimizer` (DeepOBS's baselines): θ ← θ − η_t m / (√v + ε̂) with
+    η_t = η √(1−β₂ᵗ) / (1−β₁ᵗ).
+
+    ε̂ is added to the root of the *uncorrected* v, so it equals torch's ε scaled by √(1−β₂ᵗ): with
+    β₂ = 0.999, TF's 1e-8 acts as torch's 3.2e-7 at the first step, 1e-8 only once t is in the thousands.
+    """
+
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """The bias corrections folded into the step size, epsilon added outside them (TF's order)."""
+        beta1, beta2 = group["betas"]
+        t = state["step"]
+        exp_avg, exp_avg_sq = self.moments(self.decay(param, grad, group), state, beta1, beta2)
+        step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size)
+
+
 class AdamW(Adam):
     """Adam with decoupled weight decay: θ ← θ(1 − ηλ) before the Adam step (Loshchilov & Hutter)."""
 

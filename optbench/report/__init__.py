@@ -69,13 +69,21 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
                                 readable(panel.table), tuning_notes(panel.tuning) + significant_pairs(panel.pairwise),
                                 written, task_groups))
 
-    if profiles.applies(table):
-        rho, scores = profiles.profiles(table)
-        figure = plots.save(profiles.profile_figure(rho, scores), out_dir / f"performance_profile.{fmt}")
-        write_text_atomic(out_dir / "performance_profiles.csv", scores.to_csv(index=False))
-        files += [figure, out_dir / "performance_profiles.csv"]
-        sections.append(Section("Performance profiles across tasks", profiles.DESCRIPTION,
+    profile_scores = []
+    for clock, name in profiles.CLOCKS.items():
+        if not profiles.applies(table, clock):
+            continue
+        rho, scores = profiles.profiles(table, clock)
+        suffix = "" if name == "steps" else f"_{name}"
+        figure = plots.save(profiles.profile_figure(rho, scores, clock), out_dir / f"performance_profile{suffix}.{fmt}")
+        files.append(figure)
+        profile_scores.append(scores.set_index("label").add_suffix(suffix))
+        sections.append(Section(f"Performance profiles across tasks ({name} to target)", profiles.description(clock),
                                 profiles.readable(scores), figures=[figure]))
+    if profile_scores:  # one row per label: the step score and its counts, then the seconds score if any
+        combined = pd.concat(profile_scores, axis=1).rename_axis("label").reset_index()
+        write_text_atomic(out_dir / "performance_profiles.csv", combined.to_csv(index=False))
+        files.append(out_dir / "performance_profiles.csv")
 
     document = Document(sections, troubled_runs(runs), out_dir)
     outputs = {

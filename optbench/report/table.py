@@ -32,6 +32,11 @@ def hyperparameters(group: Group) -> str:
     return " ".join(shown)
 
 
+def _median_time(times: list[float]) -> float:
+    """Median time to target over runs, a miss (NaN) counting as infinite; NaN when there are no runs."""
+    return float(np.median([math.inf if math.isnan(t) else t for t in times])) if times else math.nan
+
+
 def _mean(values: list[float | None]) -> float:
     array = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     return float(array.mean()) if len(array) else math.nan
@@ -67,8 +72,11 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
         reached = [first_reaching(run.test, target) for run in runs] if target else []
         # AlgoPerf's rule: a run that never reached the target took infinitely long, so the median
         # over seeds is infinite once half the runs missed (NaN: the task has no target).
-        row["iters_to_target"] = float(np.median([math.inf if math.isnan(r) else r for r in reached])) \
-            if reached else math.nan
+        row["iters_to_target"] = _median_time(reached)
+        # The same on AlgoPerf's other clock: training seconds (NaN for runs older than test.csv's `seconds`).
+        row["seconds_to_target"] = _median_time([first_reaching(run.test, target, "seconds") for run in runs]
+                                                if target and all(run.test.seconds.notna().all() for run in runs)
+                                                else [])
         row["reached_target"] = (sum(not math.isnan(r) for r in reached) / len(reached)) if reached else math.nan
         row["iterations_run"] = _mean([len(run.train) for run in runs])
         row["wall_seconds"] = _mean([run.summary.get("wall_seconds", math.nan) for run in runs])
