@@ -51,6 +51,7 @@ class Split:
     labels: torch.Tensor
     mean: float | None = None
     std: float | None = None
+    origin: torch.Tensor | None = None  # each example's row in the file's split, once a part is held out
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -81,11 +82,12 @@ class Split:
 
     def to(self, device: torch.device) -> Split:
         """Return this split with its tensors on `device`."""
-        return Split(self.pixels.to(device), self.labels.to(device), self.mean, self.std)
+        return replace(self, pixels=self.pixels.to(device), labels=self.labels.to(device))
 
     def subset(self, index: torch.Tensor) -> Split:
-        """The examples at `index`, in that order."""
-        return Split(self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std)
+        """The examples at `index`, in that order, remembering which rows of the file's split they are."""
+        origin = index if self.origin is None else self.origin.index_select(0, index)
+        return Split(self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std, origin)
 
 
 @dataclass(frozen=True)

@@ -95,13 +95,14 @@ def test_best_and_loss_targets_rank_the_right_way():
 
 
 def recompute_choice(sweep: Path, trials: pd.DataFrame) -> int:
-    """The winning trial, recomputed from the trials' own CSVs: completed trials only, the first
-    evaluation meeting the target (missed = infinite), then the final test loss, then trial order."""
+    """The winning trial, recomputed from the trials' own CSVs (of the split selected on): completed
+    trials only, the first evaluation meeting the target (missed = infinite), then the final loss, then
+    trial order."""
     keys = []
     for trial in trials.itertuples():
         run = sweep / trial.run_dir
         summary = yaml.safe_load((run / "summary.json").read_text())
-        test = pd.read_csv(run / "test.csv")
+        test = pd.read_csv(run / ("valid.csv" if trial.split == "validation" else "test.csv"))
         target = summary["target"]
         assert target["metric"] == "test_loss" and target["mode"] == "min"
         hits = test.iteration[test.loss <= target["threshold"]]
@@ -175,3 +176,62 @@ def test_the_sweep_arguments_split_into_arms_fixed_settings_and_searched_keys():
     _, _, dims = sweeper._plan(["optimizer.lr=0.1,0.01"])
     assert dims[0].values == ("0.1", "0.01")
     assert search_points([], "halton", 8, 0) == [{}]  # nothing searched: one trial per arm
+
+
+def trial_dir(path: Path, test_loss: float, valid_loss: float) -> Path:
+    """A finished trial of a loss-target task whose test and validation splits disagree."""
+    path.mkdir(parents=True)
+    (path / "train.csv").write_text("iteration,loss,accuracy,lr\n1,1.0,,0.1\n")
+    (path / "test.csv").write_text(f"iteration,loss,accuracy,seconds\n1,{test_loss},,0.1\n")
+    (path / "valid.csv").write_text(f"iteration,loss,accuracy,seconds\n1,{valid_loss},,0.1\n")
+    (path / "summary.json").write_text('{"status": "completed", "task": "toy", "target": '
+                                       '{"metric": "test_loss", "threshold": 0.5, "mode": "min"}}')
+    return path
+
+
+def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
+    from optbench.tuning import check_split, score_trial
+
+    a, b = trial_dir(tmp_path / "a", test_loss=0.2, valid_loss=0.9), trial_dir(tmp_path / "b", 0.8, 0.3)
+    on_valid = [score_trial(d, "valid") for d in (a, b)]
+    on_test = [score_trial(d, "test") for d in (a, b)]
+    assert rank_trials(on_valid, "final") == [2, 1] and rank_trials(on_test, "final") == [1, 2]
+    assert on_valid[1].time_to_target == 1.0 and math.isnan(on_valid[0].time_to_target)
+    with pytest.raises(OptbenchError, match="is not a split to select on"):
+        check_split("train")
+
+
+@pytest.mark.slow
+def test_tune_selects_on_the_validation_split_and_reports_the_test_split(tmp_path):
+    result = tune(tmp_path, "task=quadratic_deep", "optimizer=sgd", "epochs=3", "hydra.sweeper.select=final",
+                  "hydra.sweeper.trials=4", "hydra.sweeper.seeds=2", "optimizer.lr=tag(log,interval(1e-3,1e-1))")
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "sweep"
+    trials = pd.read_csv(sweep / "tuning.csv")
+    assert (trials.split == "validation").all() and len(trials) == 4
+    finals = {t.trial: pd.read_csv(sweep / t.run_dir / "valid.csv").loss.iloc[-1] for t in trials.itertuples()
+              if t.status == "completed"}  # lr 0.1 may diverge before its first evaluation: no valid.csv
+    assert len(finals) >= 3
+    assert trials.set_index("trial").chosen[min(finals, key=finals.get)]  # the argmin, recomputed from valid.csv
+    assert trials.set_index("trial").final_metric[list(finals)].tolist() == pytest.approx(list(finals.values()))
+    reruns = [d for d in sweep.iterdir() if d.name.isdigit()]
+    assert len(reruns) == 2 and all((d / "valid.csv").exists() and (d / "test.csv").exists() for d in reruns)
+    table = pd.read_csv(sweep / "report" / "summary.csv")  # the report's numbers are the test split's
+    test_finals = [pd.read_csv(d / "test.csv").loss.iloc[-1] for d in reruns]
+    assert table.final_test_loss.iloc[0] == pytest.approx(np.mean(test_finals))
+
+
+@pytest.mark.slow
+def test_deepobs_protocol_tries_deepobs_learning_rates(tmp_path):
+    result = subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=deepobs", "task=quadratic_deep", "optimizer=deepobs/sgd",
+                             "epochs=1", "hydra.sweeper.seeds=[42,43]", "progress=false", "auto_report=false",
+                             f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(tmp_path / "sweep" / "tuning.csv", dtype={"optimizer.lr": str})
+    # DeepOBS_Baselines' folder names: lr__1.e-05, lr__1.5848931925e-05, ..., lr__1.e+02
+    assert len(trials) == 36 and (trials.split == "test").all() and (trials.seed == 42).all()
+    assert trials["optimizer.lr"].iloc[:3].tolist() == ["1e-05", "1.5848931925e-05", "2.5118864315e-05"]
+    assert trials["optimizer.lr"].iloc[-1] == "100"
+    chosen = trials[trials.chosen].iloc[0]
+    assert chosen.final_metric == trials[trials.status == "completed"].final_metric.min()  # best final test loss
