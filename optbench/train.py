@@ -33,7 +33,7 @@ from optbench.device import resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
 from optbench.recorder import Outcome, Recorder
-from optbench.records import SUMMARY_JSON, RunRecords
+from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none
 from optbench.schedule import build_schedule
 from optbench.tasks import Target, Task, build_task, task_list
 from optbench.trainer import train
@@ -104,6 +104,8 @@ def _results(outcome: Outcome, target: Target, train_seconds: float) -> dict[str
         "train_seconds": round(train_seconds, 4),
         "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
+        **({"final_valid_loss": outcome.validations[-1][1].loss,
+            "final_valid_accuracy": finite_or_none(outcome.validations[-1][1].accuracy)} if outcome.validations else {}),
     }
 
 

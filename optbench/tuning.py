@@ -144,13 +144,18 @@ class TrialScore:
         return (False, primary, sign * self.final)
 
 
+def _one_of(key: str, value: str, choices: tuple[str, ...], what: str, explanation: str, example: str) -> str:
+    """`value` if it is one of `choices`, else one error naming the sweeper setting and the choices."""
+    if value not in choices:
+        raise OptbenchError(f"hydra.sweeper.{key}={value!r} is not {what}: use {explanation}, e.g. "
+                            f"hydra.sweeper.{key}={example}.")
+    return value
+
+
 def check_split(split: str) -> str:
     """`split` if stage 1 can select on it, else an error saying which it can."""
-    if split not in SPLITS:
-        raise OptbenchError(f"hydra.sweeper.split={split!r} is not a split to select on: use validation (held out of "
-                            "the training examples; the reported test split is never tuned on) or test (DeepOBS's "
-                            "way), e.g. hydra.sweeper.split=validation.")
-    return split
+    return _one_of("split", split, SPLITS, "a split to select on", "validation (held out of the training examples; "
+                   "the reported test split is never tuned on) or test (DeepOBS's way)", "validation")
 
 
 def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
@@ -176,11 +181,8 @@ def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
 
 def check_selection(select: str) -> str:
     """`select` if it names a criterion, else an error saying which ones there are."""
-    if select not in SELECTIONS:
-        raise OptbenchError(f"hydra.sweeper.select={select!r} is not a criterion: use time_to_target (iterations to "
-                            "the task's target, final metric breaks ties), final (last evaluation) or best (best "
-                            "evaluation), e.g. hydra.sweeper.select=final.")
-    return select
+    return _one_of("select", select, SELECTIONS, "a criterion", "time_to_target (iterations to the task's target, "
+                   "final metric breaks ties), final (last evaluation) or best (best evaluation)", "final")
 
 
 def rank_trials(scores: list[TrialScore], select: str) -> list[int]:
