@@ -146,3 +146,16 @@ def test_one_thread_gives_the_same_numbers_within_rounding(tmp_path):
     assert train_one.loss.to_numpy() == pytest.approx(train_default.loss.to_numpy(), rel=1e-4)
     assert test_one.loss.to_numpy() == pytest.approx(test_default.loss.to_numpy(), rel=1e-4)
     assert test_one.accuracy.to_numpy() == pytest.approx(test_default.accuracy.to_numpy(), abs=1e-3)
+
+
+def test_training_clock_leaves_evaluations_out(monkeypatch):
+    """test.csv's `seconds` is AlgoPerf's accumulated submission time: evaluations do not count."""
+    from optbench import trainer
+
+    now = iter([10.0, 12.0, 15.0, 16.0, 17.5])  # start, pause begins, pause ends, reading, reading
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: next(now))
+    clock = trainer.TrainingClock()
+    with clock.paused():  # 3 s of evaluation
+        pass
+    assert clock.seconds == 3.0  # 16 - 10 - 3
+    assert clock.seconds == 4.5

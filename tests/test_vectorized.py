@@ -33,13 +33,21 @@ def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[d
     for i, cfg in enumerate(cfgs):
         alone = run_job(cfg, tmp_path / f"alone{i}")
         assert summaries[i]["status"] == alone["status"], members[i]
-        for name in ("train.csv", "test.csv"):
+        for name in ("train.csv", "test.csv", *(["valid.csv"] if (tmp_path / f"alone{i}" / "valid.csv").exists() else [])):
             # `seconds` is a clock reading (the group's training time), never equal between two runs
             pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"member{i}" / name).drop(columns="seconds", errors="ignore"),
                                           pd.read_csv(tmp_path / f"alone{i}" / name).drop(columns="seconds", errors="ignore"),
                                           check_exact=True, obj=f"{' '.join(members[i])}: {name}")
         assert summaries[i]["final_test_accuracy"] == alone["final_test_accuracy"]
     return summaries
+
+
+def test_members_with_a_validation_split_equal_their_single_runs(tmp_path):
+    """The tuner's default (validation=true): members train on the same 50,000 images and write valid.csv."""
+    summaries = compare_with_single_runs(tmp_path, [["optimizer=sgd", "validation=true"],
+                                                    ["optimizer=adam", "seed=1", "validation=true"]])
+    assert all(s["vectorized_members"] == 2 for s in summaries)
+    assert all((tmp_path / f"member{i}" / "valid.csv").exists() for i in range(2))
 
 
 def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_path):

@@ -32,8 +32,6 @@ def solo_reason(cfg: DictConfig) -> str | None:
         return f"task={task} uses a model that is not an MLP (only stacks of Linear and ReLU layers are widened)"
     if OmegaConf.select(cfg, "task.batching") is not None:
         return f"task={task} cuts its epochs its own way (task.batching); the wide model draws the notebooks' batches"
-    if OmegaConf.select(cfg, "validation"):
-        return "validation=true: the wide model trains on the whole training split"
     name = OmegaConf.select(cfg, "hydra.runtime.choices.optimizer") or "?"
     try:
         protocol = protocol_of(cfg.optimizer, name)
