@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from omegaconf import DictConfig
 
@@ -34,3 +35,12 @@ def make_cfg(*overrides: str) -> DictConfig:
 def run(tmp_path: Path, *overrides: str) -> dict:
     """Run one job in-process into `tmp_path` and return its summary."""
     return run_job(make_cfg(*overrides), tmp_path)
+
+
+def assert_same_metrics(got: Path, expected: Path, what: str) -> None:
+    """Two runs' metric CSVs are equal bit for bit, except test.csv's `seconds`: a clock reading,
+    never equal between two runs."""
+    def read(path: Path) -> pd.DataFrame:
+        return pd.read_csv(path).drop(columns="seconds", errors="ignore")
+
+    pd.testing.assert_frame_equal(read(got), read(expected), check_exact=True, obj=what)

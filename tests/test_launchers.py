@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import make_cfg
+from conftest import assert_same_metrics, make_cfg
 from optbench.train import launcher_threads
 
 OPTBENCH = Path(sys.executable).with_name("optbench")
@@ -32,8 +31,7 @@ def sweep(tmp_path: Path, name: str, *args: str) -> Path:
 def assert_same_runs(expected: Path, got: Path) -> None:
     for job in ("0", "1"):
         for name in ("train.csv", "test.csv"):
-            pd.testing.assert_frame_equal(pd.read_csv(got / job / name), pd.read_csv(expected / job / name),
-                                          check_exact=True, obj=f"job {job} {name}")
+            assert_same_metrics(got / job / name, expected / job / name, f"job {job} {name}")
 
 
 LAUNCHERS = {

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_cfg
+from conftest import assert_same_metrics, make_cfg
 from optbench.optimizer import build_optimizer
 from optbench.train import run_job
 from optbench.vectorized import batched
@@ -34,10 +34,8 @@ def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[d
         alone = run_job(cfg, tmp_path / f"alone{i}")
         assert summaries[i]["status"] == alone["status"], members[i]
         for name in ("train.csv", "test.csv", *(["valid.csv"] if (tmp_path / f"alone{i}" / "valid.csv").exists() else [])):
-            # `seconds` is a clock reading (the group's training time), never equal between two runs
-            pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"member{i}" / name).drop(columns="seconds", errors="ignore"),
-                                          pd.read_csv(tmp_path / f"alone{i}" / name).drop(columns="seconds", errors="ignore"),
-                                          check_exact=True, obj=f"{' '.join(members[i])}: {name}")
+            assert_same_metrics(tmp_path / f"member{i}" / name, tmp_path / f"alone{i}" / name,
+                                f"{' '.join(members[i])}: {name}")
         assert summaries[i]["final_test_accuracy"] == alone["final_test_accuracy"]
     return summaries
 
