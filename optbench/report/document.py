@@ -13,7 +13,7 @@ import pandas as pd
 
 from optbench.report.groups import Group
 from optbench.runs import Run
-from optbench.report.sensitivity import arm_label, searched
+from optbench.report.sensitivity import arm_label, metric_name, searched
 
 
 @dataclass
@@ -94,7 +94,7 @@ def tuning_notes(tuning: pd.DataFrame) -> list[str]:
     if tuning.empty:
         return []
     keys = searched(tuning)
-    lines = [f"Tuned by `{tuning['select'].iloc[0]}` over {', '.join(keys)} on seed "
+    lines = [f"Tuned by `{tuning['select'].iloc[0]}` of the {metric_name(tuning)} over {', '.join(keys)} on seed "
              f"{', '.join(map(str, dict.fromkeys(tuning.seed)))} (stage 1, tuning.csv); the table reruns each "
              "arm's chosen setting over the seeds:"]
     for arm, trials in tuning.groupby("arm", sort=False):

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 LR = "optimizer.lr"
 REQUIRED = {"task", "arm", "status", "metric", "seed", "final_metric", "chosen"}
 # tuning.csv's own columns; every other column is a searched hyper-parameter.
-FIXED_COLUMNS = ("task", "arm", "trial", "seed", "status", "metric", "final_metric", "best_metric", "time_to_target",
-                 "select", "objective", "rank", "chosen", "run_dir")
+FIXED_COLUMNS = ("task", "arm", "trial", "seed", "status", "split", "metric", "final_metric", "best_metric",
+                 "time_to_target", "select", "objective", "rank", "chosen", "run_dir")
 
 
 def load_tuning(paths: list[Path]) -> pd.DataFrame:
@@ -51,14 +51,22 @@ def arm_label(arm: str) -> str:
     return " ".join(part.removeprefix("optimizer=") for part in str(arm).split())
 
 
+def metric_name(tuning: pd.DataFrame) -> str:
+    """What stage 1 measured, e.g. `validation loss` (tuning.csv's metric on the split it selected on)."""
+    metric = str(tuning.metric.iloc[0]).replace("_", " ")
+    split = tuning["split"].iloc[0] if "split" in tuning else "test"  # files before the split column: test
+    return metric.replace("test", "validation") if split == "validation" else metric
+
+
 def sensitivity_figure(tuning: pd.DataFrame, subtitle: str, target: Target | None = None) -> Figure:
     """Final metric against lr (log x) per arm: completed trials as points (joined when lr is the only
     searched key), diverged or failed trials as crosses along the bottom, the chosen trial ringed."""
     metric = str(tuning.metric.iloc[0])
     accuracy = metric == "test_accuracy"
+    measured = metric_name(tuning)
     seeds = ", ".join(str(s) for s in dict.fromkeys(tuning.seed))
     figure, axes = new_figure(f"Learning-rate sensitivity (tuning trials, seed {seeds}): final "
-                              f"{metric.replace('_', ' ')}; x = diverged or failed, ring = chosen", subtitle)
+                              f"{measured}; x = diverged or failed, ring = chosen", subtitle)
     only_lr = searched(tuning) == [LR]
     bottom = blended_transform_factory(axes.transData, axes.transAxes)
     palette = styles([arm_label(arm) for arm in dict.fromkeys(tuning.arm)])
@@ -81,7 +89,7 @@ def sensitivity_figure(tuning: pd.DataFrame, subtitle: str, target: Target | Non
                      label="target")
     axes.set_xscale("log")
     axes.set_xlabel("learning rate (log scale)")
-    axes.set_ylabel(f"final {metric.replace('_', ' ')}" + (" (%)" if accuracy else ""))
+    axes.set_ylabel(f"final {measured}" + (" (%)" if accuracy else ""))
     if not accuracy and (tuning.final_metric.dropna() > 0).all():
         axes.set_yscale("log")
     outside_legend(axes, tuning.arm.nunique())
