@@ -119,7 +119,7 @@ class Recorder:
         if split == "test":
             csv_file, results = self.records.test, self.outcome.evaluations
         else:
-            csv_file, results = self.records.valid or self.records.open_validation(), self.outcome.validations
+            csv_file, results = self.records.valid, self.outcome.validations
         csv_file.append(iteration, [result.loss], [result.accuracy if self.has_accuracy else ""], [round(seconds, 4)])
         results.append((iteration, result))
 

@@ -201,6 +201,8 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     if scheduler is not None and protocol.schedule is not True:
         raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={job.name}: "
                             f"{protocol.schedule} Use schedule=constant.")
+    if task.validation:
+        job.records.open_validation()  # valid.csv exists from the start, as test.csv does
     recorder = Recorder(job.records, capacity=min(budget.eval_every, iterations), has_accuracy=task.has_accuracy,
                         divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
                         start=task.position(model))
