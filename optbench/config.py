@@ -107,10 +107,11 @@ def check_settings(cfg: DictConfig, train_size: int | None, steps_per_epoch: int
     task = OmegaConf.select(cfg, "task.name")
     iterations = cfg.iterations
     if train_size is None:
-        for key in ("epochs", "eval_every"):
-            if cfg[key] is not None and (key == "epochs" or cfg[key] == EPOCH):
-                raise OptbenchError(f"{key}={cfg[key]} needs a task with a training split; task={task} has "
-                                    f"none. Give {'iterations=... instead (e.g. iterations=500)' if key == 'epochs' else 'eval_every=N steps (e.g. eval_every=25)'}.")
+        for key, value, fix in (("epochs", cfg.epochs, "iterations=... instead (e.g. iterations=500)"),
+                                ("eval_every", cfg.eval_every, "eval_every in steps (e.g. eval_every=25)")):
+            if value is not None and (key == "epochs" or value == EPOCH):
+                raise OptbenchError(f"{key}={value} needs a task with a training split; task={task} has none. "
+                                    f"Give {fix}.")
         return _budget(cfg, iterations, cfg.eval_every)
     batch_size = train_size if full_batch else cfg.batch_size
     if full_batch:

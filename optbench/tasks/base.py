@@ -99,6 +99,7 @@ class Task(ABC):
     """
 
     kind: str = "classification"  # classification | regression | function (summary.json's `kind`)
+    eval_batch: int | None = None  # the training batch size, once `batches()` knows it (the batching's whole batches)
     full_batch: bool = False  # every step uses the whole training split
     trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
 
@@ -132,6 +133,11 @@ class Task(ABC):
         if self.train_size is None:
             return None
         return self.train_size if self.full_batch else requested
+
+    def eval_rows(self, n: int) -> int:
+        """How many of an evaluation split's `n` examples (from the first) an evaluation uses: all of
+        them, or the whole batches of the training batch size where the batching drops the rest."""
+        return self.batching.eval_size(n, self.eval_batch) if self.eval_batch else n
 
     def steps_per_epoch(self, batch_size: int) -> int | None:
         """Minibatches in one epoch (a pass over the training split, as the task's batching cuts it)."""

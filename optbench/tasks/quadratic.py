@@ -91,7 +91,6 @@ class NoisyQuadratic(Task):
         self.hessian = torch.from_numpy(np.float32(hessian))
         self.train, self.test = self._draw(0, device), self._draw(1, device)
         self.valid = self._draw(2, device) if self.validation else None
-        self.eval_size = self.size
 
     def build_model(self) -> nn.Module:
         """theta in R^dim, starting at all ones."""
@@ -100,7 +99,7 @@ class NoisyQuadratic(Task):
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Index tensors of minibatches of the training examples; evaluations then use the examples
         that whole batches of this size cover, as the batching says."""
-        self.eval_size = self.batching.eval_size(self.size, batch_size)
+        self.eval_batch = batch_size
         return self.batching.batches(self.size, batch_size, self.train.device)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
@@ -110,4 +109,4 @@ class NoisyQuadratic(Task):
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """Mean quadratic loss over the test (or validation) examples an evaluation uses."""
         examples = self.test if split == "test" else self.valid
-        return Evaluation(model(examples[:self.eval_size]).mean().item())
+        return Evaluation(model(examples[:self.eval_rows(len(examples))]).mean().item())

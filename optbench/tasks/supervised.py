@@ -59,7 +59,6 @@ class Supervised(Task):
     def setup(self, device: torch.device) -> None:
         """Load the splits and move them to `device`."""
         self.data = load_dataset(self.dataset_cfg, self.validation).to(device)
-        self.eval_batch: int | None = None  # evaluations use every example until batches() says otherwise
         self.kind = self.data.kind
         self.full_batch = self.data.full_batch
 
@@ -88,7 +87,7 @@ class Supervised(Task):
         if split == "test" and not self.full_batch and self.batching.dataloader:
             consume_test_pass_draw()  # what iterating the notebooks' test DataLoader draws
         data = self.data.test if split == "test" else self.data.valid
-        size = self.batching.eval_size(len(data), self.eval_batch) if self.eval_batch else len(data)
+        size = self.eval_rows(len(data))
         loss_sum = torch.zeros((), device=data.labels.device)
         correct = torch.zeros((), dtype=torch.int64, device=data.labels.device)
         for inputs, labels in data.chunks(EVAL_CHUNK, size):
