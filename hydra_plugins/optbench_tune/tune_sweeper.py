@@ -158,7 +158,7 @@ class TuneSweeper(Sweeper):
             setting = [f"{k}={chosen[k]}" for k in points[0]]
             reached = chosen["time_to_target"]
             log.info("tune: %s: chose %s (final %s %s %.4g, %s)", " ".join(arm) or "the sweep", " ".join(setting),
-                     self.split, chosen["metric"], chosen["final_metric"],
+                     self.split, chosen["metric"].removeprefix("test_"), chosen["final_metric"],
                      "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}")
             winners.append([*common, *arm, *setting])
 
