@@ -159,8 +159,8 @@ def check_split(split: str) -> str:
 
 
 def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
-    """Score a stage-1 trial from its test.csv (or valid.csv) and summary.json; a missing or broken run
-    scores as failed. On the validation split the task's target threshold applies to the same metric."""
+    """Score a stage-1 trial on `split` (one of SPLITS: its test.csv or valid.csv) and its summary.json; a
+    missing or broken run scores as failed. On the validation split the task's target threshold applies."""
     run = load_run(run_dir)
     target = run.target or Target("test_accuracy", math.inf, "max")
     evaluations = run.test if split == "test" else run.valid

@@ -193,7 +193,7 @@ def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
     from optbench.tuning import check_split, score_trial
 
     a, b = trial_dir(tmp_path / "a", test_loss=0.2, valid_loss=0.9), trial_dir(tmp_path / "b", 0.8, 0.3)
-    on_valid = [score_trial(d, "valid") for d in (a, b)]
+    on_valid = [score_trial(d, "validation") for d in (a, b)]
     on_test = [score_trial(d, "test") for d in (a, b)]
     assert rank_trials(on_valid, "final") == [2, 1] and rank_trials(on_test, "final") == [1, 2]
     assert on_valid[1].time_to_target == 1.0 and math.isnan(on_valid[0].time_to_target)

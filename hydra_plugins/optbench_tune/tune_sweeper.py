@@ -145,7 +145,7 @@ class TuneSweeper(Sweeper):
         returns, rows, winners = [], [], []
         for index, (arm, batch, arm_dirs) in enumerate(zip(arms, batches, dirs)):
             returns.append(list(self.launcher.launch(batch, initial_job_idx=index * len(points))))
-            scores = [score_trial(sweep_dir / run_dir, "test" if self.split == "test" else "valid") for run_dir in arm_dirs]
+            scores = [score_trial(sweep_dir / run_dir, self.split) for run_dir in arm_dirs]
             arm_rows = tuning_rows(" ".join(arm) or "default", points, scores, arm_dirs, self.tuning_seed, self.select,
                                    self.split)
             rows += arm_rows

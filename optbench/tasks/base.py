@@ -22,7 +22,6 @@ from optbench.sampling import Batching
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
 TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
 MODES = ("max", "min")
-SPLITS = ("test", "valid")  # what `Task.evaluate` measures: the test split, or the held-out validation split
 
 
 @dataclass(frozen=True)
