@@ -174,10 +174,15 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
         raise OptbenchError(f"optimizer={name}: its param_groups leave no parameter of this model to "
                             f"{own._target_} itself. Check the selectors in optimizer.param_groups.")
     optimizers = [_instantiate(own, main_groups, name)]
+    # Entries naming the same other optimizer (Muon's AdamW for biases and for embeddings) share one instance.
+    others: dict[str, tuple[DictConfig, list[dict[str, Any]]]] = {}
     for spec, params in zip(specs, selected):
         if spec.optimizer is not None and params:
-            check_hyperparameters(spec.optimizer, name, _import_target(spec.optimizer, name, protocol))
-            optimizers.append(_instantiate(spec.optimizer, [{"params": params, **spec.settings}], name))
+            key = OmegaConf.to_yaml(spec.optimizer, resolve=True)
+            others.setdefault(key, (spec.optimizer, []))[1].append({"params": params, **spec.settings})
+    for other, groups in others.values():
+        check_hyperparameters(other, name, _import_target(other, name, protocol))
+        optimizers.append(_instantiate(other, groups, name))
     optimizer = optimizers[0] if len(optimizers) == 1 else MultiOptimizer(optimizers)
     if lookahead is None or not lookahead.enabled:
         return optimizer

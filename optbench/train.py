@@ -78,7 +78,10 @@ def launcher_threads(launcher: DictConfig) -> int | None:
 
 
 def layer_widths(model: torch.nn.Module) -> list[int]:
-    """Widths of a stack of Linear layers, inputs to outputs (e.g. [784, 100, 10]); [] for others."""
+    """Widths of a stack of Linear layers, inputs to outputs (e.g. [784, 100, 10]); [] for models that
+    are not a stack (a transformer's Linear layers sit side by side in its blocks)."""
+    if not isinstance(model, (torch.nn.Sequential, torch.nn.Linear)):
+        return []
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     return [m.in_features for m in linears] + [linears[-1].out_features] if linears else []
 
@@ -194,7 +197,7 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
 
     torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
     model = task.build_model().to(device)
-    summary["model_layers"] = layer_widths(model)
+    summary.update(model_layers=layer_widths(model), model_parameters=sum(p.numel() for p in model.parameters()))
     optimizer = build_optimizer(cfg.optimizer, model, job.name, cfg.lookahead)
     protocol = protocol_of(cfg.optimizer, job.name)
     scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
@@ -210,9 +213,23 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
 
 
+def divergence_advice(cfg: DictConfig, name: str) -> str:
+    """What to do about a run that diverged before its first evaluation: the lr it used, and what to try."""
+    lr = OmegaConf.select(cfg, "optimizer.lr")
+    task = OmegaConf.select(cfg, "task.name")
+    smaller = f"optimizer.lr={lr / 10:g}" if isinstance(lr, (int, float)) and lr > 0 else "a smaller optimizer.lr"
+    return (f"It diverged before its first evaluation with optimizer.lr={lr}: that lr is too large for "
+            f"optimizer={name} on task={task}. Try a smaller one ({smaller}), or tune it: "
+            f"optbench -m hydra/sweeper=tune task={task} optimizer={name}.")
+
+
 def record_outcome(job: Job, outcome: Outcome, train_seconds: float) -> None:
-    """Put a finished (or stopped) training loop's results into the job's summary."""
+    """Put a finished (or stopped) training loop's results into the job's summary; a run that diverged
+    before its first evaluation also gets advice (`advice`, and a log line)."""
     job.summary.update(_results(outcome, job.task.target, train_seconds))
+    if outcome.diverged_at and not outcome.evaluations:
+        job.summary["advice"] = divergence_advice(job.cfg, job.name)
+        job.log.warning("%s", job.summary["advice"])
     if sum(p.numel() for p in job.model.parameters()) <= SMALL_MODEL:
         job.summary["final_parameters"] = {n: p.detach().cpu().tolist() for n, p in job.model.named_parameters()}
 

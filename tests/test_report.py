@@ -182,9 +182,11 @@ def test_report_help(tmp_path):
 
 
 def make_run(path: Path, optimizer: str, seed: int, test_losses: list[float], task: str = "toy",
-             target: dict | None = None) -> Path:
-    """A run dir written by hand: a function-kind task whose target is on the test loss."""
+             target: dict | None = None, batch_size: int | None = None) -> Path:
+    """A run dir written by hand: a function-kind task whose target is on the test loss (trained with
+    `batch_size`, an override of the run, when given)."""
     target = target or {"metric": "test_loss", "threshold": 0.5, "mode": "min"}
+    batch = {"batch_size": batch_size} if batch_size else {}
     (path / ".hydra").mkdir(parents=True)
     iterations = 10 * len(test_losses)
     pd.DataFrame({"iteration": range(1, iterations + 1), "loss": np.linspace(2, 1, iterations),
@@ -192,10 +194,11 @@ def make_run(path: Path, optimizer: str, seed: int, test_losses: list[float], ta
     pd.DataFrame({"iteration": [10 * (i + 1) for i in range(len(test_losses))], "loss": test_losses,
                   "accuracy": [None] * len(test_losses)}).to_csv(path / "test.csv", index=False)
     (path / "summary.json").write_text(json.dumps({"status": "completed", "task": task, "kind": "function",
-                                                   "target": target, "optimizer": optimizer, "seed": seed}))
+                                                   "target": target, "optimizer": optimizer, "seed": seed, **batch}))
     (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
-        {"task": {"name": task, "target": target}, "optimizer": {"lr": 0.1}, "seed": seed}))
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optimizer={optimizer}", f"seed={seed}"]))
+        {"task": {"name": task, "target": target}, "optimizer": {"lr": 0.1}, "seed": seed, **batch}))
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
+        [f"optimizer={optimizer}", f"seed={seed}", *(f"{k}={v}" for k, v in batch.items())]))
     (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {"optimizer": optimizer}}}}))
     return path
 

@@ -63,6 +63,8 @@ def troubled_runs(runs: list[Run]) -> list[str]:
         if run.summary.get("diverged_at"):
             details.append(f"diverged at iteration {run.summary['diverged_at']}: "
                            f"{run.summary.get('divergence', 'loss not finite')}")
+        if run.summary.get("advice"):
+            details.append(run.summary["advice"])
         if run.summary.get("error"):
             details.append(f"error: {run.summary['error']}")
         details += run.problems

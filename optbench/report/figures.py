@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from optbench.report import plots, sensitivity, trajectory
+from optbench.report import plots, scaling, sensitivity, trajectory
 from optbench.report.groups import Group
 from optbench.tasks import Target
 
@@ -156,6 +156,21 @@ class LearningRateSensitivity(ReportFigure):
         return {self.name: sensitivity.sensitivity_figure(panel.tuning, panel.subtitle, panel.target)}
 
 
+class BatchScaling(ReportFigure):
+    """Median steps to target against batch size, per optimizer, with the perfect-scaling line."""
+
+    name = "batch_scaling"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where the task has a target and some optimizer reached it at two or more batch sizes."""
+        return panel.target is not None and scaling.applies(scaling.scaling_points(panel.groups, panel.table))
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Log-log, the best setting of each optimizer at each batch size."""
+        points = scaling.scaling_points(panel.groups, panel.table)
+        return {self.name: scaling.scaling_figure(points, panel.subtitle, str(panel.target))}
+
+
 class ScratchPairs(ReportFigure):
     """The lab's overlay of torch.optim's X and optbench's scratch/X, one figure per pair present."""
 
@@ -206,4 +221,4 @@ class TrajectoryAnimation(Trajectories):
 
 FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
                                TestMetric("loss"), LearningRate(), FinalAccuracy(), PairwiseComparisons(),
-                               LearningRateSensitivity(), ScratchPairs(), Trajectories()]
+                               LearningRateSensitivity(), BatchScaling(), ScratchPairs(), Trajectories()]

@@ -14,6 +14,7 @@ from optbench.optimizer import protocol_of
 # CPU settings) must be equal, so one pass of the wide model serves them all.
 MEMBER_KEYS = ("optimizer", "schedule", "seed", "lookahead")
 TASKS = ("optbench.tasks.supervised.Supervised",)
+SEQUENCE_TASKS = ("optbench.tasks.language.CharLanguageModel",)
 MODELS = ("optbench.model.MLP",)
 DATASETS = ("mnist", "fashion_mnist")  # minibatch classification: the wide model's loss and accuracy
 PROTOCOL_REASONS = {
@@ -26,6 +27,9 @@ PROTOCOL_REASONS = {
 def solo_reason(cfg: DictConfig) -> str | None:
     """Why the job `cfg` cannot share a wide model with other jobs, or None when it can."""
     task = OmegaConf.select(cfg, "task.name")
+    if OmegaConf.select(cfg, "task._target_") in SEQUENCE_TASKS:
+        return (f"task={task} trains a transformer language model; the wide engine widens MLPs only (stacking "
+                "attention blocks member by member would cost as much as running them one by one)")
     if OmegaConf.select(cfg, "task._target_") not in TASKS or OmegaConf.select(cfg, "dataset.name") not in DATASETS:
         return f"task={task} is not a minibatch classification task on MNIST or Fashion-MNIST"
     if OmegaConf.select(cfg, "model._target_") not in MODELS:

@@ -1,4 +1,7 @@
-"""Model group: the networks optbench trains, built by Hydra's `instantiate` from `configs/model/`."""
+"""Model group: the networks optbench trains, built by Hydra's `instantiate` from `configs/model/`.
+
+MLP, Conv2c2d and Linear live here; the transformer language model in `optbench.model.gpt`.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,109 @@
+"""Character-level language modelling (`shakespeare_char`): predict the next character of a text.
+
+Training minibatches are `batch_size` windows of `block_size` + 1 characters at random offsets of the
+training part, drawn from torch's seeded generator (as nanoGPT's `get_batch`, so `seed` fixes them).
+Evaluations cover the test (or validation) part with fixed windows side by side, so two evaluations of
+the same weights give the same numbers: the mean per-character cross-entropy (nats) and the fraction of
+next characters predicted exactly (the accuracy columns).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from optbench.config import instantiate_checked
+from optbench.corpus import Corpus, load_corpus
+from optbench.errors import OptbenchError
+from optbench.tasks.base import Evaluation, StepLoss, Task
+
+EVAL_TOKENS = 16_384  # characters per evaluation forward pass: bounds the attention's memory
+
+
+class CharLanguageModel(Task):
+    """A transformer from the `model` group trained on the characters of a text from the `dataset` group."""
+
+    def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
+                 description: str = "", batching: Any = None, validation: bool = False) -> None:
+        super().__init__(name, target, description, batching, validation)
+        if batching is not None:
+            raise OptbenchError(f"task={name}: task.batching does not apply to a language model, whose minibatches "
+                                "are random windows of the text. Remove the task.batching override.")
+        self.dataset_cfg = dataset
+        self.model_cfg = model
+        self.block_size = model.get("block_size")
+        self.corpus: Corpus | None = None
+
+    @property
+    def data_name(self) -> str:
+        """The text's name (`shakespeare_char`)."""
+        return self.dataset_cfg.name
+
+    @property
+    def train_size(self) -> int:
+        """Training windows: the offsets a minibatch window can start at."""
+        return len(self.corpus.train) - self.block_size
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Steps whose windows hold as many characters as the training part (an epoch, in expectation)."""
+        return math.ceil(len(self.corpus.train) / (batch_size * self.block_size))
+
+    def setup(self, device: torch.device) -> None:
+        """Read and encode the text, cut its parts and move them to `device`."""
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size <= 0:
+            raise OptbenchError(f"model.block_size={self.block_size!r} must be a positive whole number (the context "
+                                f"in characters), e.g. model.block_size=64. task={self.name} needs model=gpt.")
+        self.corpus = load_corpus(self.dataset_cfg).to(device)
+        for part, tokens in (("training", self.corpus.train), ("validation", self.corpus.valid),
+                             ("test", self.corpus.test)):
+            if len(tokens) <= self.block_size:
+                raise OptbenchError(
+                    f"The {part} part of the text has {len(tokens)} characters, not more than model.block_size="
+                    f"{self.block_size}: no window fits. Use a smaller model.block_size or change dataset.splits.")
+
+    def build_model(self) -> nn.Module:
+        """The configured model for the text's vocabulary."""
+        return instantiate_checked(self.model_cfg, vocab_size=len(self.corpus.vocabulary), what="The model",
+                                   hint=f"task={self.name} trains a transformer: check the model.* overrides against "
+                                        "configs/model/gpt.yaml (e.g. model.n_layer=2 model.n_embd=64).")
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """Endless minibatches: (batch_size, block_size + 1) windows at offsets drawn from torch's generator."""
+        train = self.corpus.train
+        span = torch.arange(self.block_size + 1, device=train.device)
+        while True:
+            starts = torch.randint(len(train) - self.block_size, (batch_size,))  # on the CPU: the same draws on any device
+            yield train[starts.to(train.device).unsqueeze(1) + span]
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
+        """Mean cross-entropy of predicting each window's next characters, and how many were right."""
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return StepLoss(loss, targets.numel(), (logits.argmax(dim=-1) == targets).sum())
+
+    def eval_windows(self, split: str = "test") -> torch.Tensor:
+        """The fixed windows an evaluation covers the part with: side by side from its start, each
+        predicting `block_size` characters (the last < block_size + 1 characters are left out)."""
+        tokens = self.corpus.test if split == "test" else self.corpus.valid
+        starts = torch.arange(0, len(tokens) - self.block_size, self.block_size, device=tokens.device)
+        return tokens[starts.unsqueeze(1) + torch.arange(self.block_size + 1, device=tokens.device)]
+
+    def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
+        """Mean per-character cross-entropy and next-character accuracy over the part's fixed windows."""
+        windows = self.eval_windows(split)
+        loss_sum = torch.zeros((), device=windows.device)
+        correct = torch.zeros((), dtype=torch.int64, device=windows.device)
+        for chunk in windows.split(max(1, EVAL_TOKENS // self.block_size)):
+            logits = model(chunk[:, :-1])
+            targets = chunk[:, 1:]
+            loss_sum += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+            correct += (logits.argmax(dim=-1) == targets).sum()
+        count = windows.shape[0] * self.block_size
+        return Evaluation(loss_sum.item() / count, correct.item() / count)
