@@ -83,11 +83,14 @@ def test_the_parts_are_contiguous_disjoint_and_cover_the_text():
 def test_minibatches_are_seeded_windows_of_the_training_part():
     task = tiny_task()
     draws = []
-    for _ in range(2):
+    for dropout_draws in (0, 1000):  # what dropout takes from torch's generator between steps never moves them
         torch.manual_seed(3)
         batches = task.batches(4)
-        draws.append(torch.stack([next(batches) for _ in range(5)]))
+        draws.append(torch.stack([next(batches) for _ in range(5) if torch.rand(dropout_draws) is not None]))
     assert torch.equal(draws[0], draws[1]) and draws[0].shape == (5, 4, 17)
+    torch.manual_seed(3)  # without dropout, the windows are the draws of torch's own generator (nanoGPT's get_batch)
+    starts = torch.randint(len(task.corpus.train) - 16, (4,))
+    assert torch.equal(draws[0][0], task.corpus.train[starts.unsqueeze(1) + torch.arange(17)])
     train = task.corpus.train
     for window in draws[0].reshape(-1, 17):  # each window is a stretch of the training part
         starts = (train[:len(train) - 16].unfold(0, 17, 1) == window).all(dim=1).nonzero()

@@ -237,3 +237,22 @@ def test_deepobs_protocol_tries_deepobs_learning_rates(tmp_path):
     assert trials["optimizer.lr"].iloc[-1] == "100"
     chosen = trials[trials.chosen].iloc[0]
     assert chosen.final_metric == trials[trials.status == "completed"].final_metric.min()  # best final test loss
+
+
+def test_an_arm_is_named_by_its_optimizer_even_when_only_one_is_tuned():
+    from hydra_plugins.optbench_tune.tune_sweeper import arm_name
+    assert arm_name([], ["task=shakespeare_char", "optimizer=adamw"]) == "optimizer=adamw"
+    assert arm_name(["optimizer=sgd", "schedule=cosine"], ["task=x"]) == "optimizer=sgd schedule=cosine"
+    assert arm_name(["batch_size=8"], ["optimizer=sgd"]) == "optimizer=sgd batch_size=8"
+    assert arm_name([], ["task=x"]) == "default"
+
+
+def test_a_report_over_several_sweeps_keeps_their_arms_apart(tmp_path):
+    from optbench.report.sensitivity import load_tuning
+    for sweep, lr in (("first", 0.1), ("second", 0.01)):
+        (tmp_path / sweep).mkdir()
+        pd.DataFrame({"task": ["t"], "arm": ["default"], "trial": [0], "optimizer.lr": [lr], "seed": [1000],
+                      "status": ["completed"], "metric": ["test_loss"], "final_metric": [1.0], "chosen": [True]}
+                     ).to_csv(tmp_path / sweep / "tuning.csv", index=False)
+    assert sorted(load_tuning([tmp_path]).arm) == ["default (first)", "default (second)"]
+    assert load_tuning([tmp_path / "first"]).arm.tolist() == ["default"]

@@ -40,6 +40,14 @@ def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def arm_name(arm: list[str], common: list[str]) -> str:
+    """tuning.csv's name of an arm: its choices, led by the optimizer when every arm has the same one
+    (so the tuning.csv files of one-optimizer sweeps stay apart in a report over several)."""
+    fixed = [override for override in common if override.split("=", 1)[0].lstrip("+~") == "optimizer"]
+    swept = any(override.split("=", 1)[0] == "optimizer" for override in arm)
+    return " ".join([*([] if swept else fixed), *arm]) or "default"
+
+
 class TuneSweeper(Sweeper):
     """Stage 1: every search point per arm on `tuning_seed`; stage 2: each arm's best point over `seeds`."""
 
@@ -146,7 +154,7 @@ class TuneSweeper(Sweeper):
         for index, (arm, batch, arm_dirs) in enumerate(zip(arms, batches, dirs)):
             returns.append(list(self.launcher.launch(batch, initial_job_idx=index * len(points))))
             scores = [score_trial(sweep_dir / run_dir, self.split) for run_dir in arm_dirs]
-            arm_rows = tuning_rows(" ".join(arm) or "default", points, scores, arm_dirs, self.tuning_seed, self.select,
+            arm_rows = tuning_rows(arm_name(arm, common), points, scores, arm_dirs, self.tuning_seed, self.select,
                                    self.split)
             rows += arm_rows
             write_tuning_csv(sweep_dir / TUNING_CSV, rows)

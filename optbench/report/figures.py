@@ -89,8 +89,10 @@ class TestMetric(ReportFigure):
         self.name = f"test_{column}"
 
     def applies(self, panel: Panel) -> bool:
-        """Accuracy where it is defined; elsewhere the test loss is the task's measure."""
-        return panel.has_accuracy == (self.column == "accuracy")
+        """Accuracy where it is defined; the test loss where accuracy is not, or where the target is on it."""
+        if self.column == "accuracy":
+            return panel.has_accuracy
+        return not panel.has_accuracy or (panel.target is not None and panel.target.column == "loss")
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Mean ± std over seeds at each evaluation."""

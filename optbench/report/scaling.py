@@ -18,7 +18,9 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 from optbench.report.groups import Group
 from optbench.report.plots import new_figure, outside_legend, styles
 
-PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+# Plain numbers on the log axis, at 1, 2 and 5 times a power of ten (every minor tick would crowd).
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}" if value > 0 and
+                      round(value / 10 ** math.floor(math.log10(value))) in (1, 2, 5) else "")
 
 
 def batch_size_of(group: Group) -> int | None:

@@ -38,7 +38,13 @@ def load_tuning(paths: list[Path]) -> pd.DataFrame:
                         ", ".join(sorted(missing)))
             continue
         frames.append(frame.assign(sweep=str(csv.parent)))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    tuning = pd.concat(frames, ignore_index=True)
+    # One optimizer per sweep names no arm ("default"): across sweeps, tell the arms apart by their sweep dir.
+    shared = tuning.groupby("arm").sweep.transform("nunique") > 1
+    tuning.loc[shared, "arm"] = tuning.arm[shared].astype(str) + " (" + tuning.sweep[shared].map(lambda p: Path(p).name) + ")"
+    return tuning
 
 
 def searched(tuning: pd.DataFrame) -> list[str]:

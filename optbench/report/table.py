@@ -172,18 +172,22 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     def with_std(column: str, digits: int) -> list[str]:
         return [_with_std(m, s, n, digits) for m, s, n in zip(table[column], table[f"{column}_std"], table.n)]
 
+    # the test loss is what a row is judged by where accuracy is undefined or the target is on the loss (a language model)
+    by_loss = [math.isnan(acc) or str(target).startswith("test_loss") for acc, target in
+               zip(table.final_test_acc, table.target)]
+
     columns = pd.DataFrame({
         "task": table.task if table.task.nunique() > 1 else "",
         "run": table.label,
         "hyper-parameters": table.hyperparameters,
         "final test acc %": with_std("final_test_acc", 2),
         "best test acc %": with_std("best_test_acc", 2),
-        "final test loss": [_with_std(m, s, n, 4) if math.isnan(a) else "" for m, s, n, a in
-                            zip(table.final_test_loss, table.final_test_loss_std, table.n, table.final_test_acc)],
-        # the bootstrap interval of the mean final accuracy, or of the final test loss where accuracy is undefined
-        "final 95% CI": [_interval(a_low, a_high, 2) if not math.isnan(acc) else _interval(l_low, l_high, 4)
-                         for acc, a_low, a_high, l_low, l_high in zip(
-                             table.final_test_acc, table.final_test_acc_ci_low, table.final_test_acc_ci_high,
+        "final test loss": [_with_std(m, s, n, 4) if loss else "" for m, s, n, loss in
+                            zip(table.final_test_loss, table.final_test_loss_std, table.n, by_loss)],
+        # the bootstrap interval of the mean final accuracy, or of the final test loss where that judges the row
+        "final 95% CI": [_interval(l_low, l_high, 4) if loss else _interval(a_low, a_high, 2)
+                         for loss, a_low, a_high, l_low, l_high in zip(
+                             by_loss, table.final_test_acc_ci_low, table.final_test_acc_ci_high,
                              table.final_test_loss_ci_low, table.final_test_loss_ci_high)],
         "final train loss": with_std("final_train_loss", 4),
         "target": table.target,

@@ -1,7 +1,7 @@
 """Character-level language modelling (`shakespeare_char`): predict the next character of a text.
 
 Training minibatches are `batch_size` windows of `block_size` + 1 characters at random offsets of the
-training part, drawn from torch's seeded generator (as nanoGPT's `get_batch`, so `seed` fixes them).
+training part (as nanoGPT's `get_batch`), from a generator seeded through `seed`.
 Evaluations cover the test (or validation) part with fixed windows side by side, so two evaluations of
 the same weights give the same numbers: the mean per-character cross-entropy (nats) and the fraction of
 next characters predicted exactly (the accuracy columns).
@@ -74,11 +74,20 @@ class CharLanguageModel(Task):
                                         "configs/model/gpt.yaml (e.g. model.n_layer=2 model.n_embd=64).")
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Endless minibatches: (batch_size, block_size + 1) windows at offsets drawn from torch's generator."""
+        """Endless minibatches: (batch_size, block_size + 1) windows at uniformly drawn offsets.
+
+        The offsets come from a CPU generator of their own that starts as a copy of torch's (seeded)
+        generator: without dropout they are the draws torch's generator would give (nanoGPT's way), and
+        with dropout its draws never move them, so a GPU run trains on a CPU run's windows."""
+        generator = torch.Generator()
+        generator.set_state(torch.get_rng_state())  # now, not at the first batch: nothing drawn later moves it
+        return self._windows(batch_size, generator)
+
+    def _windows(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         train = self.corpus.train
         span = torch.arange(self.block_size + 1, device=train.device)
         while True:
-            starts = torch.randint(len(train) - self.block_size, (batch_size,))  # on the CPU: the same draws on any device
+            starts = torch.randint(len(train) - self.block_size, (batch_size,), generator=generator)
             yield train[starts.to(train.device).unsqueeze(1) + span]
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
