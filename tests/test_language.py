@@ -175,6 +175,7 @@ def test_a_bad_text_file_is_one_clear_message(tmp_path, damage):
         assert len(corpus.train) == 4500 and corpus.vocabulary == "".join(sorted(set(text.upper())))
 
 
+@pytest.mark.slow
 def test_a_bad_text_file_from_the_command_line(tmp_path):
     (tmp_path / "input.txt").write_text("too short")
     result = subprocess.run([Path(sys.executable).with_name("optbench"), "task=shakespeare_char",

@@ -62,6 +62,7 @@ def test_the_report_draws_batch_scaling_only_when_batch_sizes_vary(tmp_path):
     assert result.returncode == 0 and not (tmp_path / "out1" / "batch_scaling.png").exists()
 
 
+@pytest.mark.slow
 def test_a_run_diverging_before_its_first_evaluation_names_its_lr(tmp_path):
     # SGD's notebook lr on quadratic_deep diverges at step 4, long before the first epoch's evaluation.
     summary = run(tmp_path / "run", "task=quadratic_deep", "optimizer=sgd")
