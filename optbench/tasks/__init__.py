@@ -26,8 +26,10 @@ def build_task(cfg: DictConfig) -> Task:
 
 def task_list() -> str:
     """One line per task preset, `name  description`, for `optbench --help`."""
+    paths = sorted(Path(config_dir(), "task").glob("*.yaml"))
+    width = max((len(path.stem) for path in paths), default=0) + 2  # names in a column, two spaces from the text
     lines = []
-    for path in sorted(Path(config_dir(), "task").glob("*.yaml")):
+    for path in paths:
         description = OmegaConf.select(OmegaConf.load(path), "task.description", default="") or ""
-        lines.append(f"  {path.stem:<16}{description}")
+        lines.append(f"  {path.stem:<{width}}{description}")
     return "\n".join(lines)
