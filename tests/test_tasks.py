@@ -38,7 +38,11 @@ def test_default_task_is_the_notebooks_job():
     assert (cfg.iterations, cfg.batch_size, cfg.eval_every, cfg.seed) == (3000, 100, 500, 0)
 
 
-@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.slow) if t == "fmnist_2c2d" else t for t in TASKS])
+# The CNN and the GPU-sized transformer (10.8M parameters: its two evaluations alone take ~90 s on 2 cores).
+SLOW_TASKS = {"fmnist_2c2d", "shakespeare_char_gpu"}
+
+
+@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TASKS else t for t in TASKS])
 def test_every_task_runs_and_writes_the_contract_files(tmp_path, task):
     if task in NEEDS_FASHION_MNIST and not data.DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("Fashion-MNIST: Debian's dataset-fashion-mnist is not installed (and no download here)")
