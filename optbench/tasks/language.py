@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
@@ -22,6 +21,7 @@ from optbench.config import instantiate_checked
 from optbench.corpus import Corpus, load_corpus
 from optbench.errors import OptbenchError
 from optbench.tasks.base import Evaluation, StepLoss, Task
+from optbench.tasks.supervised import count_correct, loss_function
 
 EVAL_TOKENS = 16_384  # characters per evaluation forward pass: bounds the attention's memory
 
@@ -90,12 +90,18 @@ class CharLanguageModel(Task):
             starts = torch.randint(len(train) - self.block_size, (batch_size,), generator=generator)
             yield train[starts.to(train.device).unsqueeze(1) + span]
 
+    @staticmethod
+    def predict(model: nn.Module, windows: torch.Tensor, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of predicting each window's next characters from the ones before, and how many
+        the model got right (a classification over the vocabulary at every position)."""
+        logits = model(windows[:, :-1])
+        logits, targets = logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1)
+        return loss_function("classification", logits, targets, reduction), count_correct(logits, targets)
+
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
         """Mean cross-entropy of predicting each window's next characters, and how many were right."""
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        return StepLoss(loss, targets.numel(), (logits.argmax(dim=-1) == targets).sum())
+        loss, correct = self.predict(model, batch)
+        return StepLoss(loss, batch.shape[0] * self.block_size, correct)
 
     def eval_windows(self, split: str = "test") -> torch.Tensor:
         """The fixed windows an evaluation covers the part with: side by side from its start, each
@@ -110,9 +116,8 @@ class CharLanguageModel(Task):
         loss_sum = torch.zeros((), device=windows.device)
         correct = torch.zeros((), dtype=torch.int64, device=windows.device)
         for chunk in windows.split(max(1, EVAL_TOKENS // self.block_size)):
-            logits = model(chunk[:, :-1])
-            targets = chunk[:, 1:]
-            loss_sum += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
-            correct += (logits.argmax(dim=-1) == targets).sum()
+            chunk_loss, chunk_correct = self.predict(model, chunk, reduction="sum")
+            loss_sum += chunk_loss
+            correct += chunk_correct
         count = windows.shape[0] * self.block_size
         return Evaluation(loss_sum.item() / count, correct.item() / count)
