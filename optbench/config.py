@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.device import resolved_type
 from optbench.errors import OptbenchError
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,15 @@ def config_dir() -> str:
 
 
 def config_fingerprint(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
-    """A short hash of everything in the job's config that can change its numbers (less the `ignore` keys)."""
+    """A short hash of everything in the job's config that can change its numbers (less the `ignore` keys).
+
+    `device=auto` counts as the device it resolves to on this host, so `resume=true` never takes a
+    CPU run for a GPU run of the same config (or the other way round).
+    """
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
+    if isinstance(container.get("device"), dict) and "type" in container["device"]:
+        container["device"]["type"] = resolved_type(str(container["device"]["type"]))
     for key in (*NON_RESULT_KEYS, *ignore):
         *parents, leaf = key.split(".")
         node = container

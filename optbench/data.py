@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from optbench.device import upload
 from optbench.errors import OptbenchError
 
 # sha256 of the uncompressed IDX files (see optbench/resources/mnist/README.md).
@@ -56,12 +57,25 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def scale(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Model inputs: uint8 pixels as x / 255 (ToTensor), then (x - mean) / std if normalising."""
+    def scale(self, pixels: torch.Tensor, by_table: bool | None = None) -> torch.Tensor:
+        """Model inputs: uint8 pixels as x / 255 (ToTensor), then (x - mean) / std if normalising.
+
+        On the CPU this is ToTensor's own arithmetic. On a GPU, division by a constant is computed
+        as multiplication by its reciprocal, ~1 ulp off on many pixel values, so there the pixels are
+        looked up in `table`, the 256 values the CPU computes (`by_table` forces either way).
+        """
         if pixels.dtype != torch.uint8:
             return pixels  # already real-valued features (e.g. the thermometer readings)
+        if by_table if by_table is not None else pixels.device.type != "cpu":
+            table = self.table if pixels.device == self.pixels.device else self.table.to(pixels.device)
+            return table.index_select(0, pixels.reshape(-1).int()).view(pixels.shape)
         inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
         return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
+
+    @cached_property
+    def table(self) -> torch.Tensor:
+        """The scaled value of each pixel value 0..255, computed on the CPU, on the pixels' device."""
+        return upload(self.scale(torch.arange(256, dtype=torch.uint8), by_table=False), self.pixels.device)
 
     @cached_property
     def features(self) -> torch.Tensor:

@@ -1,16 +1,42 @@
-"""Device group: turn `device.type` (auto | cpu | cuda[:N]) into a torch.device."""
+"""Device group: turn `device.type` (auto | cpu | cuda[:N]) into a torch.device, apply the group's
+numerics policy for a run (deterministic algorithms, TF32 or not), and describe the hardware.
+
+The defaults favour trust over speed: on a GPU, float32 stays float32 (no TF32) and cuDNN/cuBLAS use
+deterministic algorithms, so the same config and seed give the same numbers. `device=cuda_fast`
+(or `device.tf32=true device.deterministic=false`) asks for speed instead. A CPU run's numbers
+depend on neither flag; they are recorded all the same.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import torch
+from omegaconf import DictConfig
 
 from optbench.errors import OptbenchError
+
+# cuBLAS is deterministic only with a fixed workspace (NVIDIA's cuBLAS docs, "Results reproducibility");
+# torch refuses deterministic matmuls without it. Read when the first cuBLAS handle is made.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def resolved_type(kind: str) -> str:
+    """What `device.type` means on this host, never raising: `auto` becomes `cuda` or `cpu`; an index is dropped."""
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(kind).split(":", 1)[0]
 
 
 def resolve_device(kind: str) -> torch.device:
     """Map the configured device type to an available torch.device, or explain why it is not."""
     if kind == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(resolved_type(kind))
     try:
         device = torch.device(kind)
     except RuntimeError as exc:
@@ -31,3 +57,77 @@ def resolve_device(kind: str) -> torch.device:
                 f"{torch.cuda.device_count()} GPU(s) are visible. Use device=cuda for the first one."
             )
     return device
+
+
+def _flag(node: DictConfig, key: str, default: bool) -> bool:
+    """A boolean setting of the device group, or an error naming it."""
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        raise OptbenchError(f"device.{key}={value!r} must be true or false, e.g. device.{key}={str(default).lower()}.")
+    return value
+
+
+def numerics(node: DictConfig) -> dict[str, bool]:
+    """The numerics policy a `device` config asks for: {'deterministic': ..., 'tf32': ...}."""
+    return {"deterministic": _flag(node, "deterministic", True), "tf32": _flag(node, "tf32", False)}
+
+
+@contextmanager
+def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str, bool]]:
+    """Apply the device group's numerics policy for the block (GPU only), then restore torch's settings.
+
+    Deterministic: cuDNN's deterministic algorithms without autotuning, torch's deterministic
+    implementations (`torch.use_deterministic_algorithms`, warning where an op has none) and cuBLAS's
+    fixed workspace. Not deterministic: cuDNN autotunes (`cudnn.benchmark`). TF32 on or off for both
+    matmuls and convolutions. Yields the policy, for the run's summary.
+    """
+    policy = numerics(node)
+    if device.type != "cuda":
+        yield policy  # CPU kernels take neither flag; torch's CPU defaults stay untouched
+        return
+    backends = torch.backends
+    saved = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+             backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    if device.index is not None:
+        torch.cuda.set_device(device)  # kernels, handles and `torch.cuda.*` calls without a device go there
+    if policy["deterministic"]:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = policy["tf32"]
+    backends.cudnn.deterministic = policy["deterministic"]
+    backends.cudnn.benchmark = not policy["deterministic"]
+    torch.use_deterministic_algorithms(policy["deterministic"], warn_only=True)
+    try:
+        yield policy
+    finally:
+        (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+         backends.cudnn.benchmark) = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    """What a run's numbers and seconds depend on: the device's name, and on a GPU the CUDA and cuDNN versions."""
+    if device.type != "cuda":
+        return {"device_name": cpu_name(), "cuda_version": None, "cudnn_version": None}
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"device_name": torch.cuda.get_device_name(device), "cuda_version": torch.version.cuda,
+            "cudnn_version": cudnn}
+
+
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` (on the CPU) on `device` without a host sync: a GPU copy goes through pinned memory,
+    asynchronously (torch's pinned-memory cache keeps the block until the copy has run)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from optbench.clock import TrainingClock
 from optbench.records import RunRecords
 from optbench.tasks import Evaluation, StepLoss
 
@@ -27,6 +28,12 @@ class Outcome:
     evaluations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the test split's
     validations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the validation split's, when on
     last_train_loss: float | None = None
+    train_seconds: float = 0.0  # training time after the warm-up step, evaluations excluded
+    warmup_seconds: float | None = None  # the first step's time (None if it never finished)
+
+    def timed(self, clock: TrainingClock) -> None:
+        """Take the training and warm-up seconds from a `TrainingClock` at the end of training."""
+        self.train_seconds, self.warmup_seconds = clock.seconds, clock.warmup_seconds
 
 
 class Recorder:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from optbench.device import upload
 from optbench.errors import OptbenchError
 
 
@@ -41,7 +42,7 @@ def shuffled_batches(n: int, batch_size: int, device: torch.device,
         _draw_int64(generator)  # _BaseDataLoaderIter.__init__: the worker base seed, unused with 0 workers
         sampler = torch.Generator()
         sampler.manual_seed(_draw_int64(generator))  # RandomSampler.__iter__, on the first next()
-        order = torch.randperm(n, generator=sampler).to(device)
+        order = upload(torch.randperm(n, generator=sampler), device)
         yield from order.split(batch_size)  # last batch smaller, as drop_last=False
 
 
@@ -128,6 +129,6 @@ class Batching:
         order = None
         while True:
             if order is None or self.reshuffle:
-                order = buffer_shuffle(n, self.shuffle_buffer or n, sampler).to(device)
+                order = upload(buffer_shuffle(n, self.shuffle_buffer or n, sampler), device)
             for start in range(0, self.steps_per_epoch(n, batch_size) * batch_size, batch_size):
                 yield order[start:start + batch_size]

@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
 from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
-from optbench.device import resolve_device
+from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
 from optbench.recorder import Outcome, Recorder
@@ -90,7 +90,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _results(outcome: Outcome, target: Target, train_seconds: float) -> dict[str, Any]:
+def _results(outcome: Outcome, target: Target) -> dict[str, Any]:
     """The summary.json fields computed from a finished (or stopped) training loop."""
     accuracies = [(i, result.accuracy) for i, result in outcome.evaluations if not math.isnan(result.accuracy)]
     best = max(accuracies, key=lambda pair: pair[1], default=None)
@@ -104,8 +104,11 @@ def _results(outcome: Outcome, target: Target, train_seconds: float) -> dict[str
         "final_train_loss": outcome.last_train_loss,
         "final_test_loss": outcome.evaluations[-1][1].loss if outcome.evaluations else None,
         "reached_target_at": reached,
-        "train_seconds": round(train_seconds, 4),
-        "iterations_per_second": round(outcome.iterations_run / train_seconds, 2) if train_seconds else None,
+        "train_seconds": round(outcome.train_seconds, 4),
+        "warmup_seconds": round(outcome.warmup_seconds, 4) if outcome.warmup_seconds is not None else None,
+        # the steps the clock timed: all but the warm-up step
+        "iterations_per_second": (round((outcome.iterations_run - 1) / outcome.train_seconds, 2)
+                                  if outcome.train_seconds > 0 else None),
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
         **({"final_valid_loss": outcome.validations[-1][1].loss,
             "final_valid_accuracy": finite_or_none(outcome.validations[-1][1].accuracy)} if outcome.validations else {}),
@@ -174,12 +177,18 @@ def open_job(cfg: DictConfig, out_dir: Path) -> Job:
     return Job(cfg, records, summary, time.perf_counter(), name)
 
 
-def load_task(cfg: DictConfig) -> tuple[Task, torch.device]:
-    """Build the configured task and load its data onto the configured device."""
+def load_task(cfg: DictConfig, device: torch.device) -> Task:
+    """Build the configured task and load its data onto `device`."""
     task = build_task(cfg)
-    device = resolve_device(cfg.device.type)
     task.setup(device)
-    return task, device
+    return task
+
+
+@contextmanager
+def run_settings(cfg: DictConfig, device: torch.device) -> Iterator[None]:
+    """The CPU settings and the device's numerics policy for the duration of a run (or a group of runs)."""
+    with cpu_settings(cfg.flush_denormal, cfg.threads), device_settings(cfg.device, device):
+        yield
 
 
 def prepare_job(job: Job, task: Task, device: torch.device) -> None:
@@ -189,7 +198,8 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     """
     cfg, summary = job.cfg, job.summary
     choices = group_choices(cfg)
-    summary.update(task=task.name, target=task.target.as_dict(), device=str(device), threads=torch.get_num_threads())
+    summary.update(task=task.name, target=task.target.as_dict(), device=str(device), **hardware(device),
+                   numerics=numerics(cfg.device), threads=torch.get_num_threads())
     budget = check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size), task.full_batch)
     iterations = budget.iterations
     summary.update(iterations=iterations, eval_every=budget.eval_every, kind=task.kind, dataset=task.data_name,
@@ -223,10 +233,10 @@ def divergence_advice(cfg: DictConfig, name: str) -> str:
             f"optbench -m hydra/sweeper=tune task={task} optimizer={name}.")
 
 
-def record_outcome(job: Job, outcome: Outcome, train_seconds: float) -> None:
+def record_outcome(job: Job, outcome: Outcome) -> None:
     """Put a finished (or stopped) training loop's results into the job's summary; a run that diverged
     before its first evaluation also gets advice (`advice`, and a log line)."""
-    job.summary.update(_results(outcome, job.task.target, train_seconds))
+    job.summary.update(_results(outcome, job.task.target))
     if outcome.diverged_at and not outcome.evaluations:
         job.summary["advice"] = divergence_advice(job.cfg, job.name)
         job.log.warning("%s", job.summary["advice"])
@@ -254,15 +264,15 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """
     job = open_job(cfg, out_dir)
     try:
-        with cpu_settings(cfg.flush_denormal, cfg.threads):
-            prepare_job(job, *load_task(cfg))
+        device = resolve_device(cfg.device.type)
+        with run_settings(cfg, device):
+            prepare_job(job, load_task(cfg, device), device)
             log.info("%s on task %s (%s), %d iterations on %s", type(job.optimizer).__name__, job.task.name,
                      job.task.data_name, job.iterations, job.device)
-            train_started = time.perf_counter()
             outcome = train(job.model, job.optimizer, job.task, job.recorder, iterations=job.iterations,
                             batch_size=cfg.batch_size, eval_every=job.eval_every, scheduler=job.scheduler,
                             protocol=job.protocol, progress=cfg.progress)
-            record_outcome(job, outcome, time.perf_counter() - train_started)
+            record_outcome(job, outcome)
     except Exception as exc:
         fail_job(job, exc)
         raise

@@ -7,10 +7,7 @@ metrics and decides divergence. So the loop is the same for every problem.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -19,38 +16,12 @@ from tqdm import tqdm
 
 from torch.optim.lr_scheduler import LRScheduler
 
+from optbench.clock import TrainingClock
 from optbench.optimizer import Protocol
 from optbench.recorder import Outcome, Recorder
 from optbench.tasks import Evaluation, StepLoss, Task
 
 log = logging.getLogger(__name__)
-
-
-class TrainingClock:
-    """Seconds spent training, evaluations excluded: AlgoPerf's accumulated submission time.
-
-    It runs from construction; `paused()` stops it around an evaluation. The recorder's flush before
-    each evaluation reads the step losses back to the host, so on a GPU every queued step has run by
-    the time the clock pauses.
-    """
-
-    def __init__(self) -> None:
-        self._excluded = 0.0
-        self._started = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        """Training seconds so far."""
-        return time.perf_counter() - self._started - self._excluded
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Leave the block's time out of the training seconds."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._excluded += time.perf_counter() - start
 
 
 def record_evaluations(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol,
@@ -113,7 +84,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
     optimizer ends in eval mode, so the model holds the weights it was evaluated with.
     """
     batches = task.batches(batch_size)
-    clock = TrainingClock()
+    clock = TrainingClock(next(model.parameters()).device)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     if protocol.train_eval:
         optimizer.train()
@@ -123,6 +94,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
             recorder.step(step, optimizer.param_groups[0]["lr"], task.position(model))
             if scheduler is not None:
                 scheduler.step()
+            if iteration == 1:
+                clock.start()
             bar.update()
 
             if iteration % eval_every == 0 or iteration == iterations:
@@ -142,4 +115,5 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
         bar.close()
         if protocol.train_eval:
             optimizer.eval()
+        recorder.outcome.timed(clock)
     return recorder.outcome

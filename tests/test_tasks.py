@@ -173,9 +173,9 @@ def test_target_directions():
 def test_reached_target_at_is_the_first_evaluation_meeting_it():
     outcome = Outcome(status="completed", iterations_run=30,
                       evaluations=[(10, Evaluation(0.5, 0.95)), (20, Evaluation(0.4, 0.971)), (30, Evaluation(0.3, 0.969))])
-    assert _results(outcome, Target("test_accuracy", 0.97, "max"), 1.0)["reached_target_at"] == 20
-    assert _results(outcome, Target("test_loss", 0.35, "min"), 1.0)["reached_target_at"] == 30
-    assert _results(outcome, Target("test_accuracy", 0.99, "max"), 1.0)["reached_target_at"] is None
+    assert _results(outcome, Target("test_accuracy", 0.97, "max"))["reached_target_at"] == 20
+    assert _results(outcome, Target("test_loss", 0.35, "min"))["reached_target_at"] == 30
+    assert _results(outcome, Target("test_accuracy", 0.99, "max"))["reached_target_at"] is None
 
 
 def test_run_job_needs_no_hydra_runtime(tmp_path):

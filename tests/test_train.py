@@ -148,13 +148,17 @@ def test_one_thread_gives_the_same_numbers_within_rounding(tmp_path):
     assert test_one.accuracy.to_numpy() == pytest.approx(test_default.accuracy.to_numpy(), abs=1e-3)
 
 
-def test_training_clock_leaves_evaluations_out(monkeypatch):
-    """test.csv's `seconds` is AlgoPerf's accumulated submission time: evaluations do not count."""
-    from optbench import trainer
+def test_training_clock_leaves_warm_up_and_evaluations_out(monkeypatch):
+    """test.csv's `seconds` is AlgoPerf's accumulated submission time: the first step (warm-up: handles,
+    first-use kernels, optimizer state) and the evaluations do not count."""
+    from optbench import clock as clock_module
 
-    now = iter([10.0, 12.0, 15.0, 16.0, 17.5])  # start, pause begins, pause ends, reading, reading
-    monkeypatch.setattr(trainer.time, "perf_counter", lambda: next(now))
-    clock = trainer.TrainingClock()
+    now = iter([9.0, 10.0, 12.0, 15.0, 16.0, 17.5])  # created, warm-up done, pause begins, pause ends, readings
+    monkeypatch.setattr(clock_module.time, "perf_counter", lambda: next(now))
+    clock = clock_module.TrainingClock()
+    assert clock.seconds == 0.0 and clock.warmup_seconds is None  # before the warm-up step is done: no reading
+    clock.start()
+    assert clock.warmup_seconds == 1.0
     with clock.paused():  # 3 s of evaluation
         pass
     assert clock.seconds == 3.0  # 16 - 10 - 3

@@ -80,6 +80,13 @@ class Evaluation:
     loss: float
     accuracy: float = math.nan
 
+    @classmethod
+    def of_sums(cls, loss_sum: torch.Tensor, correct: torch.Tensor | None, count: int) -> Evaluation:
+        """Mean loss (and accuracy) of `count` examples from their summed loss and correct count,
+        read back to the host in one transfer (one sync per evaluation on a GPU, not two)."""
+        values = torch.stack([loss_sum.double(), (correct if correct is not None else loss_sum).double()]).tolist()
+        return cls(values[0] / count, values[1] / count) if correct is not None else cls(values[0] / count)
+
     def metric(self, name: str) -> float:
         """The value of a target metric (`test_loss` or `test_accuracy`)."""
         return getattr(self, TARGET_METRICS[name])

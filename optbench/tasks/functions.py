@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from optbench.device import upload
 from optbench.errors import OptbenchError
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
@@ -127,7 +128,7 @@ class Function2D(Task):
         point = model()
         loss = self.value(point)
         if self.noise:
-            xi = torch.randn(2, dtype=point.dtype).mul_(self.noise).to(point.device)
+            xi = upload(torch.randn(2, dtype=point.dtype).mul_(self.noise), point.device)  # CPU draws on any device
             loss = loss + point @ xi
         return StepLoss(loss, 1)
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from optbench.config import instantiate_checked
 from optbench.corpus import Corpus, load_corpus
+from optbench.device import upload
 from optbench.errors import OptbenchError
 from optbench.tasks.base import Evaluation, StepLoss, Task
 from optbench.tasks.supervised import count_correct, loss_function
@@ -88,7 +89,7 @@ class CharLanguageModel(Task):
         span = torch.arange(self.block_size + 1, device=train.device)
         while True:
             starts = torch.randint(len(train) - self.block_size, (batch_size,), generator=generator)
-            yield train[starts.to(train.device).unsqueeze(1) + span]
+            yield train[upload(starts, train.device).unsqueeze(1) + span]
 
     @staticmethod
     def predict(model: nn.Module, windows: torch.Tensor, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,4 +121,4 @@ class CharLanguageModel(Task):
             loss_sum += chunk_loss
             correct += chunk_correct
         count = windows.shape[0] * self.block_size
-        return Evaluation(loss_sum.item() / count, correct.item() / count)
+        return Evaluation.of_sums(loss_sum, correct, count)

@@ -95,5 +95,4 @@ class Supervised(Task):
             loss_sum += loss_function(self.kind, outputs, labels, reduction="sum")
             if self.has_accuracy:
                 correct += count_correct(outputs, labels)
-        loss = loss_sum.item() / size
-        return Evaluation(loss, correct.item() / size) if self.has_accuracy else Evaluation(loss)
+        return Evaluation.of_sums(loss_sum, correct if self.has_accuracy else None, size)

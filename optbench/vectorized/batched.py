@@ -48,17 +48,41 @@ def batch_signature(optimizer: Optimizer) -> tuple | None:
 
 
 class Hyper:
-    """Per-member hyper-parameters, read from the members' param_groups at each step."""
+    """Per-member hyper-parameters, read from the members' param_groups at each step.
 
-    def __init__(self, groups: Sequence[dict[str, Any]]) -> None:
+    Values that differ between members reach the device through one persistent tensor, refilled each
+    step (on the CPU in place; on a GPU by an asynchronous copy from pinned memory, queued behind the
+    last step's kernels that read it): no per-step device tensor, and no host sync.
+    """
+
+    def __init__(self, groups: Sequence[dict[str, Any]], like: Tensor) -> None:
         self.groups = groups
+        self.like = like
+        self._rows: Tensor | None = None  # [values, members] on the device, grown to the most values asked at once
 
-    def __call__(self, expression: Callable[[dict[str, Any]], float], like: Tensor) -> Value:
-        """`expression` of each member's group: a float when all agree, else a [n] float32 tensor on `like`'s device."""
-        values = [expression(group) for group in self.groups]
-        if all(v == values[0] for v in values):
-            return float(values[0])  # a config's `weight_decay: 0` is an int; torch's scalar ops round it alike
-        return torch.tensor(values, dtype=like.dtype, device=like.device)
+    def __call__(self, expressions: dict[str, Callable[[dict[str, Any]], float]]) -> dict[str, Value]:
+        """Each expression of each member's group: a float when all members agree (a config's
+        `weight_decay: 0` is an int; torch's scalar ops round it alike), else a [n] tensor on the
+        device holding the float32 of each member's double value, as torch rounds it."""
+        values = {name: [expression(group) for group in self.groups] for name, expression in expressions.items()}
+        differ = [name for name, column in values.items() if any(v != column[0] for v in column)]
+        result: dict[str, Value] = {name: float(column[0]) for name, column in values.items() if name not in differ}
+        if differ:
+            result.update(zip(differ, self._fill([values[name] for name in differ])))
+        return result
+
+    def _fill(self, rows: list[list[float]]) -> Tensor:
+        """`rows` in the persistent device tensor (float32, rounded to nearest as torch.tensor does)."""
+        if self._rows is None or len(self._rows) < len(rows):
+            self._rows = torch.empty(len(rows), len(self.groups), dtype=self.like.dtype, device=self.like.device)
+        target = self._rows[:len(rows)]
+        if target.device.type == "cpu":
+            target.numpy()[:] = rows
+        else:
+            staging = torch.empty(target.shape, dtype=target.dtype, pin_memory=True)
+            staging.numpy()[:] = rows
+            target.copy_(staging, non_blocking=True)  # the pinned-memory cache keeps `staging` until it has run
+        return target
 
 
 def per_member(value: Value, like: Tensor) -> Value:
@@ -91,16 +115,16 @@ class Block:
 
     def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], grads: Sequence[Tensor],
                  block: slice) -> None:
-        self.hyper = Hyper([opt.param_groups[0] for opt in optimizers])
-        self.group = self.hyper.groups[0]  # the settings that choose the code path are equal across the block
         self.params = [p[block] for p in params]
         self.grads = [g[block] for g in grads]
+        self.hyper = Hyper([opt.param_groups[0] for opt in optimizers], self.params[0])
+        self.group = self.hyper.groups[0]  # the settings that choose the code path are equal across the block
         self.steps = 0
         self.init_state()
 
     def values(self, **expressions: Callable[[dict[str, Any]], float]) -> dict[str, Value]:
         """This step's hyper-parameters, each a float or one value per member."""
-        return {name: self.hyper(expression, self.params[0]) for name, expression in expressions.items()}
+        return self.hyper(expressions)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -214,7 +238,7 @@ class BatchedAdagrad(Block):
 
     def init_state(self) -> None:
         """Sums starting at each member's initial accumulator value."""
-        initial = self.hyper(lambda g: float(g["initial_accumulator_value"]), self.params[0])
+        initial = self.values(initial=lambda g: float(g["initial_accumulator_value"]))["initial"]
         self.sums = [torch.zeros_like(p).add_(per_member(initial, p)) for p in self.params]
 
     def start_step(self) -> None:

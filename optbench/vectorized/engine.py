@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +23,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from optbench.sampling import shuffled_batches
-from optbench.train import (Job, close_job, cpu_settings, fail_job, load_task, open_job, prepare_job,
-                            record_outcome)
-from optbench.trainer import TrainingClock, record_evaluations
+from optbench.clock import TrainingClock
+from optbench.device import resolve_device
+from optbench.train import Job, close_job, fail_job, load_task, open_job, prepare_job, record_outcome, run_settings
+from optbench.trainer import record_evaluations
 from optbench.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.vectorized.wide import WideMLP, mean_nll_gradient
 
@@ -112,7 +112,7 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
     losses = torch.empty(capacity, count, device=split.labels.device)
     correct = torch.empty(capacity, count, dtype=torch.int64, device=split.labels.device)
     sizes: list[int] = []
-    clock = TrainingClock()  # the group's: every member's seconds are the group's training time
+    clock = TrainingClock(features.device)  # the group's: every member's seconds are the group's training time
     bar = tqdm(total=iterations, desc=f"train x{count}", unit="it", disable=None if progress else True, leave=False)
     with warnings.catch_warnings():
         # A batched member's own optimizer object never steps (its block steps for it), which torch's
@@ -140,6 +140,8 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
                 for member in members:
                     if member.job.scheduler is not None:
                         member.job.scheduler.step()
+                if iteration == 1:
+                    clock.start()
                 bar.update()
                 if iteration % eval_every == 0 or iteration == iterations:
                     _flush(members, losses, correct, sizes)
@@ -160,6 +162,8 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
             log.warning("interrupted: every member keeps its rows up to the last finished step")
         finally:
             bar.close()
+            for member in members:
+                member.job.recorder.outcome.timed(clock)
 
 
 def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
@@ -174,7 +178,7 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
               ) -> list[dict[str, Any]]:
     """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
 
-    A job whose setup fails is recorded as failed and the others go on. CPU settings are the first job's.
+    A job whose setup fails is recorded as failed and the others go on. CPU settings and numerics policy are the first job's.
     """
     jobs = [open_job(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
     for job, job_log in zip(jobs, loggers or []):
@@ -182,8 +186,9 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
     first = cfgs[0]
     ready: list[Job] = []
     try:
-        with cpu_settings(first.flush_denormal, first.threads):
-            task, device = load_task(first)
+        device = resolve_device(first.device.type)
+        with run_settings(first, device):
+            task = load_task(first, device)
             generators = []
             for job in jobs:
                 try:
@@ -199,12 +204,10 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
             if ready:
                 log.info("training %d jobs as one wide model (%s, %d iterations on %s)", len(ready), task.name,
                          ready[0].iterations, device)
-                started = time.perf_counter()
                 train_group(ready, generators, batch_size=first.batch_size, eval_every=ready[0].eval_every,
                             progress=first.progress)
-                seconds = time.perf_counter() - started
                 for job in ready:
-                    record_outcome(job, job.recorder.outcome, seconds)
+                    record_outcome(job, job.recorder.outcome)
                     job.summary["vectorized_members"] = len(ready)  # train_seconds is the group's, shared
     except Exception as exc:
         for job in jobs:
