@@ -89,7 +89,8 @@ def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str
     saved = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
              backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled())
-    if device.index is not None:
+    previous_device = torch.cuda.current_device() if device.index is not None else None
+    if previous_device is not None:
         torch.cuda.set_device(device)  # kernels, handles and `torch.cuda.*` calls without a device go there
     if policy["deterministic"]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
@@ -103,6 +104,8 @@ def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str
         (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
          backends.cudnn.benchmark) = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+        if previous_device is not None:
+            torch.cuda.set_device(previous_device)
 
 
 def cpu_name() -> str:
