@@ -131,7 +131,7 @@ def main() -> None:
                   (("notebook", notebook), ("optbench", optbench), ("training", training), ("floor", floor),
                    ("step_floor", step_floor))}
         print(f"{name:10s} notebook {median['notebook']:6.2f}s  optbench {median['optbench']:5.2f}s "
-              f"(training {median['training']:5.2f}s)  floor {median['floor']:5.2f}s  |  "
+              f"(training {median['training']:5.2f}s)  floor {median['floor']:5.2f}s (steps {median['step_floor']:5.2f}s)  |  "
               f"notebook/optbench {median['notebook'] / median['optbench']:5.1f}x (best {min(notebook) / min(optbench):.1f}x)  "
               f"training/step floor {median['training'] / median['step_floor']:4.2f}x  notebook/floor "
               f"{median['notebook'] / median['floor']:5.1f}x  |  final acc {nb_acc:.2f} vs {ob_acc:.2f}")
