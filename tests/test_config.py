@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
-from optbench.config import config_dir
+from optbench.config import compose, config_dir
 from optbench.errors import OptbenchError
 from optbench.model import MLP
 from optbench.optim.multi import MultiOptimizer
@@ -39,7 +39,7 @@ def test_all_issue_optimizers_are_there():
 
 
 def test_defaults_are_the_notebooks():
-    cfg = make_cfg()
+    cfg = compose()  # the app's own defaults (make_cfg puts tests on the CPU)
     assert (cfg.iterations, cfg.batch_size, cfg.eval_every, cfg.seed) == (3000, 100, 500, 0)
     assert cfg.dataset.name == "mnist" and cfg.device.type == "auto"
     assert list(cfg.model.hidden) == [100] and cfg.optimizer._target_ == "torch.optim.SGD"

@@ -167,7 +167,7 @@ def test_the_fingerprint_hashes_the_device_auto_resolves_to(monkeypatch):
     assert config_fingerprint(make_cfg("device=cuda", "device.type=cuda:1")) == cuda  # which GPU: same numbers
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU host's fingerprint")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the summary of a host without a GPU")
 def test_a_cpu_summary_names_the_cpu(tmp_path):
     summary = run(tmp_path, "device=auto", "iterations=2", "eval_every=2")
     assert summary["device"] == "cpu" and summary["device_name"] == device_module.cpu_name()

@@ -84,8 +84,8 @@ class Evaluation:
     def of_sums(cls, loss_sum: torch.Tensor, correct: torch.Tensor | None, count: int) -> Evaluation:
         """Mean loss (and accuracy) of `count` examples from their summed loss and correct count,
         read back to the host in one transfer (one sync per evaluation on a GPU, not two)."""
-        values = torch.stack([loss_sum.double(), (correct if correct is not None else loss_sum).double()]).tolist()
-        return cls(values[0] / count, values[1] / count) if correct is not None else cls(values[0] / count)
+        sums = torch.stack([loss_sum.double(), correct.double()]) if correct is not None else loss_sum.double().view(1)
+        return cls(*(value / count for value in sums.tolist()))
 
     def metric(self, name: str) -> float:
         """The value of a target metric (`test_loss` or `test_accuracy`)."""
