@@ -36,6 +36,7 @@ from optbench.recorder import Outcome, Recorder
 from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none
 from optbench.schedule import build_schedule
 from optbench.tasks import Target, Task, build_task, task_list
+from optbench.threads import launcher_threads
 from optbench.trainer import train
 
 log = logging.getLogger(__name__)
@@ -58,23 +59,6 @@ def cpu_settings(flush_denormal: bool, threads: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(previous_threads)
         torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
-
-
-def launcher_threads(launcher: DictConfig) -> int | None:
-    """CPU threads for each job of a launcher that runs several jobs at once on shared cores, or None.
-
-    joblib: the cores divided by the jobs running at once; submitit: the `cpus_per_task` given.
-    (Two concurrent 2-thread runs on 2 cores were ~7x slower each than one 1-thread run per core.)
-    """
-    target = str(launcher.get("_target_", ""))
-    if target.endswith("JoblibLauncher"):
-        cores = os.cpu_count() or 1
-        n_jobs = launcher.get("n_jobs") or -1
-        concurrent = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = all cores, -2 = all but one
-        return max(1, cores // concurrent)
-    if "submitit" in target and isinstance(launcher.get("cpus_per_task"), int):
-        return launcher.cpus_per_task
-    return None
 
 
 def layer_widths(model: torch.nn.Module) -> list[int]:
@@ -296,15 +280,24 @@ def completed_before(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return None
 
 
+def objective(summary: dict[str, Any]) -> float | None:
+    """What a job returns to a Hydra sweeper: its task's target metric at the end of training
+    (`final_test_accuracy`, maximise; `final_test_loss`, minimise: the target's `mode`), or None for a
+    job that did not complete (diverged, failed, stopped), which a sweeper must not rank."""
+    metric = (summary.get("target") or {}).get("metric")
+    value = summary.get(f"final_{metric}") if metric else None
+    return float(value) if summary.get("status") == "completed" and isinstance(value, (int, float)) else None
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point: one training job; returns the final test accuracy (for sweepers)."""
+    """Hydra entry point: one training job; returns its `objective` (for sweepers)."""
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.resume and (previous := completed_before(out_dir, config_fingerprint(cfg))):
         log.info("resume: %s already holds a completed run of this config; skipping it", out_dir)
-        return previous.get("final_test_accuracy")
+        return objective(previous)
     # SIGTERM (a scheduler, `kill`) stops the run like Ctrl-C: the rows so far are kept.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     if cfg.threads is None and (threads := launcher_threads(hydra_cfg.launcher)):
@@ -327,7 +320,7 @@ def main(cfg: DictConfig) -> float | None:
     log.info("%s: results in %s", summary["status"], out_dir)
     if summary["status"] == "interrupted":
         raise KeyboardInterrupt  # stop a sweep too; the finished runs keep their outputs
-    return summary.get("final_test_accuracy")
+    return objective(summary)
 
 
 def entry() -> None:

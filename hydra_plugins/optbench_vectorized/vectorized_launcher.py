@@ -119,6 +119,7 @@ class VectorizedLauncher(Launcher):
     def _launch_group(self, configs: list[DictConfig]) -> list[JobReturn]:
         """Set up each member's dir and files as Hydra does, then train the group in one pass."""
         from optbench.errors import OptbenchError
+        from optbench.train import objective
         from optbench.vectorized.engine import run_group
 
         quiet = HydraContext(config_loader=self.hydra_context.config_loader, callbacks=_NoCallbacks())
@@ -144,7 +145,7 @@ class VectorizedLauncher(Launcher):
             for logger in loggers:
                 _close_logger(logger)
         for config, ret, summary in zip(configs, returns, summaries):
-            ret.return_value = summary.get("final_test_accuracy")
+            ret.return_value = objective(summary)
             ret.status = JobStatus.COMPLETED  # a failed member is recorded in its summary.json, as `optbench -m` does
             self.hydra_context.callbacks.on_job_end(config=config, job_return=ret)
         if any(summary.get("status") == "interrupted" for summary in summaries):
