@@ -79,6 +79,21 @@ def launcher_threads(launcher: DictConfig) -> int | None:
     return None
 
 
+def launcher_capacity(launcher: DictConfig) -> int:
+    """How many jobs the configured launcher runs at once: a vectorised group, joblib's n_jobs, submitit's
+    array (all of a local launch: the cores), or one."""
+    target = str(launcher.get("_target_", ""))
+    if target.endswith("VectorizedLauncher"):
+        return int(launcher.get("max_members") or 1)
+    if target.endswith("JoblibLauncher"):
+        return _joblib_concurrency(launcher, available_cores())
+    if target.endswith("SlurmLauncher"):
+        return int(launcher.get("array_parallelism") or 1)
+    if target.endswith("LocalLauncher") and "submitit" in target:
+        return available_cores()
+    return 1
+
+
 def announce_jobs_at_once(count: int) -> None:
     """Tell the jobs of the next launch (in subprocesses started from here) how many run at once."""
     os.environ[JOBS_AT_ONCE] = str(max(1, count))

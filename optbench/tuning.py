@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from optbench.records import write_text_atomic
 from optbench.runs import first_reaching, load_run
 from optbench.tasks import Target
 
-SEARCHES = ("grid", "random", "halton")
+SEARCHES = ("grid", "random", "halton")  # every point known before stage 1 starts
+ADAPTIVE_SEARCHES = ("tpe", "cmaes", "gp")  # Optuna's samplers: each batch asked from the trials told so far
 SELECTIONS = ("time_to_target", "final", "best")
 SPLITS = ("validation", "test")  # what stage 1 selects on: valid.csv (held out of training) or test.csv
 
@@ -88,15 +89,23 @@ def dimension_of(override: Override) -> Dimension:
     raise OptbenchError(_bad_dimension(key, spec, "it is not an interval or a list of values"))
 
 
-def search_points(dimensions: list[Dimension], search: str, trials: int, seed: int) -> list[dict[str, str]]:
-    """The stage-1 settings, each {key: value}: a full grid (`trials` points per interval), or
-    `trials` random or scrambled-Halton draws (scipy.stats.qmc) from `seed`."""
-    if search not in SEARCHES:
-        raise OptbenchError(f"hydra.sweeper.search={search!r} is not a search: use one of {', '.join(SEARCHES)} "
-                            "(e.g. hydra.sweeper.search=halton hydra.sweeper.trials=16).")
+def check_search(search: str, trials: int) -> None:
+    """Refuse an unknown search or a trial budget that is not a positive whole number."""
+    if search not in SEARCHES + ADAPTIVE_SEARCHES:
+        raise OptbenchError(f"hydra.sweeper.search={search!r} is not a search: use one of "
+                            f"{', '.join(SEARCHES + ADAPTIVE_SEARCHES)} (e.g. hydra.sweeper.search=tpe "
+                            "hydra.sweeper.trials=16; tpe, cmaes and gp need the tune extra: pip install 'optbench[tune]').")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise OptbenchError(f"hydra.sweeper.trials={trials!r} must be a positive whole number, e.g. "
                             "hydra.sweeper.trials=11.")
+
+
+def search_points(dimensions: list[Dimension], search: str, trials: int, seed: int) -> list[dict[str, str]]:
+    """The stage-1 settings, each {key: value}: a full grid (`trials` points per interval), or
+    `trials` random or scrambled-Halton draws (scipy.stats.qmc) from `seed`."""
+    check_search(search, trials)
+    if search in ADAPTIVE_SEARCHES:
+        raise ValueError(f"search={search} asks its points batch by batch (optbench.search.AdaptiveSearch)")
     keys = [d.key for d in dimensions]
     if not dimensions:
         return [{}]  # nothing to search: stage 1 is one trial per arm
@@ -122,6 +131,8 @@ class TrialScore:
     final: float  # its last evaluated value (NaN if never evaluated)
     best: float  # its best evaluated value
     time_to_target: float  # first evaluated iteration meeting the target; NaN if never
+    threshold: float = math.nan  # the target's threshold
+    budget: float = math.nan  # the trial's iterations
 
     @property
     def usable(self) -> bool:
@@ -133,6 +144,20 @@ class TrialScore:
         if not self.usable:
             return math.nan
         return {"time_to_target": self.time_to_target, "final": self.final, "best": self.best}[select]
+
+    def search_value(self, select: str) -> float | None:
+        """One number to minimise that orders trials as `rank_key` does (for Optuna), or None for a trial
+        that must be told as failed. time_to_target: the fraction of the budget used to reach the target
+        (<= 1), or for a miss 1 + g/(1+g), g the final metric's distance to the threshold (in [1, 2))."""
+        if not self.usable:
+            return None
+        sign = -1.0 if self.higher_is_better else 1.0
+        if select != "time_to_target":
+            return sign * (self.final if select == "final" else self.best)
+        if not math.isnan(self.time_to_target):
+            return self.time_to_target / self.budget
+        gap = max(0.0, sign * (self.final - self.threshold))
+        return 1.0 + gap / (1.0 + gap) if math.isfinite(gap) else 2.0
 
     def rank_key(self, select: str) -> tuple:
         """Sorts best first: usable trials, then the criterion, then the final metric (ties)."""
@@ -176,6 +201,8 @@ def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
         final=float(values.iloc[-1]) if len(values) else math.nan,
         best=float((values.max() if higher else values.min())) if len(values) else math.nan,
         time_to_target=first_reaching(evaluations, target),
+        threshold=float(target.threshold),
+        budget=float(run.summary.get("iterations") or math.nan),
     )
 
 
@@ -208,3 +235,15 @@ def tuning_rows(arm: str, points: list[dict[str, str]], scores: list[TrialScore]
 def write_tuning_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write every trial so far to tuning.csv atomically (rewritten after each arm's stage 1)."""
     write_text_atomic(path, pd.DataFrame(rows).to_csv(index=False))
+
+
+@dataclass
+class Arm:
+    """One arm of stage 1: its overrides, name in tuning.csv, and the trials launched so far."""
+
+    overrides: list[str]
+    name: str
+    search: Any = None  # an AdaptiveSearch for tpe / cmaes / gp
+    points: list[dict[str, str]] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)

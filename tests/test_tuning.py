@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -256,3 +257,52 @@ def test_a_report_over_several_sweeps_keeps_their_arms_apart(tmp_path):
                      ).to_csv(tmp_path / sweep / "tuning.csv", index=False)
     assert sorted(load_tuning([tmp_path]).arm) == ["default (first)", "default (second)"]
     assert load_tuning([tmp_path / "first"]).arm.tolist() == ["default"]
+
+
+def sweep_to(tmp_path: Path, name: str, *args: str) -> pd.DataFrame:
+    """Run a tune sweep into tmp_path/name; its tuning.csv."""
+    out = tmp_path / name
+    result = subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=tune", "progress=false", "auto_report=false",
+                             "device=cpu", *args, f"hydra.sweep.dir={out}"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return pd.read_csv(out / "tuning.csv")
+
+
+@pytest.mark.slow
+def test_tpe_search_beats_the_median_grid_point_and_repeats(tmp_path):
+    """search=tpe (Optuna) with the grid's trial budget: its best trial beats the grid's median trial,
+    and the same seed asks the same points again."""
+    pytest.importorskip("optuna")
+    common = ["task=rosenbrock", "optimizer=adam", "iterations=150", "eval_every=50", "hydra.sweeper.trials=12",
+              "hydra.sweeper.seeds=1", "hydra.sweeper.select=final", "hydra.sweeper.batch=3"]
+    grid = sweep_to(tmp_path, "grid", *common)
+    tpe = sweep_to(tmp_path, "tpe", *common, "hydra.sweeper.search=tpe")
+    again = sweep_to(tmp_path, "again", *common, "hydra.sweeper.search=tpe")
+    assert len(tpe) == len(grid) == 12
+    assert tpe.final_metric.min() < grid.final_metric.median()
+    assert tpe["optimizer.lr"].tolist() == again["optimizer.lr"].tolist()
+    assert tpe.final_metric.tolist() == again.final_metric.tolist()
+    assert tpe.chosen.sum() == 1 and set(tpe["optimizer.lr"]) - set(grid["optimizer.lr"])  # not the grid's points
+
+
+@pytest.mark.slow
+def test_stage_one_is_one_launch_across_arms(tmp_path):
+    """With the vectorised launcher, every arm's stage-1 trials train in one group (a grid: all at once;
+    tpe: one round of asked points per launch), and stage 2 in another."""
+    pytest.importorskip("optuna")
+    base = ["task=mnist_mlp", "optimizer=sgd,adam", "iterations=20", "eval_every=10", "hydra/launcher=vectorized",
+            "hydra.sweeper.trials=3", "hydra.sweeper.seeds=2"]
+    for search, stage_one_group in (("grid", 6), ("tpe", 2)):  # tpe: ceil(3 / 4) = 1 point per arm per round
+        trials = sweep_to(tmp_path, search, *base, f"hydra.sweeper.search={search}")
+        sweep = tmp_path / search
+        members = [json.loads((sweep / run_dir / "summary.json").read_text())["vectorized_members"]
+                   for run_dir in trials.run_dir]
+        assert members == [stage_one_group] * 6, search
+        reruns = [json.loads((d / "summary.json").read_text()) for d in sweep.iterdir() if d.name.isdigit()]
+        assert len(reruns) == 4 and {r["vectorized_members"] for r in reruns} == {4}
+
+
+def test_an_unknown_search_names_the_choices():
+    with pytest.raises(OptbenchError, match="tpe, cmaes, gp"):
+        search_points([], "bayes", 4, 0)

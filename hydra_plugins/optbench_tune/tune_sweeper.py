@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
@@ -21,6 +21,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from optbench.tuning import Arm
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,9 @@ class TuneSweeper(Sweeper):
 
     def __init__(self, search: str = "grid", trials: int = 11, params: Any = None, select: str = "time_to_target",
                  seeds: Any = 5, tuning_seed: int = 1000, search_seed: int = 0, split: str = "validation",
-                 digits: int = 3) -> None:
+                 digits: int = 3, batch: Any = None) -> None:
         super().__init__()
+        self.batch = batch
         self.search, self.trials, self.select, self.split, self.digits = search, trials, select, split, digits
         self.params = _flatten(OmegaConf.to_container(params) if OmegaConf.is_config(params) else params)
         self.seeds, self.tuning_seed, self.search_seed = seeds, tuning_seed, search_seed
@@ -109,7 +113,8 @@ class TuneSweeper(Sweeper):
         return [list(arm) for arm in itertools.product(*choices)], common, list(dimensions.values())
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        """Run stage 1 arm by arm (tuning.csv rewritten after each), then stage 2 for every arm at once."""
+        """Stage 1 in one launch for every arm (an adaptive search: one launch per round of asked points),
+        tuning.csv rewritten after each; then stage 2, every arm's winner over the seeds, in one launch."""
         from optbench.errors import OptbenchError
 
         try:
@@ -122,11 +127,13 @@ class TuneSweeper(Sweeper):
 
         from optbench.config import positive_int
         from optbench.records import TUNING_CSV, TUNING_DIR
-        from optbench.tuning import check_selection, check_split, score_trial, search_points, tuning_rows, \
-            write_tuning_csv
+        from optbench.threads import announce_jobs_at_once
+        from optbench.tuning import ADAPTIVE_SEARCHES, Arm, check_search, check_selection, check_split, score_trial, \
+            search_points, write_tuning_csv
 
         check_selection(self.select)
         check_split(self.split)
+        check_search(self.search, self.trials)
         seeds = self._stage_seeds()
         arms, common, dimensions = self._plan(arguments)
         if self.split == "validation":
@@ -135,42 +142,92 @@ class TuneSweeper(Sweeper):
             common = [c for c in common if not c.startswith("validation=")] + ["validation=true"]
         digits = positive_int("hydra.sweeper.digits", self.digits, "hydra.sweeper.digits=3")
         dimensions = [replace(d, digits=digits) for d in dimensions]
-        points = search_points(dimensions, self.search, self.trials, self.search_seed)
+        adaptive = self.search in ADAPTIVE_SEARCHES and bool(dimensions)
+        stage_one = [Arm(arm, arm_name(arm, common)) for arm in arms]
+        if adaptive:
+            from optbench.search import AdaptiveSearch
+
+            for arm in stage_one:
+                arm.search = AdaptiveSearch(dimensions, self.search, self.search_seed)
+            per_arm, batch = self.trials, self._batch_size(len(arms))
+        else:
+            points = search_points(dimensions, "grid" if self.search in ADAPTIVE_SEARCHES else self.search,
+                                   self.trials, self.search_seed)
+            per_arm, batch = len(points), len(points)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        log.info("tune: %d arms x %d trials (%s search over %s) on seed %d, selected on the %s split, then the "
-                 "best of each arm over seeds %s", len(arms), len(points), self.search,
-                 ", ".join(d.key for d in dimensions) or "nothing", self.tuning_seed, self.split, seeds)
+        log.info("tune: %d arms x %d trials (%s search over %s%s) on seed %d, selected on the %s split, then the "
+                 "best of each arm over seeds %s", len(arms), per_arm, self.search,
+                 ", ".join(d.key for d in dimensions) or "nothing",
+                 f", {batch} per arm at a time" if adaptive else "", self.tuning_seed, self.split, seeds)
+        probe = {d.key: d.at(0.5) for d in dimensions}  # every arm composes before the first trial runs: a typo fails at once
+        for arm in stage_one:
+            self.validate_batch_is_legal([self._trial(common, arm, probe, "probe")])
 
-        dirs = [[f"{TUNING_DIR}/{a * len(points) + i}" for i in range(len(points))] for a in range(len(arms))]
-        batches = [[[*common, *arm, *(f"{k}={v}" for k, v in point.items()), f"seed={self.tuning_seed}",
-                     f"hydra.sweep.subdir={run_dir}"] for point, run_dir in zip(points, arm_dirs)]
-                   for arm, arm_dirs in zip(arms, dirs)]
-        for batch in batches:  # every arm composes before the first trial runs: a typo fails at once
-            self.validate_batch_is_legal(batch)
+        returns: list[list[JobReturn]] = []
+        job = 0
+        while any(len(arm.points) < per_arm for arm in stage_one):
+            launch = []  # one launch for every arm's next trials: a vectorised group spans optimizers
+            for index, arm in enumerate(stage_one):
+                count = min(batch, per_arm - len(arm.points))
+                new = arm.search.ask(count) if adaptive else points[len(arm.points):len(arm.points) + count]
+                for point in new:
+                    arm.dirs.append(f"{TUNING_DIR}/{index * per_arm + len(arm.points)}")
+                    arm.points.append(point)
+                    launch.append(self._trial(common, arm, point, arm.dirs[-1]))
+            announce_jobs_at_once(len(launch))
+            returns.append(list(self.launcher.launch(launch, initial_job_idx=job)))
+            job += len(launch)
+            for arm in stage_one:
+                told = len(arm.scores)
+                arm.scores += [score_trial(sweep_dir / run_dir, self.split) for run_dir in arm.dirs[told:]]
+                if adaptive:
+                    arm.search.tell(arm.scores[told:], self.select)
+            write_tuning_csv(sweep_dir / TUNING_CSV, [row for arm in stage_one for row in self._rows(arm)])
 
-        returns, rows, winners = [], [], []
-        for index, (arm, batch, arm_dirs) in enumerate(zip(arms, batches, dirs)):
-            returns.append(list(self.launcher.launch(batch, initial_job_idx=index * len(points))))
-            scores = [score_trial(sweep_dir / run_dir, self.split) for run_dir in arm_dirs]
-            arm_rows = tuning_rows(arm_name(arm, common), points, scores, arm_dirs, self.tuning_seed, self.select,
-                                   self.split)
-            rows += arm_rows
-            write_tuning_csv(sweep_dir / TUNING_CSV, rows)
-            chosen = next((row for row in arm_rows if row["chosen"]), None)
-            if chosen is None:
-                log.warning("tune: no trial of %s completed (all diverged or failed; see %s); it is left out of "
-                            "stage 2", " ".join(arm) or "the sweep", sweep_dir / TUNING_CSV)
-                continue
-            setting = [f"{k}={chosen[k]}" for k in points[0]]
-            reached = chosen["time_to_target"]
-            log.info("tune: %s: chose %s (final %s %s %.4g, %s)", " ".join(arm) or "the sweep", " ".join(setting),
-                     self.split, chosen["metric"].removeprefix("test_"), chosen["final_metric"],
-                     "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}")
-            winners.append([*common, *arm, *setting])
-
+        winners = [setting for arm in stage_one if (setting := self._winner(arm, common)) is not None]
         stage_two = [[*overrides, f"seed={seed}"] for overrides in winners for seed in seeds]
         if stage_two:
+            announce_jobs_at_once(len(stage_two))
             returns.append(list(self.launcher.launch(stage_two, initial_job_idx=0)))
         return returns
+
+    def _trial(self, common: list[str], arm: Arm, point: dict[str, str], run_dir: str) -> list[str]:
+        """A stage-1 trial's overrides."""
+        return [*common, *arm.overrides, *(f"{k}={v}" for k, v in point.items()), f"seed={self.tuning_seed}",
+                f"hydra.sweep.subdir={run_dir}"]
+
+    def _rows(self, arm: Arm) -> list[dict[str, Any]]:
+        from optbench.tuning import tuning_rows
+
+        return tuning_rows(arm.name, arm.points, arm.scores, arm.dirs, self.tuning_seed, self.select, self.split)
+
+    def _winner(self, arm: Arm, common: list[str]) -> list[str] | None:
+        """The overrides of the arm's chosen trial, or None (logged) when none completed."""
+        from optbench.records import TUNING_CSV
+
+        chosen = next((row for row in self._rows(arm) if row["chosen"]), None)
+        what = " ".join(arm.overrides) or "the sweep"
+        if chosen is None:
+            log.warning("tune: no trial of %s completed (all diverged or failed; see %s); it is left out of "
+                        "stage 2", what, Path(self.config.hydra.sweep.dir) / TUNING_CSV)
+            return None
+        setting = [f"{k}={chosen[k]}" for k in arm.points[0]]
+        reached = chosen["time_to_target"]
+        log.info("tune: %s: chose %s (final %s %s %.4g, %s)", what, " ".join(setting), self.split,
+                 chosen["metric"].removeprefix("test_"), chosen["final_metric"],
+                 "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}")
+        return [*common, *arm.overrides, *setting]
+
+    def _batch_size(self, arms: int) -> int:
+        """Points asked per arm at a time: what the launcher runs at once, shared by the arms, but at most
+        a quarter of the trials (so the search has rounds to learn from), or `batch` when given."""
+        from optbench.config import positive_int
+
+        if self.batch is not None:
+            return positive_int("hydra.sweeper.batch", self.batch, "hydra.sweeper.batch=4")
+        from optbench.threads import launcher_capacity
+
+        at_once = launcher_capacity(self.config.hydra.launcher)
+        return max(1, min(at_once // arms, math.ceil(self.trials / 4)))
