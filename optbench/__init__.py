@@ -1,3 +1,29 @@
-"""optbench: benchmark PyTorch optimizers from the command line, configured with Hydra."""
+"""optbench: benchmark PyTorch optimizers from the command line, configured with Hydra.
+
+From Python: `optbench.run(...)`, `optbench.sweep(...)`, `optbench.report(...)` (see optbench/api.py).
+They are loaded on first use, so `import optbench` stays light for the command line and Hydra's plugins.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = ("run", "sweep", "Result", "Sweep", "ReportView")
+__all__ = ["run", "sweep", "report", "Result", "Sweep", "ReportView", "OptbenchError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """The Python API's names, imported when first asked for."""
+    if name in _API:
+        from optbench import api
+
+        return getattr(api, name)
+    if name == "OptbenchError":
+        from optbench.errors import OptbenchError
+
+        return OptbenchError
+    if name == "report":  # the report package, callable: optbench.report(*dirs) builds a report
+        import optbench.report as report
+
+        return report
+    raise AttributeError(f"module 'optbench' has no attribute {name!r}")

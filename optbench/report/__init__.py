@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +22,18 @@ from optbench.report.sensitivity import load_tuning
 from optbench.report.table import pairwise_table, readable, results_table, summary_table
 
 FORMATS = ("png", "svg", "pdf")
+
+
+class _CallableModule(types.ModuleType):
+    """`optbench.report(*dirs)` is the Python API's report; `optbench.report.build_report` etc. stay modules' names."""
+
+    def __call__(self, *dirs: str | Path, out_dir: str | Path | None = None) -> Any:
+        from optbench.api import report
+
+        return report(*dirs, out_dir=out_dir)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 @dataclass

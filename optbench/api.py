@@ -1,0 +1,209 @@
+"""optbench from Python (a notebook, a script, your own package): one run, a sweep, a report.
+
+    import optbench
+    result = optbench.run("optimizer=adam", "iterations=500")      # in-process, as `optbench ...`
+    result.test                                                    # test.csv as a DataFrame
+    runs = optbench.sweep("optimizer=sgd,adam", "seed=0,1", "iterations=500")   # as `optbench -m ...`
+    optbench.report(runs.sweep_dir)                                # figures and table inline in Jupyter
+
+The overrides are the command line's, composed and checked the same way; a problem raises
+`OptbenchError` with the CLI's one-paragraph message.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.errors import OptbenchError
+from optbench.records import SUMMARY_JSON, write_text_atomic
+
+SHOWN = ("status", "task", "optimizer", "seed", "iterations_run", "final_test_accuracy", "final_test_loss",
+         "reached_target_at", "train_seconds")  # what a Result shows in a notebook
+
+
+def _table_html(rows: list[dict[str, Any]]) -> str:
+    """Rows of summary fields as an HTML table (pandas escapes every cell)."""
+    return pd.DataFrame([{key: row.get(key) for key in SHOWN} for row in rows]).to_html(index=False, na_rep="")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One finished run: its summary.json as a dict and its CSVs as DataFrames, read from `out_dir`."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+
+    @classmethod
+    def load(cls, out_dir: Path) -> Result:
+        """The run whose files are in `out_dir`."""
+        return cls(Path(out_dir), json.loads((Path(out_dir) / SUMMARY_JSON).read_text()))
+
+    def _csv(self, name: str) -> pd.DataFrame | None:
+        path = self.out_dir / name
+        return pd.read_csv(path) if path.exists() else None
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """train.csv: one row per iteration."""
+        return self._csv("train.csv")
+
+    @property
+    def test(self) -> pd.DataFrame:
+        """test.csv: one row per evaluation."""
+        return self._csv("test.csv")
+
+    @property
+    def valid(self) -> pd.DataFrame | None:
+        """valid.csv, when the run held out a validation split."""
+        return self._csv("valid.csv")
+
+    def _repr_html_(self) -> str:
+        return f"<p>optbench run in <code>{html.escape(str(self.out_dir))}</code></p>{_table_html([self.summary])}"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A finished sweep: its dir and every run in it (a tune sweep's stage-2 runs; its trials are in tuning.csv)."""
+
+    sweep_dir: Path
+    results: list[Result]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per run: the summary fields a notebook shows first."""
+        return pd.DataFrame([{key: r.summary.get(key) for key in SHOWN} | {"out_dir": str(r.out_dir)}
+                             for r in self.results])
+
+    def _repr_html_(self) -> str:
+        return (f"<p>optbench sweep of {len(self.results)} runs in <code>{html.escape(str(self.sweep_dir))}</code></p>"
+                f"{_table_html([r.summary for r in self.results])}")
+
+
+def _new_dir(base: str) -> Path:
+    """A fresh `base/DATE/TIME` dir, as Hydra names its output dirs (with a suffix if that one exists)."""
+    stamp = datetime.now()
+    folder = Path(base) / stamp.strftime("%Y-%m-%d") / stamp.strftime("%H-%M-%S")
+    candidate, n = folder, 1
+    while candidate.exists():
+        candidate, n = folder.with_name(f"{folder.name}_{n}"), n + 1
+    return candidate
+
+
+def _compose(overrides: tuple[str, ...]) -> DictConfig:
+    """The job config, as the CLI composes it; Hydra's composition errors as one OptbenchError."""
+    from hydra.errors import HydraException
+
+    from optbench.config import compose
+
+    try:
+        return compose(*overrides)
+    except HydraException as exc:
+        raise OptbenchError(f"The overrides {' '.join(overrides) or '(none)'} do not compose: {exc} "
+                            "`optbench --help` lists the config groups and tasks; `optbench --cfg job ...` "
+                            "prints what a command line composes to.") from None
+
+
+def _save_hydra_files(cfg: DictConfig, overrides: tuple[str, ...], out_dir: Path) -> None:
+    """`.hydra/config.yaml`, `overrides.yaml` and `hydra.yaml`, as Hydra writes them: reports read them."""
+    hydra_dir = out_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    write_text_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(job))
+    write_text_atomic(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    hydra = OmegaConf.create({"hydra": {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}})
+    write_text_atomic(hydra_dir / "hydra.yaml", OmegaConf.to_yaml(hydra))
+
+
+def run(*overrides: str, out_dir: str | Path | None = None) -> Result:
+    """Train one run in this process, as `optbench OVERRIDES` does; its files go to `out_dir`
+    (default: a new outputs/DATE/TIME). A run that diverges returns normally (its summary says so)."""
+    cfg = _compose(overrides)
+    directory = Path(out_dir) if out_dir is not None else _new_dir("outputs")
+    _save_hydra_files(cfg, overrides, directory)
+    from optbench.train import run_job
+
+    run_job(cfg, directory)
+    return Result.load(directory)
+
+
+def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = False) -> Sweep:
+    """Run `optbench -m OVERRIDES` (any sweeper or launcher: `hydra/launcher=vectorized`,
+    `hydra/sweeper=tune`, ...) into `sweep_dir` (default: a new multirun/DATE/TIME) and return its runs.
+
+    It runs in a child process, exactly the command line: Hydra's multirun machinery keeps global state
+    that one process cannot safely start twice. Its log lines are printed as they come (`quiet` hides them).
+    """
+    directory = Path(sweep_dir) if sweep_dir is not None else _new_dir("multirun")
+    command = [sys.executable, "-m", "optbench", "-m", *overrides, f"hydra.sweep.dir={directory}"]
+    tail: deque[str] = deque(maxlen=100)  # room for Hydra's error with its list of options
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            if not quiet:
+                print(line, end="")
+    if process.returncode != 0:
+        raise OptbenchError(f"The sweep `optbench -m {' '.join(overrides)}` stopped with exit status "
+                            f"{process.returncode}. Its last lines:\n" + "\n".join(tail))
+    from optbench.runs import discover
+
+    return Sweep(directory, [Result.load(path) for path in discover([directory])])
+
+
+@dataclass
+class ReportView:
+    """A report written to `out_dir`; in Jupyter it shows its table and figures inline."""
+
+    out_dir: Path
+    report: Any  # optbench.report.Report
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The report's summary table (summary.csv)."""
+        return self.report.table
+
+    @cached_property
+    def figures(self) -> list[Path]:
+        """The PNG figures it drew."""
+        return [path for path in self.report.files if path.suffix == ".png"]
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the self-contained report.html to `path` (a file, or a folder to put it in)."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / "report.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.out_dir / "report.html", target)
+        return target
+
+    def _repr_html_(self) -> str:
+        images = "".join(f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,'
+                         f'{base64.b64encode(path.read_bytes()).decode()}"/></figure>' for path in self.figures)
+        return (f"<p>optbench report of {len(self.report.runs)} runs in "
+                f"<code>{html.escape(str(self.out_dir))}</code></p>{self.table.to_html(index=False, na_rep='')}{images}")
+
+
+def report(*dirs: str | Path, out_dir: str | Path | None = None) -> ReportView:
+    """Build `optbench report DIRS` (run dirs, sweep dirs, or folders of them) into `out_dir` (default:
+    DIR/report for one dir, ./report for several); in Jupyter it displays inline."""
+    from optbench.report import build_report
+
+    paths = [Path(d) for d in dirs]
+    if not paths:
+        raise OptbenchError("optbench.report() needs at least one run or sweep dir, e.g. "
+                            "optbench.report(result.out_dir) or optbench.report('multirun/2026-11-29/10-00-00').")
+    out = Path(out_dir) if out_dir is not None else (paths[0] / "report" if len(paths) == 1 else Path("report"))
+    return ReportView(out, build_report(paths, out))
