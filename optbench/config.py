@@ -51,6 +51,20 @@ def config_fingerprint(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def shadowed_user_configs(sources: Any) -> list[str]:
+    """The configs in the user's config dirs (`--config-dir`) that a shipped config of the same group
+    and name hides: Hydra searches optbench's own configs first."""
+    shipped = Path(config_dir())
+    hidden = []
+    for source in sources or []:
+        if source.get("schema") != "file" or source.get("provider") == "main":
+            continue
+        root = Path(source["path"])
+        hidden += [str(path) for path in sorted(root.rglob("*.yaml")) if (shipped / path.relative_to(root)).exists()
+                   and path.relative_to(root).parts[0] != "config.yaml"]
+    return hidden
+
+
 def instantiate_checked(node: DictConfig, what: str, hint: str, **kwargs: Any) -> Any:
     """`instantiate(node, **kwargs)`; a failure becomes one OptbenchError saying `what` failed, then `hint`."""
     try:

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int
+from optbench.config import (check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int,
+                             shadowed_user_configs)
 from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
@@ -294,6 +295,9 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: one training job; returns its `objective` (for sweepers)."""
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    for path in shadowed_user_configs(hydra_cfg.runtime.config_sources):
+        log.warning("%s is hidden by optbench's own config of the same name (optbench's configs are searched "
+                    "first): give it a name of its own", path)
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.resume and (previous := completed_before(out_dir, config_fingerprint(cfg))):
         log.info("resume: %s already holds a completed run of this config; skipping it", out_dir)

@@ -108,3 +108,60 @@ def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"from {site}" in result.stderr
     assert summary(elsewhere / "run")["status"] == "completed"
+
+
+USER_OPTIMIZER = '''import torch
+
+
+class SignSGD(torch.optim.Optimizer):
+    """sign(grad) steps: an optimizer of the user's own package."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad.sign(), alpha=-group["lr"])
+'''
+
+
+@pytest.mark.slow
+def test_a_users_own_optimizer_and_task_from_an_installed_wheel(tmp_path):
+    """A folder of the user's configs (`--config-dir`) with an optimizer class from the user's own package
+    and a task of their own, run against the wheel-installed optbench from a temporary folder: the run
+    completes under the user's names, --help lists the user's task, and a user config named like a
+    shipped one is reported as hidden (optbench's configs are searched first)."""
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    site = tmp_path / "site"
+    zipfile.ZipFile(next((tmp_path / "dist").glob("optbench-*.whl"))).extractall(site)
+    work = tmp_path / "work"
+    (work / "mypkg").mkdir(parents=True)
+    (work / "mypkg" / "__init__.py").write_text(USER_OPTIMIZER)
+    (work / "myconf" / "optimizer").mkdir(parents=True)
+    (work / "myconf" / "task").mkdir()
+    (work / "myconf" / "optimizer" / "signsgd.yaml").write_text("_target_: mypkg.SignSGD\n_partial_: true\nlr: 0.001\n")
+    (work / "myconf" / "optimizer" / "sgd.yaml").write_text("_target_: torch.optim.SGD\n_partial_: true\nlr: 0.5\n")
+    shipped = (REPO / "configs" / "task" / "rosenbrock.yaml").read_text()
+    (work / "myconf" / "task" / "myvalley.yaml").write_text(
+        shipped.replace("name: rosenbrock", "name: myvalley").replace("description: \"Rosenbrock", "description: \"Mine: Rosenbrock"))
+
+    def optbench_from_wheel(*args: str) -> subprocess.CompletedProcess:
+        code = "import sys; sys.path[:0] = [sys.argv.pop(1), '.']; import optbench.cli as c; sys.argv[0] = 'optbench'; c.main()"
+        return subprocess.run([sys.executable, "-c", code, str(site), *args], cwd=work, capture_output=True, text=True,
+                              timeout=300)
+
+    result = optbench_from_wheel("--config-dir", "myconf", "task=myvalley", "optimizer=signsgd", "iterations=20",
+                                 f"hydra.run.dir={work / 'run'}")
+    assert result.returncode == 0, result.stderr
+    assert summary(work / "run")["optimizer"] == "signsgd" and summary(work / "run")["task"] == "myvalley"
+    assert "hidden by optbench's own config" in result.stderr and "myconf/optimizer/sgd.yaml" in result.stderr
+    helped = optbench_from_wheel("--config-dir", "myconf", "--help")
+    assert helped.returncode == 0 and "myvalley" in helped.stdout and "Mine: Rosenbrock" in helped.stdout
+    assert "signsgd" in helped.stdout  # Hydra's own list of the optimizer group's options
+    shadowed = optbench_from_wheel("--config-dir", "myconf", "optimizer=sgd", "--cfg", "job")
+    assert "lr: 0.1" in shadowed.stdout  # the shipped sgd, not the user's lr 0.5

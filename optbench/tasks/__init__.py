@@ -7,6 +7,7 @@ budget and names its class in `task._target_`; `build_task` instantiates it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,12 +25,20 @@ def build_task(cfg: DictConfig) -> Task:
     )
 
 
-def task_list() -> str:
-    """One line per task preset, `name  description`, for `optbench --help`."""
-    paths = sorted(Path(config_dir(), "task").glob("*.yaml"))
-    width = max((len(path.stem) for path in paths), default=0) + 2  # names in a column, two spaces from the text
+def task_list(sources: Any = None) -> str:
+    """One line per task preset, `name  description`, for `optbench --help`: the shipped presets and
+    those in the config dirs Hydra searches (`--config-dir`), from `hydra.runtime.config_sources`."""
+    folders = [Path(config_dir(), "task")]
+    for source in sources or []:
+        if source.get("schema") == "file" and source.get("provider") != "main":
+            folders.append(Path(source["path"], "task"))
+    paths: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            paths.setdefault(path.stem, path)  # a shipped name wins, as in Hydra's search path
+    width = max((len(name) for name in paths), default=0) + 2  # names in a column, two spaces from the text
     lines = []
-    for path in paths:
+    for name, path in sorted(paths.items()):
         description = OmegaConf.select(OmegaConf.load(path), "task.description", default="") or ""
-        lines.append(f"  {path.stem:<{width}}{description}")
+        lines.append(f"  {name:<{width}}{description}")
     return "\n".join(lines)
