@@ -71,6 +71,10 @@ class Result:
         """valid.csv, when the run held out a validation split."""
         return self._csv("valid.csv")
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={self.summary.get(key)!r}" for key in ("status", "task", "optimizer", "seed"))
+        return f"Result('{self.out_dir}', {shown})"
+
     def _repr_html_(self) -> str:
         return f"<p>optbench run in <code>{html.escape(str(self.out_dir))}</code></p>{_table_html([self.summary])}"
 
@@ -87,6 +91,9 @@ class Sweep:
         """One row per run: the summary fields a notebook shows first."""
         return pd.DataFrame([{key: r.summary.get(key) for key in SHOWN} | {"out_dir": str(r.out_dir)}
                              for r in self.results])
+
+    def __repr__(self) -> str:
+        return f"Sweep('{self.sweep_dir}', {len(self.results)} runs)"
 
     def _repr_html_(self) -> str:
         return (f"<p>optbench sweep of {len(self.results)} runs in <code>{html.escape(str(self.sweep_dir))}</code></p>"
@@ -188,6 +195,9 @@ class ReportView:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.out_dir / "report.html", target)
         return target
+
+    def __repr__(self) -> str:
+        return f"ReportView('{self.out_dir}', {len(self.report.runs)} runs, {len(self.figures)} figures)"
 
     def _repr_html_(self) -> str:
         images = "".join(f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,'

@@ -64,3 +64,11 @@ def test_sweep_runs_the_command_line_and_returns_its_runs(tmp_path, capsys):
 def test_python_dash_m_optbench_is_the_command():
     result = subprocess.run([sys.executable, "-m", "optbench", "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == f"optbench {optbench.__version__}"
+
+
+def test_plain_reprs_stay_short(tmp_path):
+    result = optbench.run("task=rosenbrock", "optimizer=adam", "iterations=10", "eval_every=10", "device=cpu",
+                          "progress=false", out_dir=tmp_path / "run")
+    assert repr(result) == f"Result('{tmp_path / 'run'}', status='completed', task='rosenbrock', optimizer='adam', seed=0)"
+    view = optbench.report(tmp_path / "run")
+    assert repr(view).startswith(f"ReportView('{tmp_path / 'run' / 'report'}', 1 runs, ") and len(repr(view)) < 200
