@@ -35,9 +35,14 @@ SHOWN = ("status", "task", "optimizer", "seed", "iterations_run", "final_test_ac
          "reached_target_at", "train_seconds")  # what a Result shows in a notebook
 
 
-def _table_html(rows: list[dict[str, Any]]) -> str:
-    """Rows of summary fields as an HTML table (pandas escapes every cell)."""
-    return pd.DataFrame([{key: row.get(key) for key in SHOWN} for row in rows]).to_html(index=False, na_rep="")
+def _shown(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per summary: the fields a notebook shows first."""
+    return pd.DataFrame([{key: summary.get(key) for key in SHOWN} for summary in summaries])
+
+
+def _table_html(summaries: list[dict[str, Any]]) -> str:
+    """The shown fields as an HTML table (pandas escapes every cell)."""
+    return _shown(summaries).to_html(index=False, na_rep="")
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,7 @@ class Sweep:
     @property
     def table(self) -> pd.DataFrame:
         """One row per run: the summary fields a notebook shows first."""
-        return pd.DataFrame([{key: r.summary.get(key) for key in SHOWN} | {"out_dir": str(r.out_dir)}
-                             for r in self.results])
+        return _shown([r.summary for r in self.results]).assign(out_dir=[str(r.out_dir) for r in self.results])
 
     def __repr__(self) -> str:
         return f"Sweep('{self.sweep_dir}', {len(self.results)} runs)"

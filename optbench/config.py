@@ -51,17 +51,22 @@ def config_fingerprint(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def user_config_dirs(sources: Any) -> list[Path]:
+    """The config dirs the user added (`--config-dir`), from Hydra's `hydra.runtime.config_sources`."""
+    return [Path(source["path"]) for source in sources or []
+            if source.get("schema") == "file" and source.get("provider") != "main"]
+
+
 def shadowed_user_configs(sources: Any) -> list[str]:
     """The configs in the user's config dirs (`--config-dir`) that a shipped config of the same group
     and name hides: Hydra searches optbench's own configs first."""
     shipped = Path(config_dir())
     hidden = []
-    for source in sources or []:
-        if source.get("schema") != "file" or source.get("provider") == "main":
-            continue
-        root = Path(source["path"])
-        hidden += [str(path) for path in sorted(root.rglob("*.yaml")) if (shipped / path.relative_to(root)).exists()
-                   and path.relative_to(root).parts[0] != "config.yaml"]
+    for root in user_config_dirs(sources):
+        for path in sorted(root.rglob("*.yaml")):
+            relative = path.relative_to(root)
+            if relative.parts[0] != "config.yaml" and (shipped / relative).exists():
+                hidden.append(str(path))
     return hidden
 
 

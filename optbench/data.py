@@ -67,8 +67,7 @@ class Split:
         if pixels.dtype != torch.uint8:
             return pixels  # already real-valued features (e.g. the thermometer readings)
         if by_table if by_table is not None else pixels.device.type != "cpu":
-            table = self.table if pixels.device == self.pixels.device else self.table.to(pixels.device)
-            return table.index_select(0, pixels.reshape(-1).int()).view(pixels.shape)
+            return self.table.index_select(0, pixels.reshape(-1).int()).view(pixels.shape)
         inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
         return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
 

@@ -104,11 +104,11 @@ def search_points(dimensions: list[Dimension], search: str, trials: int, seed: i
     """The stage-1 settings, each {key: value}: a full grid (`trials` points per interval), or
     `trials` random or scrambled-Halton draws (scipy.stats.qmc) from `seed`."""
     check_search(search, trials)
+    if not dimensions:
+        return [{}]  # nothing to search: stage 1 is one trial per arm
     if search in ADAPTIVE_SEARCHES:
         raise ValueError(f"search={search} asks its points batch by batch (optbench.search.AdaptiveSearch)")
     keys = [d.key for d in dimensions]
-    if not dimensions:
-        return [{}]  # nothing to search: stage 1 is one trial per arm
     if search == "grid":
         return [dict(zip(keys, values)) for values in itertools.product(*(d.grid(trials) for d in dimensions))]
     if search == "random":

@@ -151,8 +151,7 @@ class TuneSweeper(Sweeper):
                 arm.search = AdaptiveSearch(dimensions, self.search, self.search_seed)
             per_arm, batch = self.trials, self._batch_size(len(arms))
         else:
-            points = search_points(dimensions, "grid" if self.search in ADAPTIVE_SEARCHES else self.search,
-                                   self.trials, self.search_seed)
+            points = search_points(dimensions, self.search, self.trials, self.search_seed)
             per_arm, batch = len(points), len(points)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.config import config_dir, instantiate_checked
+from optbench.config import config_dir, instantiate_checked, user_config_dirs
 from optbench.tasks.base import Evaluation, StepLoss, Target, Task
 
 __all__ = ["Evaluation", "StepLoss", "Target", "Task", "build_task", "task_list"]
@@ -28,10 +28,7 @@ def build_task(cfg: DictConfig) -> Task:
 def task_list(sources: Any = None) -> str:
     """One line per task preset, `name  description`, for `optbench --help`: the shipped presets and
     those in the config dirs Hydra searches (`--config-dir`), from `hydra.runtime.config_sources`."""
-    folders = [Path(config_dir(), "task")]
-    for source in sources or []:
-        if source.get("schema") == "file" and source.get("provider") != "main":
-            folders.append(Path(source["path"], "task"))
+    folders = [Path(config_dir(), "task"), *(root / "task" for root in user_config_dirs(sources))]
     paths: dict[str, Path] = {}
     for folder in folders:
         for path in sorted(folder.glob("*.yaml")):
