@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _PACKAGE = Path(__file__).resolve().parent
 
 # Settings that never change a run's numbers: left out of a run's fingerprint and of report labels.
-NON_RESULT_KEYS = ("progress", "auto_report", "resume", "threads", "dataset.root")
+NON_RESULT_KEYS = ("progress", "auto_report", "resume", "threads", "dataset.root", "logger")
 
 
 def config_dir() -> str:

@@ -12,7 +12,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class MetricsCSV:
 
     def __init__(self, path: Path, columns: Sequence[str] = COLUMNS) -> None:
         self.path = path
+        self.columns = tuple(columns)
+        self.mirror: Callable[[range, dict[str, Sequence[Any]]], None] | None = None  # sees every appended chunk
         self._file = open(path, "w", newline="")
         self._write([columns])
 
@@ -77,8 +79,10 @@ class MetricsCSV:
 
     def append(self, first_iteration: int, *columns: Sequence[Any]) -> None:
         """Append rows for consecutive iterations starting at `first_iteration`, one sequence per column."""
-        count = len(columns[0])
-        self._write(zip(range(first_iteration, first_iteration + count), *columns))
+        iterations = range(first_iteration, first_iteration + len(columns[0]))
+        self._write(zip(iterations, *columns))
+        if self.mirror is not None and len(iterations):
+            self.mirror(iterations, dict(zip(self.columns[1:], columns)))
 
     def close(self) -> None:
         """Close the file (everything is already on disk)."""
@@ -95,10 +99,21 @@ class RunRecords:
         self.test = MetricsCSV(out_dir / TEST_CSV)
         self.valid: MetricsCSV | None = None
         self.trajectory: MetricsCSV | None = None
+        self._mirror: Callable[[str, range, dict[str, Sequence[Any]]], None] | None = None
+
+    def mirror_to(self, callback: Callable[[str, range, dict[str, Sequence[Any]]], None]) -> None:
+        """Hand every chunk appended to train.csv, test.csv and valid.csv, once written, to
+        `callback(split, iterations, columns)` too (an experiment tracker)."""
+        self._mirror = callback
+        for split, csv_file in (("train", self.train), ("test", self.test), ("valid", self.valid)):
+            if csv_file is not None:
+                csv_file.mirror = lambda iterations, columns, split=split: callback(split, iterations, columns)
 
     def open_validation(self) -> MetricsCSV:
         """Start valid.csv (the validation split's evaluations, test.csv's columns)."""
         self.valid = MetricsCSV(self.out_dir / VALID_CSV)
+        if self._mirror is not None:
+            self.mirror_to(self._mirror)
         return self.valid
 
     def open_trajectory(self, columns: Sequence[str]) -> MetricsCSV:

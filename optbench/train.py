@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import (check_length_overrides, check_settings, config_dir, config_fingerprint, positive_int,
-                             shadowed_user_configs)
+from optbench.config import (check_length_overrides, check_settings, config_dir, config_fingerprint,
+                             positive_int, shadowed_user_configs)
 from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
@@ -37,6 +37,7 @@ from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none
 from optbench.schedule import build_schedule
 from optbench.tasks import Target, Task, build_task, task_list
 from optbench.threads import launcher_threads
+from optbench.trackers import Tracker, build_tracker, run_info
 from optbench.trainer import train
 
 log = logging.getLogger(__name__)
@@ -99,19 +100,27 @@ def _results(outcome: Outcome, target: Target) -> dict[str, Any]:
     }
 
 
-def group_choices(cfg: DictConfig) -> dict[str, str]:
-    """The option chosen in each config group: from Hydra's runtime in a job, or from the `hydra`
-    node of a config composed with `compose(..., return_hydra_config=True)`; {} when neither has it."""
+def hydra_node(cfg: DictConfig) -> DictConfig | None:
+    """The job's `hydra` node: the config's own (a vectorised sweep's jobs, `compose(...,
+    return_hydra_config=True)`), else Hydra's runtime one; None outside Hydra (the Python API)."""
     if "hydra" in cfg:
-        return dict(OmegaConf.select(cfg, "hydra.runtime.choices", default={}) or {})
-    if HydraConfig.initialized():
-        return dict(HydraConfig.get().runtime.choices)
-    return {}
+        return cfg.hydra
+    return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
-    """The optimizer's config name (`adam`, `scratch/sgd`), or its class name when none was chosen by name."""
-    return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+def group_choices(cfg: DictConfig) -> dict[str, str]:
+    """The option chosen in each config group ({} when the config has no Hydra runtime)."""
+    node = hydra_node(cfg)
+    return dict(OmegaConf.select(node, "runtime.choices", default={}) or {}) if node is not None else {}
+
+
+def sweep_dir(cfg: DictConfig) -> Path | None:
+    """The sweep dir of a job of a sweep (`-m`), or None for a single run."""
+    node = hydra_node(cfg)
+    mode = OmegaConf.select(node, "mode", default=None) if node is not None else None
+    if getattr(mode, "name", str(mode)) != "MULTIRUN":
+        return None
+    return Path(str(node.sweep.dir))
 
 
 @dataclass
@@ -133,6 +142,7 @@ class Job:
     protocol: Protocol = Protocol()
     scheduler: LRScheduler | None = None
     recorder: Recorder | None = None
+    tracker: Tracker | None = None  # logger=tensorboard|mlflow|wandb: sees every CSV row and the summary
     log: logging.Logger = log  # a vectorised sweep gives each job its own, writing to the job's log file
 
 
@@ -175,12 +185,27 @@ def run_settings(cfg: DictConfig, device: torch.device) -> Iterator[None]:
         yield
 
 
+def open_tracker(job: Job, tracker: Tracker) -> None:
+    """Start the job's tracker run and let it see every row the job's CSVs receive."""
+    node = hydra_node(job.cfg)
+    overrides = list(OmegaConf.select(node, "overrides.task", default=[]) or []) if node is not None else []
+    tracker.open(run_info(job.cfg, job.records.out_dir, job.summary, sweep_dir(job.cfg), overrides))
+    job.records.mirror_to(tracker.rows)
+    job.tracker = tracker
+
+
+def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
+    """The optimizer's config name (`adam`, `scratch/sgd`), or its class name when none was chosen by name."""
+    return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+
+
 def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     """Seed, build the model, optimizer, schedule and recorder of `job` on a loaded task.
 
     Jobs of one sweep may share `task`: it holds data, never training state.
     """
     cfg, summary = job.cfg, job.summary
+    tracker = build_tracker(cfg.get("logger"))  # a missing package fails here, before any work
     choices = group_choices(cfg)
     summary.update(task=task.name, target=task.target.as_dict(), device=str(device), **hardware(device),
                    numerics=numerics(cfg.device), threads=torch.get_num_threads())
@@ -205,6 +230,8 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
                         start=task.position(model))
     job.task, job.device, job.iterations, job.eval_every, job.model = task, device, iterations, budget.eval_every, model
     job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
+    if tracker is not None:
+        open_tracker(job, tracker)
 
 
 def divergence_advice(cfg: DictConfig, name: str) -> str:
@@ -238,6 +265,8 @@ def close_job(job: Job) -> dict[str, Any]:
     job.summary.update(wall_seconds=round(time.perf_counter() - job.started, 4), finished_at=_now())
     job.records.write_summary(job.summary)
     job.records.close()
+    if job.tracker is not None:
+        job.tracker.finish(job.summary)
     return job.summary
 
 
