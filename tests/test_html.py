@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -40,11 +42,20 @@ def hostile_report(tmp_path_factory) -> Path:
 
 def test_page_is_self_contained_and_escapes_every_label(hostile_report):
     page = (hostile_report / "report.html").read_text()
-    assert page.count("<script") == 1 and "alert(2)</script>" not in page  # only the page's own script
+    specs = sorted(hostile_report.rglob("*.plotly.json"))
+    # executable scripts: Plotly's bundle and the page's own; each figure's data is inert JSON
+    assert len(re.findall(r"<script>", page)) == 2 and "alert(2)</script>" not in page
+    assert page.count('<script type="application/json" class="plot-spec">') == len(specs) >= 2
     assert HOSTILE not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
-    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched: every image is a data URI
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
+    assert not re.search(r'(src|href)="(?!data:)', markup)  # nothing fetched: every image is a data URI
     pngs = sorted(hostile_report.rglob("*.png"))
-    assert pngs and page.count('src="data:image/png;base64,') == len(pngs)
+    static = [png for png in pngs if not png.with_name(png.stem + ".plotly.json").exists()]
+    assert markup.count('src="data:image/png;base64,') == len(static) and len(pngs) == len(static) + len(specs)
+    data = [json.loads(m) for m in re.findall(r'class="plot-spec">(.*?)</script>', page)]
+    names = [trace.get("name", "") for spec in data for trace in spec["data"]]
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" not in names and any("&lt;img src=x" in n for n in names)
+    assert "<" not in "".join(re.findall(r'class="plot-spec">(.*?)</script>', page))  # \u003c: nothing can close it
     assert "Runs that did not complete cleanly" in page and "broken" in page
     assert page.count("<details>") == 4  # each group's config: adam, sgd, the hostile one, the broken run
 
@@ -55,6 +66,7 @@ def browse(page: Path, tmp_path: Path, fragment: str = "") -> tuple[str, list[st
         [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         "--virtual-time-budget=10000",  # timers and promises (Plotly's drawing) settle before the dump
          page.resolve().as_uri() + fragment],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -91,3 +103,43 @@ def test_sorting_in_the_browser(hostile_report, tmp_path):
     order = re.findall(r"<tr><td>([^<]*)</td>", first_table)
     assert order[0] == "sgd" and order[-1] == "adam" and len(order) == 3
     assert re.search(r'aria-sort="descending">final test loss', first_table)
+
+
+HOVER_PROBE = """<script>
+window.addEventListener("load", function probe() {
+  if (document.documentElement.getAttribute("data-ready") !== "yes") { setTimeout(probe, 50); return; }
+  var found = [];
+  document.querySelectorAll("div.plot").forEach(function (div) {
+    var curve = div.data.findIndex(function (t) { return t.hoverinfo !== "skip" && t.x && t.x.length > 1; });
+    Plotly.Fx.hover(div, [{curveNumber: curve, pointNumber: 1}]);
+    var label = div.querySelector(".hoverlayer .hovertext");
+    found.push({name: div.getAttribute("aria-label"), curve: curve, svg: div.querySelectorAll("svg.main-svg").length,
+                traces: div.querySelectorAll(".scatterlayer .trace").length, expected: div.data.length, hover: label ? label.textContent : ""});
+  });
+  var out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@needs_browser
+def test_every_figure_is_drawn_with_hover_values(hostile_report, tmp_path):
+    page = (hostile_report / "report.html").read_text()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", HOVER_PROBE + "</body>"))  # the test's probe, not the page's code
+    dom, console = browse(probed, tmp_path)
+    assert console == [] and re.search(r'<html[^>]*data-ready="yes"', dom)
+    found = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom).group(1)))
+    specs = sorted(p.name.removesuffix(".plotly.json") for p in hostile_report.rglob("*.plotly.json"))
+    assert sorted(f["name"] for f in found) == specs
+    toy = [figure for figure in found if figure["curve"] >= 0]  # the broken run's panel has no curve to hover
+    assert {f["name"] for f in toy} == {"train_loss", "test_loss"}
+    for figure in found:
+        assert figure["svg"] >= 1 and figure["traces"] == figure["expected"], figure
+    for figure in toy:
+        assert figure["traces"] >= 6, figure  # three groups: curve and raw curve or error bars each
+        assert re.search(r"^(adam \(n=2\)|sgd \(n=2\)|<img src=x onerror=\"alert\(1\)\">)iteration: \d+", figure["hover"]), figure
+    train_loss = next(f for f in toy if f["name"] == "train_loss")
+    assert re.search(r"iteration: 2minibatch loss \(log scale\): \d", train_loss["hover"]), train_loss

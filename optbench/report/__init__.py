@@ -12,6 +12,7 @@ import pandas as pd
 
 from optbench.records import write_text_atomic
 from optbench.report import plots, profiles
+from optbench.report.interactive import SPEC_SUFFIX
 from optbench.report.document import Document, Section, describe, significant_pairs, troubled_runs, tuning_notes
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, differing_keys, group_runs
@@ -111,4 +112,5 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
     for name, text in outputs.items():
         write_text_atomic(out_dir / name, text)
         files.append(out_dir / name)
+    files += [spec for figure in files if (spec := figure.with_name(figure.stem + SPEC_SUFFIX)).exists()]
     return Report(runs, groups, table, files, " | ".join(subtitles))

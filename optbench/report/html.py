@@ -1,6 +1,7 @@
 """report.html: the report's Document as one self-contained page.
 
-No network: figures are inlined as data URIs and the small sorting script is inline. Every label,
+No network: figures are Plotly charts (Plotly's bundle inlined once) or images inlined as data URIs,
+and the small sorting script is inline. Every label,
 path and config value is escaped, because run dirs are untrusted input and reports get shared.
 """
 
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 
 from optbench.report.document import Document, Section
 from optbench.report.groups import Group
+from optbench.report.interactive import SPEC_SUFFIX, plotly_js
 
 MEDIA_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".gif": "image/gif"}
 
@@ -31,7 +33,7 @@ th, td { border: 1px solid #ddd; padding: 0.3rem 0.55rem; text-align: left; vert
 th { background: #f3f4f6; cursor: pointer; user-select: none; white-space: nowrap; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; } th[aria-sort="descending"]::after { content: " \\25BC"; }
 tbody tr:nth-child(even) { background: #fafafa; }
-figure { margin: 1.5rem 0; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1.5rem 0; } .plot { width: 100%; min-height: 360px; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #666; font-size: 12px; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 12px; }
 code { background: #f3f4f6; padding: 0 0.2rem; } details { margin: 0.4rem 0; }
@@ -85,7 +87,17 @@ SCRIPT = """
   if (wanted && first && Number(wanted[2]) < first.tHead.rows[0].cells.length) {
     sortBy(first, Number(wanted[2]), wanted[1] === "-");
   }
-  document.documentElement.setAttribute("data-ready", "yes");
+  var plots = [];
+  document.querySelectorAll("div.plot").forEach(function (div) {
+    var spec = JSON.parse(div.nextElementSibling.textContent);
+    plots.push(Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true}));
+  });
+  Promise.all(plots).then(function () {
+    document.documentElement.setAttribute("data-ready", "yes");
+  }, function (error) {
+    errors.push(String(error));
+    document.documentElement.setAttribute("data-errors", errors.join(" | "));
+  });
 })();
 """
 
@@ -121,8 +133,18 @@ def table_html(frame: pd.DataFrame) -> str:
 
 
 def figure_html(path: Path, root: Path) -> str:
-    """The figure inlined as a data URI (PDFs, which browsers cannot inline, are linked by name)."""
+    """The figure as an interactive Plotly chart where it has a spec (`interactive`), else its image
+    inlined as a data URI (PDFs, which browsers cannot inline, are linked by name)."""
     name = html.escape(path.relative_to(root).as_posix())
+    spec = path.with_name(path.stem + SPEC_SUFFIX)
+    if spec.exists():
+        # JSON in a non-executed script element, with no "<" at all (\u003c in JSON strings): nothing in
+        # it can close the element or open a comment, whatever a label holds
+        data = spec.read_text().replace("<", "\\u003c")
+        return (f'<figure><div class="plot" role="img" aria-label="{html.escape(path.stem)}"></div>'
+                f'<script type="application/json" class="plot-spec">{data}</script>'
+                f"<figcaption>{name} (interactive: hover for values, drag to zoom, double-click to reset, "
+                "click a legend entry to hide it)</figcaption></figure>")
     media_type = MEDIA_TYPES.get(path.suffix)
     if media_type is None:
         return f"<p>Figure <code>{name}</code> (open the file: {html.escape(path.suffix)} figures are not inlined; " \
@@ -163,6 +185,8 @@ def render_html(document: Document, sources: list[str]) -> str:
                 + notes_html(document.troubled) + "</div>") if document.troubled else ""
     body = "\n".join(section_html(section, document.root) for section in document.sections)
     listed = ", ".join(f"<code>{html.escape(source)}</code>" for source in sources)
+    # Plotly's bundle, inlined once (the page stays one file that needs no network), only when a figure uses it
+    plotly = f"<script>{plotly_js()}</script>\n" if 'class="plot"' in body else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -176,7 +200,7 @@ def render_html(document: Document, sources: list[str]) -> str:
 <p class="sources">Runs from {listed}. Click a column header to sort.</p>
 {body}
 {troubled}
-<script>{SCRIPT}</script>
+{plotly}<script>{SCRIPT}</script>
 </body>
 </html>
 """

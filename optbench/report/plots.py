@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from optbench.report.groups import Group, aligned, mean_std, smoothed
+from optbench.report.interactive import write_spec
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ def outside_legend(axes, count: int) -> None:
 
 
 def save(figure: Figure, path: Path) -> Path:
-    """Write `figure` to `path` atomically (the format follows the suffix)."""
+    """Write `figure` to `path` atomically (the format follows the suffix), and its interactive
+    version for report.html beside it where it translates (see `interactive`)."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     figure.savefig(tmp, dpi=130)
     os.replace(tmp, path)
+    write_spec(figure, path)
     return path
 
 
