@@ -4,6 +4,7 @@ failing tracker must never stop training."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -203,6 +204,17 @@ def wandb_records(run_file: Path) -> list:
     return records
 
 
+def wandb_history(records: list) -> dict[str, pd.Series]:
+    """Each logged key's values by step (`_step`), from a run file's history records."""
+    history: dict[str, dict[int, float]] = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            for key, value in row.items():
+                history.setdefault(key, {})[row["_step"]] = value
+    return {key: pd.Series(values) for key, values in history.items()}
+
+
 @pytest.mark.slow
 def test_wandb_offline_sweep_is_one_group_with_the_csvs_numbers(tmp_path):
     pytest.importorskip("wandb")
@@ -218,13 +230,7 @@ def test_wandb_offline_sweep_is_one_group_with_the_csvs_numbers(tmp_path):
         job = header.display_name.split("_")[0]
         assert config["seed"] == int(job) and config["optimizer.lr"] == 0.1
         assert set(header.tags) == {"task=mnist_mlp", "optimizer=sgd", f"seed={job}"}
-        history: dict[str, dict[int, float]] = {}
-        for record in records:
-            if record.WhichOneof("record_type") == "history":
-                row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-                for key, value in row.items():
-                    history.setdefault(key, {})[row["_step"]] = value
-        assert_logged({key: pd.Series(values) for key, values in history.items()}, out / job, rtol=0)
+        assert_logged(wandb_history(records), out / job, rtol=0)
         exits = [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"]
         assert exits == [0]
         seen[job] = header.display_name
@@ -255,6 +261,14 @@ def test_export_replays_finished_runs_into_each_tracker(tmp_path):
                                "valid/loss", "valid/accuracy")}
         assert_logged(scalars, out / job, rtol=0)
         assert mlflow_run.info.status == "FINISHED"
+    if importlib.util.find_spec("wandb") is not None:  # W&B needs steps in order: a replay interleaves evaluations
+        done = subprocess.run([sys.executable, "-m", "optbench", "export", "wandb", str(out)], capture_output=True,
+                              text=True, env={**os.environ, "WANDB_SILENT": "true"})
+        assert done.returncode == 0 and "exported 2 of 2 runs" in done.stdout, done.stderr
+        for run_file in sorted((out / "wandb").glob("offline-run-*/run-*.wandb")):
+            records = wandb_records(run_file)
+            header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+            assert_logged(wandb_history(records), out / header.display_name.split("_")[0], rtol=0)
     wrong = subprocess.run([sys.executable, "-m", "optbench", "export", "mlflow", str(out), "--log-dir", "x"],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "--log-dir is an option of `optbench export tensorboard`" in wrong.stderr
