@@ -95,15 +95,20 @@ def test_tracker_failing_mid_run_warns_once_and_training_goes_on(tmp_path, caplo
     assert calls["n"] == 151  # quiet after the failure: nothing more was tried
 
 
+@pytest.mark.slow  # MLflow's bounded retries take seconds
 def test_tracker_server_gone_does_not_stop_the_run(tmp_path, caplog, monkeypatch):
     pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    # without the user's MLFLOW_HTTP_* settings optbench's own bound on MLflow's retries applies; setenv first makes
+    # monkeypatch remove what optbench sets when the test ends
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     with caplog.at_level(logging.WARNING, logger="optbench.trackers"):
         summary = run(tmp_path, "logger=mlflow", "logger.tracking_uri=http://127.0.0.1:9", *SHORT)
     assert summary["status"] == "completed" and len(csv(tmp_path / "test.csv")) == 3
     assert [r.getMessage() for r in caplog.records if r.name == "optbench.trackers"][0].startswith(
         "logger=mlflow failed while starting its run")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # not MLflow's 7 retries with 2^k s backoff
 
 
 # --- each tracker, read back with its own reader ----------------------------------------------------------------

@@ -7,6 +7,7 @@ points at a server instead. A sweep is one MLflow experiment, named after its sw
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -16,6 +17,11 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PARAM_BATCH = 100  # ... and of params
 PARAM_LENGTH = 6000  # the longest param value MLflow stores
 STATUS = {"completed": "FINISHED", "interrupted": "KILLED"}  # anything else (diverged, failed) is FAILED
+# MLflow retries a request to a server 7 times with exponential backoff and a 120 s timeout: a server gone
+# mid-run would stall training for minutes per call. optbench's own bound (unless the user set these): at
+# most ~50 s once, after which the tracker is off and training goes on.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 class MlflowTracker(Tracker):
@@ -28,6 +34,8 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Param
 
         uri = self.options.get("tracking_uri") or f"sqlite:///{info.root / 'mlflow.db'}"
+        for name, value in HTTP_LIMITS.items():
+            os.environ.setdefault(name, value)
         self.client = MlflowClient(tracking_uri=uri)
         name = self.options.get("experiment") or info.group or "optbench"
         experiment = self.client.get_experiment_by_name(name)
