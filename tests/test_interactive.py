@@ -61,3 +61,20 @@ def test_images_and_contours_do_not_translate():
     fig, axes = figure()
     axes.contour(np.arange(5), np.arange(5), np.add.outer(np.arange(5), np.arange(5)))
     assert to_plotly(fig) is None
+
+
+def test_subplots_keep_their_places_titles_and_step_lines():
+    fig = Figure(figsize=(12, 4))
+    FigureCanvasAgg(fig)
+    fig.suptitle("sgd vs scratch/sgd")
+    left, right = fig.subplots(1, 2)
+    left.plot([1, 2, 3], [3, 2, 1], label="sgd")
+    left.set_title("training loss")
+    right.step([1, 2, 3], [0.1, 0.5, 0.9], where="post", label="sgd")
+    right.set_title("profile")
+    spec = to_plotly(fig)
+    layout = spec["layout"]
+    assert layout["xaxis"]["domain"][1] < layout["xaxis2"]["domain"][0]  # side by side, as in the PNG
+    assert [t["xaxis"] for t in spec["data"]] == ["x", "x2"] and spec["data"][1]["line"]["shape"] == "hv"
+    assert {a["text"] for a in layout["annotations"]} == {"training loss", "profile"}
+    assert layout["title"]["text"] == "sgd vs scratch/sgd"

@@ -28,6 +28,7 @@ DIGITS = 6  # significant digits kept in the page (the CSVs hold the full number
 DASHES = {"-": "solid", "--": "dash", ":": "dot", "-.": "dashdot"}
 SYMBOLS = {"o": "circle", "x": "x-thin-open", "X": "x", "+": "cross-thin-open", "*": "star", "s": "square",
            "D": "diamond", "d": "diamond-tall", "^": "triangle-up", "v": "triangle-down", ".": "circle"}
+SHAPES = {"steps-post": "hv", "steps": "hv", "steps-pre": "vh", "steps-mid": "hvh"}  # axes.step's drawstyles
 SPEC_SUFFIX = ".plotly.json"  # beside each figure file: its Plotly spec, read by report.html
 
 
@@ -153,7 +154,7 @@ class _Axes:
                  "hovertemplate": self.hover(label if shown else legend.get(line.get_color(), ""))}
         if has_line:
             trace["line"] = {"color": _colour(line.get_color(), alpha), "width": line.get_linewidth(),
-                             "dash": DASHES.get(style, "solid")}
+                             "dash": DASHES.get(style, "solid"), "shape": SHAPES.get(line.get_drawstyle(), "linear")}
         if has_marker:
             trace["marker"] = {"color": _colour(line.get_markerfacecolor(), alpha), "size": line.get_markersize() + 2,
                                "symbol": SYMBOLS.get(marker, "circle"),
