@@ -10,6 +10,7 @@ from typing import Any
 from optbench.trackers import RunInfo, Tracker
 
 MODES = ("offline", "online", "disabled")
+LOGIN_SECONDS = 30.0
 
 
 class WandbTracker(Tracker):
@@ -28,7 +29,8 @@ class WandbTracker(Tracker):
             group=info.group, name=info.name, config=info.params, dir=str(self.options.get("dir") or info.root),
             tags=[f"{key}={value}"[:64] for key, value in info.tags.items() if key != "sweep"], mode=mode,
             reinit="create_new",  # a vectorised group holds one W&B run per member at once
-            settings=wandb.Settings(console="off", quiet=True))
+            # online without credentials, W&B would wait at a login prompt: give up after LOGIN_SECONDS instead
+            settings=wandb.Settings(console="off", quiet=True, login_timeout=LOGIN_SECONDS))
         self.last_step = 0
 
     def _rows(self, iterations: list[int], columns: dict[str, list[float | None]]) -> None:
