@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from optbench.report.interactive import MAX_POINTS, to_plotly
+from optbench.report.interactive import MAX_POINTS, to_plotly, write_spec
 
 
 def figure() -> tuple[Figure, object]:
@@ -78,3 +80,14 @@ def test_subplots_keep_their_places_titles_and_step_lines():
     assert [t["xaxis"] for t in spec["data"]] == ["x", "x2"] and spec["data"][1]["line"]["shape"] == "hv"
     assert {a["text"] for a in layout["annotations"]} == {"training loss", "profile"}
     assert layout["title"]["text"] == "sgd vs scratch/sgd"
+
+
+def test_a_figure_that_does_not_translate_leaves_no_spec_behind(tmp_path):
+    fig, axes = figure()
+    axes.plot([1, 2], [np.float32(1), np.float32(2)], markersize=np.float32(4), marker="o")  # numpy scalars: JSON
+    image = tmp_path / "figure.png"
+    spec = write_spec(fig, image)
+    assert spec == tmp_path / "figure.plotly.json" and json.loads(spec.read_text())["data"][0]["marker"]["size"] == 6
+    fig, axes = figure()
+    axes.imshow(np.eye(2))  # the same name, now a figure that does not translate: the old spec goes
+    assert write_spec(fig, image) is None and not spec.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator
+
+log = logging.getLogger(__name__)
 
 MAX_POINTS = 1500  # a longer line is thinned to this many points (every k-th, the last kept): hover stays exact
 DIGITS = 6  # significant digits kept in the page (the CSVs hold the full numbers)
@@ -231,13 +234,30 @@ def to_plotly(figure: Figure) -> dict[str, Any] | None:
     return {"data": data, "layout": layout}
 
 
+def _plain(value: Any) -> Any:
+    """JSON for the numpy scalars and arrays matplotlib hands back (a marker size, a colour)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def write_spec(figure: Figure, image: Path) -> Path | None:
-    """Write the figure's Plotly spec beside its image file (`<name>.plotly.json`); None if it does not translate."""
-    spec = to_plotly(figure)
-    if spec is None:
-        return None
+    """Write the figure's Plotly spec beside its image file (`<name>.plotly.json`); None if it does not translate
+    (report.html then shows the image, and a spec left by an earlier report into the same folder is removed)."""
     path = image.with_name(image.stem + SPEC_SUFFIX)
+    try:
+        spec = to_plotly(figure)
+        text = json.dumps(spec, separators=(",", ":"), allow_nan=False, default=_plain) if spec else None
+    except (TypeError, ValueError) as exc:  # an artist this translation does not know how to read
+        log.warning("%s: no interactive version (%s: %s); report.html shows the image", image.name,
+                    type(exc).__name__, exc)
+        text = None
+    if text is None:
+        path.unlink(missing_ok=True)
+        return None
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(spec, separators=(",", ":"), allow_nan=False))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
