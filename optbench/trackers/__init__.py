@@ -23,12 +23,8 @@ from optbench.errors import OptbenchError
 
 log = logging.getLogger(__name__)
 
-# logger=<kind> -> (module under optbench.trackers, the package it needs, the extra that installs it)
-KINDS = {
-    "tensorboard": ("tensorboard", "tensorboard", "tensorboard"),
-    "mlflow": ("mlflow", "mlflow", "mlflow"),
-    "wandb": ("wandb", "wandb", "wandb"),
-}
+# logger=<kind>: the package it needs, the extra that installs it and its module here all bear the kind's name
+KINDS = ("tensorboard", "mlflow", "wandb")
 # summary.json fields a tracker receives as the run's final numbers (when present and numeric)
 SUMMARY_METRICS = ("final_test_accuracy", "best_test_accuracy", "best_test_iteration", "final_test_loss",
                    "final_train_loss", "final_valid_accuracy", "final_valid_loss", "iterations_run",
@@ -144,14 +140,13 @@ def build_tracker(node: DictConfig | None) -> Tracker | None:
     kind = check_logger(node)
     if kind == "none":
         return None
-    module, package, extra = KINDS[kind]
     try:
-        importlib.import_module(package)
+        importlib.import_module(kind)
     except ImportError as exc:
-        raise OptbenchError(f"logger={kind} needs the {package} package, which is not installed ({exc}). Install "
-                            f"it with: pip install 'optbench[{extra}]' (or use logger=none: the CSVs are always "
+        raise OptbenchError(f"logger={kind} needs the {kind} package, which is not installed ({exc}). Install "
+                            f"it with: pip install 'optbench[{kind}]' (or use logger=none: the CSVs are always "
                             "written).") from None
-    backend = importlib.import_module(f"optbench.trackers.{module}")
+    backend = importlib.import_module(f"optbench.trackers.{kind}")
     options = OmegaConf.to_container(node, resolve=True)
     options.pop("kind", None)
     return backend.TRACKER(options)

@@ -12,18 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from optbench.config import config_dir
 from optbench.errors import OptbenchError
 from optbench.records import COLUMNS, TRAIN_COLUMNS
 from optbench.runs import Run, discover, load_run
 from optbench.trackers import KINDS, Tracker, build_tracker, run_info
-
-# --flag -> the logger option it sets (see configs/logger/<kind>.yaml)
-FLAGS = {"log_dir": "tensorboard", "tracking_uri": "mlflow", "experiment": "mlflow", "project": "wandb",
-         "entity": "wandb", "mode": "wandb", "dir": "wandb"}
-
 
 def parser() -> argparse.ArgumentParser:
     """The `optbench export` argument parser."""
@@ -34,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
                     "(a sweep) becomes one group: a TensorBoard folder, an MLflow experiment, a W&B group.",
         epilog="example: optbench export tensorboard multirun/2026-11-21/10-00-00 && "
                "tensorboard --logdir multirun/2026-11-21/10-00-00/tensorboard")
-    p.add_argument("kind", choices=tuple(KINDS), help="the tracker")
+    p.add_argument("kind", choices=KINDS, help="the tracker")
     p.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs, or folders holding them")
     p.add_argument("--log-dir", help="tensorboard: where the event folders go (default: DIR/tensorboard)")
     p.add_argument("--tracking-uri", help="mlflow: a server or store URI (default: sqlite:///DIR/mlflow.db)")
@@ -46,16 +41,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def preset(kind: str) -> DictConfig:
+    """The logger=KIND preset (configs/logger/KIND.yaml): its keys are the options that tracker takes."""
+    return OmegaConf.load(Path(config_dir()) / "logger" / f"{kind}.yaml")
+
+
 def logger_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The logger=KIND preset's options with the command line's flags applied."""
-    options = OmegaConf.load(Path(config_dir()) / "logger" / f"{kind}.yaml")
-    for flag, owner in FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            if owner != kind:
-                raise OptbenchError(f"--{flag.replace('_', '-')} is an option of `optbench export {owner}`, not of "
-                                    f"`optbench export {kind}`. Drop it.")
-            options[flag] = value
+    """The logger=KIND preset's options with the command line's flags applied (a flag is an option's name)."""
+    options = preset(kind)
+    for flag, value in vars(args).items():
+        if value is None or flag in ("kind", "paths"):
+            continue
+        if flag not in options:
+            owner = next(other for other in KINDS if flag in preset(other))
+            raise OptbenchError(f"--{flag.replace('_', '-')} is an option of `optbench export {owner}`, not of "
+                                f"`optbench export {kind}`. Drop it.")
+        options[flag] = value
     return options
 
 
@@ -65,15 +66,12 @@ def replay(tracker: Tracker, run: Run, root: Path) -> None:
     tracker.open(run_info(run.config, run.path, run.summary, sweep, run.overrides))
     evaluations = [("valid", run.valid), ("test", run.test)] if run.valid is not None else [("test", run.test)]
     done = 0
-    for iteration in [*run.test.iteration.tolist(), None]:
-        chunk = run.train[run.train.iteration > done] if iteration is None else \
-            run.train[(run.train.iteration > done) & (run.train.iteration <= iteration)]
-        _send(tracker, "train", chunk, TRAIN_COLUMNS)
-        if iteration is None:
-            break
+    for iteration in run.test.iteration.tolist():
+        _send(tracker, "train", run.train[run.train.iteration.between(done + 1, iteration)], TRAIN_COLUMNS)
         for split, frame in evaluations:
             _send(tracker, split, frame[frame.iteration == iteration], COLUMNS)
         done = iteration
+    _send(tracker, "train", run.train[run.train.iteration > done], TRAIN_COLUMNS)  # after the last evaluation
     tracker.finish(run.summary)
 
 
