@@ -67,14 +67,19 @@ def _text(text: str) -> str:
 class _Axes:
     """One matplotlib axes and the Plotly axis pair it becomes."""
 
-    def __init__(self, axes: Any, index: int, figure: Figure) -> None:
+    def __init__(self, axes: Any, index: int) -> None:
         self.axes = axes
         self.suffix = "" if index == 0 else str(index + 1)
         self.x_label = axes.get_xlabel()
         self.y_label = axes.get_ylabel()
         box = axes.get_position()
         self.domain_x, self.domain_y = [box.x0, box.x1], [box.y0, box.y1]
-        self.figure = figure
+        # an error bar's label is its container's, not its line's
+        self.labels = {id(container.lines[0]): container.get_label() for container in axes.containers
+                       if isinstance(container, ErrorbarContainer) and container.lines[0] is not None}
+        # colour -> label of the labelled line drawn in it: a band or faint curve toggles with its line
+        self.legend = {line.get_color(): self.label(line) for line in axes.get_lines()
+                       if not self.label(line).startswith("_")}
 
     def in_data(self, artist: Any) -> bool:
         return artist.get_transform().contains_branch(self.axes.transData)
@@ -88,7 +93,8 @@ class _Axes:
         entry: dict[str, Any] = {
             "title": {"text": _text(self.x_label if which == "x" else self.y_label)},
             "type": "log" if log else "linear", "range": _numbers(np.log10([low, high]) if log else [low, high]),
-            "domain": self.domain_x if which == "x" else self.domain_y, "showgrid": any(line.get_visible() for line in axis.get_gridlines()), "zeroline": False,
+            "domain": self.domain_x if which == "x" else self.domain_y,
+            "showgrid": any(line.get_visible() for line in axis.get_gridlines()), "zeroline": False,
             "anchor": ("y" if which == "x" else "x") + self.suffix, "automargin": True,
         }
         labels = [t.get_text() for t in axis.get_majorticklabels()]
@@ -104,24 +110,20 @@ class _Axes:
 
     def traces(self) -> list[dict[str, Any]] | None:
         """Every artist of the axes as Plotly traces; None if one cannot be translated."""
-        # an error bar's label is its container's, not its line's
-        self.labels = {id(container.lines[0]): container.get_label() for container in self.axes.containers
-                       if isinstance(container, ErrorbarContainer) and container.lines[0] is not None}
-        legend = {line.get_color(): self.label(line) for line in self.axes.get_lines()
-                  if not self.label(line).startswith("_")}  # a band or faint curve toggles with its line
         traces: list[dict[str, Any]] = []
         for collection in self.axes.collections:
             if isinstance(collection, LineCollection) and self.in_data(collection):
-                traces.append(self._segments(collection, legend))
+                traces.append(self._segments(collection))
+            # by name: a PolyCollection subclass (pcolor's PolyQuadMesh) colours each polygon by value, a band does not
             elif type(collection).__name__ in ("PolyCollection", "FillBetweenPolyCollection") and \
-                    isinstance(collection, PolyCollection) and self.in_data(collection):
-                traces += self._bands(collection, legend)
+                    self.in_data(collection):
+                traces += self._bands(collection)
             else:
                 return None
         if self.axes.images or self.axes.patches:
             return None
         for line in self.axes.get_lines():
-            trace = self._line(line, legend)
+            trace = self._line(line)
             if trace is not None:
                 traces.append(trace)
         return traces
@@ -130,12 +132,12 @@ class _Axes:
         """The legend label of a line (its error-bar container's, for an error bar's line)."""
         return self.labels.get(id(line), line.get_label())
 
-    def _common(self, colour: Any, legend: dict[Any, str]) -> dict[str, Any]:
-        group = next((label for key, label in legend.items() if to_rgba(key)[:3] == to_rgba(colour)[:3]), None)
+    def _common(self, colour: Any) -> dict[str, Any]:
+        group = next((label for key, label in self.legend.items() if to_rgba(key)[:3] == to_rgba(colour)[:3]), None)
         return {"xaxis": "x" + self.suffix, "yaxis": "y" + self.suffix,
                 **({"legendgroup": _text(group)} if group else {})}
 
-    def _line(self, line: Line2D, legend: dict[Any, str]) -> dict[str, Any] | None:
+    def _line(self, line: Line2D) -> dict[str, Any] | None:
         marker = line.get_marker()
         if marker in ("_", "|"):  # an error bar's caps: the bar itself is drawn
             return None
@@ -147,14 +149,14 @@ class _Axes:
         x, y = _thin(x, y)
         label = self.label(line)
         shown = not label.startswith("_")
+        name = label if shown else self.legend.get(line.get_color(), "")  # an unlabelled line: its group's
         style = line.get_linestyle()
         has_line = style not in ("None", "none", "", " ")
         has_marker = marker not in (None, "None", "none", "", " ") and line.get_markersize() > 0
         alpha = line.get_alpha()
-        trace = {"type": "scatter", "x": _numbers(x), "y": _numbers(y), **self._common(line.get_color(), legend),
+        trace = {"type": "scatter", "x": _numbers(x), "y": _numbers(y), **self._common(line.get_color()),
                  "mode": "+".join(m for m, on in (("lines", has_line), ("markers", has_marker)) if on) or "none",
-                 "name": _text(label if shown else legend.get(line.get_color(), "")), "showlegend": shown,
-                 "hovertemplate": self.hover(label if shown else legend.get(line.get_color(), ""))}
+                 "name": _text(name), "showlegend": shown, "hovertemplate": self.hover(name)}
         if has_line:
             trace["line"] = {"color": _colour(line.get_color(), alpha), "width": line.get_linewidth(),
                              "dash": DASHES.get(style, "solid"), "shape": SHAPES.get(line.get_drawstyle(), "linear")}
@@ -164,7 +166,7 @@ class _Axes:
                                "line": {"color": _colour(line.get_markeredgecolor(), alpha), "width": 1}}
         return trace
 
-    def _segments(self, collection: LineCollection, legend: dict[Any, str]) -> dict[str, Any]:
+    def _segments(self, collection: LineCollection) -> dict[str, Any]:
         """Error bars: every segment in one trace, separated by gaps."""
         xs: list[float | None] = []
         ys: list[float | None] = []
@@ -174,9 +176,9 @@ class _Axes:
         colour = collection.get_colors()[0] if len(collection.get_colors()) else "black"
         return {"type": "scatter", "x": xs, "y": ys, "mode": "lines", "showlegend": False, "hoverinfo": "skip",
                 "line": {"color": _colour(colour), "width": float(np.ravel(collection.get_linewidths())[0])},
-                **self._common(colour, legend)}
+                **self._common(colour)}
 
-    def _bands(self, collection: PolyCollection, legend: dict[Any, str]) -> list[dict[str, Any]]:
+    def _bands(self, collection: PolyCollection) -> list[dict[str, Any]]:
         """A fill_between band: each polygon filled, no hover (the line it surrounds has it)."""
         colour = collection.get_facecolors()[0]
         traces = []
@@ -184,7 +186,7 @@ class _Axes:
             x, y = _thin(path.vertices[:, 0], path.vertices[:, 1])
             traces.append({"type": "scatter", "x": _numbers(x), "y": _numbers(y), "fill": "toself", "mode": "none",
                            "fillcolor": _colour(colour), "showlegend": False, "hoverinfo": "skip",
-                           **self._common(colour, legend)})
+                           **self._common(colour)})
         return traces
 
     def annotations(self) -> list[dict[str, Any]] | None:
@@ -204,9 +206,13 @@ class _Axes:
         return notes
 
 
-def to_plotly(figure: Figure) -> dict[str, Any] | None:
-    """The figure as a Plotly spec {"data": [...], "layout": {...}}, or None when it holds what does not translate."""
-    figure.canvas.draw()  # final limits, ticks and layout positions, as in the PNG
+def to_plotly(figure: Figure, drawn: bool = False) -> dict[str, Any] | None:
+    """The figure as a Plotly spec {"data": [...], "layout": {...}}, or None when it holds what does not translate.
+
+    It reads the final limits and layout positions of a drawn figure: `drawn=True` when it was just
+    saved (savefig drew it), else it is drawn here."""
+    if not drawn:
+        figure.canvas.draw()
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {"annotations": [], "hovermode": "closest", "template": "plotly_white",
                               "legend": {"font": {"size": 11}}, "margin": {"t": 80, "r": 20},
@@ -215,7 +221,7 @@ def to_plotly(figure: Figure) -> dict[str, Any] | None:
     for index, axes in enumerate(figure.axes):
         if axes.get_label() == "<colorbar>":
             return None
-        part = _Axes(axes, index, figure)
+        part = _Axes(axes, index)
         traces, notes = part.traces(), part.annotations()
         if traces is None or notes is None:
             return None
@@ -244,11 +250,12 @@ def _plain(value: Any) -> Any:
 
 
 def write_spec(figure: Figure, image: Path) -> Path | None:
-    """Write the figure's Plotly spec beside its image file (`<name>.plotly.json`); None if it does not translate
-    (report.html then shows the image, and a spec left by an earlier report into the same folder is removed)."""
+    """Write the Plotly spec of a figure just saved to `image` beside it (`<name>.plotly.json`); None if it does
+    not translate (report.html then shows the image, and a spec left by an earlier report into the same folder
+    is removed)."""
     path = image.with_name(image.stem + SPEC_SUFFIX)
     try:
-        spec = to_plotly(figure)
+        spec = to_plotly(figure, drawn=True)  # savefig drew it: the layout the PNG shows
         text = json.dumps(spec, separators=(",", ":"), allow_nan=False, default=_plain) if spec else None
     except (TypeError, ValueError) as exc:  # an artist this translation does not know how to read
         log.warning("%s: no interactive version (%s: %s); report.html shows the image", image.name,
