@@ -8,8 +8,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("run", "sweep", "Result", "Sweep", "ReportView")
-__all__ = ["run", "sweep", "report", "Result", "Sweep", "ReportView", "OptbenchError", "__version__"]
+_API = ("run", "sweep", "Result", "Sweep")
+__all__ = ["run", "sweep", "report", "Result", "Sweep", "Report", "OptbenchError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from optbench.errors import OptbenchError
 
         return OptbenchError
+    if name == "Report":  # what optbench.report(*dirs) returns
+        from optbench.report import Report
+
+        return Report
     if name == "report":  # the report package, callable: optbench.report(*dirs) builds a report
         import optbench.report as report
 

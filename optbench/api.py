@@ -12,24 +12,24 @@ The overrides are the command line's, composed and checked the same way; a probl
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import shutil
 import subprocess
 import sys
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
 from optbench.records import SUMMARY_JSON, write_text_atomic
+
+if TYPE_CHECKING:
+    from optbench.report import Report
 
 SHOWN = ("status", "task", "optimizer", "seed", "iterations_run", "final_test_accuracy", "final_test_loss",
          "reached_target_at", "train_seconds")  # what a Result shows in a notebook
@@ -174,43 +174,7 @@ def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = Fa
     return Sweep(directory, [Result.load(path) for path in discover([directory])])
 
 
-@dataclass
-class ReportView:
-    """A report written to `out_dir`; in Jupyter it shows its table and figures inline."""
-
-    out_dir: Path
-    report: Any  # optbench.report.Report
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """The report's summary table (summary.csv)."""
-        return self.report.table
-
-    @cached_property
-    def figures(self) -> list[Path]:
-        """The PNG figures it drew."""
-        return [path for path in self.report.files if path.suffix == ".png"]
-
-    def save(self, path: str | Path) -> Path:
-        """Copy the self-contained report.html to `path` (a file, or a folder to put it in)."""
-        target = Path(path)
-        if target.is_dir():
-            target = target / "report.html"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.out_dir / "report.html", target)
-        return target
-
-    def __repr__(self) -> str:
-        return f"ReportView('{self.out_dir}', {len(self.report.runs)} runs, {len(self.figures)} figures)"
-
-    def _repr_html_(self) -> str:
-        images = "".join(f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,'
-                         f'{base64.b64encode(path.read_bytes()).decode()}"/></figure>' for path in self.figures)
-        return (f"<p>optbench report of {len(self.report.runs)} runs in "
-                f"<code>{html.escape(str(self.out_dir))}</code></p>{self.table.to_html(index=False, na_rep='')}{images}")
-
-
-def report(*dirs: str | Path, out_dir: str | Path | None = None) -> ReportView:
+def report(*dirs: str | Path, out_dir: str | Path | None = None) -> Report:
     """Build `optbench report DIRS` (run dirs, sweep dirs, or folders of them) into `out_dir` (default:
     DIR/report for one dir, ./report for several); in Jupyter it displays inline."""
     from optbench.report import build_report
@@ -220,4 +184,4 @@ def report(*dirs: str | Path, out_dir: str | Path | None = None) -> ReportView:
         raise OptbenchError("optbench.report() needs at least one run or sweep dir, e.g. "
                             "optbench.report(result.out_dir) or optbench.report('multirun/2026-11-29/10-00-00').")
     out = Path(out_dir) if out_dir is not None else (paths[0] / "report" if len(paths) == 1 else Path("report"))
-    return ReportView(out, build_report(paths, out))
+    return build_report(paths, out)

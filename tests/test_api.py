@@ -71,4 +71,4 @@ def test_plain_reprs_stay_short(tmp_path):
                           "progress=false", out_dir=tmp_path / "run")
     assert repr(result) == f"Result('{tmp_path / 'run'}', status='completed', task='rosenbrock', optimizer='adam', seed=0)"
     view = optbench.report(tmp_path / "run")
-    assert repr(view).startswith(f"ReportView('{tmp_path / 'run' / 'report'}', 1 runs, ") and len(repr(view)) < 200
+    assert repr(view).startswith(f"Report('{tmp_path / 'run' / 'report'}', 1 runs, ") and len(repr(view)) < 200

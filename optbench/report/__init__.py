@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import types
+from html import escape  # (the name `html` here is this package's html module)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from optbench.report.document import Document, Section, describe, significant_pa
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, differing_keys, group_runs
 from optbench.runs import Run, discover, load_run
-from optbench.report.html import render_html
+from optbench.report.html import image_html, render_html
 from optbench.report.markdown import render_markdown
 from optbench.report.sensitivity import load_tuning
 from optbench.report.table import pairwise_table, readable, results_table, summary_table
@@ -39,13 +41,36 @@ sys.modules[__name__].__class__ = _CallableModule
 
 @dataclass
 class Report:
-    """What a report found and wrote."""
+    """What a report found and wrote into `out_dir`; in Jupyter it shows its table and figures inline."""
 
     runs: list[Run]
     groups: list[Group]
     table: pd.DataFrame
     files: list[Path]
     subtitle: str
+    out_dir: Path
+
+    @property
+    def figures(self) -> list[Path]:
+        """The PNG figures it drew."""
+        return [path for path in self.files if path.suffix == ".png"]
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the self-contained report.html to `path` (a file, or a folder to put it in)."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / "report.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.out_dir / "report.html", target)
+        return target
+
+    def __repr__(self) -> str:
+        return f"Report('{self.out_dir}', {len(self.runs)} runs, {len(self.figures)} figures)"
+
+    def _repr_html_(self) -> str:
+        images = "".join(image_html(path, self.out_dir) for path in self.figures)
+        return (f"<p>optbench report of {len(self.runs)} runs in <code>{escape(str(self.out_dir))}</code></p>"
+                f"{self.table.to_html(index=False, na_rep='')}{images}")
 
 
 def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50,
@@ -113,4 +138,4 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
         write_text_atomic(out_dir / name, text)
         files.append(out_dir / name)
     files += [spec for figure in files if (spec := figure.with_name(figure.stem + SPEC_SUFFIX)).exists()]
-    return Report(runs, groups, table, files, " | ".join(subtitles))
+    return Report(runs, groups, table, files, " | ".join(subtitles), out_dir)

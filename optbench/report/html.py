@@ -145,6 +145,12 @@ def figure_html(path: Path, root: Path) -> str:
                 f'<script type="application/json" class="plot-spec">{data}</script>'
                 f"<figcaption>{name} (interactive: hover for values, drag to zoom, double-click to reset, "
                 "click a legend entry to hide it)</figcaption></figure>")
+    return image_html(path, root)
+
+
+def image_html(path: Path, root: Path) -> str:
+    """The figure's image inlined as a data URI (PDFs, which browsers cannot inline, are linked by name)."""
+    name = html.escape(path.relative_to(root).as_posix())
     media_type = MEDIA_TYPES.get(path.suffix)
     if media_type is None:
         return f"<p>Figure <code>{name}</code> (open the file: {html.escape(path.suffix)} figures are not inlined; " \
