@@ -114,12 +114,22 @@ def _new_dir(base: str) -> Path:
     return candidate
 
 
+def _check_overrides(function: str, overrides: tuple[Any, ...]) -> None:
+    """Overrides are command-line words: refuse anything else with one sentence saying what to pass."""
+    for override in overrides:
+        if not isinstance(override, str):
+            raise OptbenchError(f"optbench.{function}() takes overrides as strings, as on the command line, e.g. "
+                                f"optbench.{function}('optimizer=adam', 'iterations=500'); it was given "
+                                f"{override!r} ({type(override).__name__}). Write each as 'key=value', e.g. 'seed=1'.")
+
+
 def _compose(overrides: tuple[str, ...]) -> DictConfig:
     """The job config, as the CLI composes it; Hydra's composition errors as one OptbenchError."""
     from hydra.errors import HydraException
 
     from optbench.config import compose
 
+    _check_overrides("run", overrides)
     try:
         return compose(*overrides)
     except HydraException as exc:
@@ -142,10 +152,13 @@ def _save_hydra_files(cfg: DictConfig, overrides: tuple[str, ...], out_dir: Path
 def run(*overrides: str, out_dir: str | Path | None = None) -> Result:
     """Train one run in this process, as `optbench OVERRIDES` does; its files go to `out_dir`
     (default: a new outputs/DATE/TIME). A run that diverges returns normally (its summary says so)."""
+    from optbench.train import run_job
+    from optbench.validation import check_config
+
     cfg = _compose(overrides)
+    check_config(cfg)  # a rejected run writes nothing
     directory = Path(out_dir) if out_dir is not None else _new_dir("outputs")
     _save_hydra_files(cfg, overrides, directory)
-    from optbench.train import run_job
 
     run_job(cfg, directory)
     return Result.load(directory)
@@ -158,6 +171,7 @@ def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = Fa
     It runs in a child process, exactly the command line: Hydra's multirun machinery keeps global state
     that one process cannot safely start twice. Its log lines are printed as they come (`quiet` hides them).
     """
+    _check_overrides("sweep", overrides)
     directory = Path(sweep_dir) if sweep_dir is not None else _new_dir("multirun")
     command = [sys.executable, "-m", "optbench", "-m", *overrides, f"hydra.sweep.dir={directory}"]
     tail: deque[str] = deque(maxlen=100)  # room for Hydra's error with its list of options

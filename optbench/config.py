@@ -1,12 +1,10 @@
-"""Where the Hydra configs live, and checks of the trainer's own settings."""
+"""Where the Hydra configs live, composing them, and a config's fingerprint."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from typing import Any
@@ -80,13 +78,6 @@ def instantiate_checked(node: DictConfig, what: str, hint: str, **kwargs: Any) -
         raise OptbenchError(f"{what} could not be built from its configuration ({exc}). {hint}") from exc
 
 
-def positive_int(key: str, value: object, example: str | None = None) -> int:
-    """`value` if it is a whole number >= 1, else an error naming `key` and an example fix."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise OptbenchError(f"{key}={value!r} must be a positive whole number, e.g. {example or f'{key}=500'}.")
-    return value
-
-
 def check_length_overrides(overrides: list[str], cfg: DictConfig | None = None) -> None:
     """Training length is iterations or epochs: refuse both given on the command line. `iterations`
     given alone replaces a task preset's `epochs` (in `cfg`), as the user asked for steps."""
@@ -98,69 +89,6 @@ def check_length_overrides(overrides: list[str], cfg: DictConfig | None = None) 
         )
     if cfg is not None and "iterations" in keys and cfg.get("epochs") is not None:
         cfg.epochs = None
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long a job trains and how often it evaluates, in optimizer steps."""
-
-    iterations: int
-    eval_every: int
-
-
-EPOCH = "epoch"  # eval_every=epoch: evaluate after every pass over the training split (DeepOBS)
-
-
-def check_settings(cfg: DictConfig, train_size: int | None, steps_per_epoch: int | None = None,
-                   full_batch: bool = False) -> Budget:
-    """Reject trainer settings that cannot work; return the job's budget in steps.
-
-    `train_size` is None for tasks without a dataset (2-D functions): batch_size and epochs do not
-    apply. `steps_per_epoch` is the task's (its batching may drop an epoch's last partial batch).
-    """
-    for key in ("iterations", "batch_size"):
-        positive_int(key, cfg[key])
-    if cfg.eval_every != EPOCH:
-        positive_int("eval_every", cfg.eval_every, "eval_every=500, or eval_every=epoch")
-    factor = cfg.divergence_factor
-    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1):
-        raise OptbenchError(
-            f"divergence_factor={factor!r} must be a number above 1 (e.g. divergence_factor=1000), "
-            "or null to stop only on non-finite losses."
-        )
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise OptbenchError(f"seed={cfg.seed!r} must be a whole number, e.g. seed=0.")
-    task = OmegaConf.select(cfg, "task.name")
-    iterations = cfg.iterations
-    if train_size is None:
-        for key, value, fix in (("epochs", cfg.epochs, "iterations=... instead (e.g. iterations=500)"),
-                                ("eval_every", cfg.eval_every, "eval_every in steps (e.g. eval_every=25)")):
-            if value is not None and (key == "epochs" or value == EPOCH):
-                raise OptbenchError(f"{key}={value} needs a task with a training split; task={task} has none. "
-                                    f"Give {fix}.")
-        return _budget(cfg, iterations, cfg.eval_every)
-    batch_size = train_size if full_batch else cfg.batch_size
-    if full_batch:
-        log.info("task=%s trains full-batch: every step uses all %d examples", task, train_size)
-    elif batch_size > train_size:
-        raise OptbenchError(
-            f"batch_size={batch_size} is larger than the training split ({train_size} "
-            f"examples of task={task}). Use batch_size={train_size} or less."
-        )
-    steps_per_epoch = steps_per_epoch or math.ceil(train_size / batch_size)
-    if cfg.epochs is not None:
-        iterations = positive_int("epochs", cfg.epochs, "epochs=20") * steps_per_epoch
-        log.info("epochs=%d: %d iterations of batch_size=%d", cfg.epochs, iterations, batch_size)
-    return _budget(cfg, iterations, steps_per_epoch if cfg.eval_every == EPOCH else cfg.eval_every)
-
-
-def _budget(cfg: DictConfig, iterations: int, eval_every: int) -> Budget:
-    if eval_every > iterations:
-        log.warning(
-            "eval_every=%s is larger than iterations=%d: the test split is evaluated only at the end.",
-            cfg.eval_every, iterations,
-        )
-    return Budget(iterations, eval_every)
 
 
 def compose(*overrides: str) -> DictConfig:

@@ -80,10 +80,6 @@ def read_text(cfg: DictConfig) -> str:
 
 def split_sizes(length: int, fractions: list[float]) -> tuple[int, int, int]:
     """Characters in the train, validation and test parts: train is int(n x its fraction), as nanoGPT."""
-    if (len(fractions) != 3 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in fractions)
-            or abs(sum(fractions) - 1) > 1e-9):
-        raise OptbenchError(f"dataset.splits={list(fractions)} must be three positive fractions (train, validation, "
-                            "test) summing to 1, e.g. dataset.splits=[0.9,0.05,0.05].")
     train = int(length * fractions[0])
     valid = int(length * (fractions[0] + fractions[1])) - train
     return train, valid, length - train - valid

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from optbench.device import upload
 from optbench.errors import OptbenchError
+from optbench.validation import check_held_out
 
 # sha256 of the uncompressed IDX files (see optbench/resources/mnist/README.md).
 MNIST_SHA256 = {
@@ -135,9 +136,7 @@ class Dataset:
         if self.full_batch:
             return replace(self, valid=self.train)
         n = len(self.train)
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < n:
-            raise OptbenchError(f"dataset.validation_size={size!r} must be a whole number between 1 and {n - 1} "
-                                f"(the {self.name} training split has {n} examples), e.g. dataset.validation_size=10000.")
+        check_held_out(size, n, self.name)
         chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         valid, train = chosen[:size].sort().values, chosen[size:].sort().values
         return replace(self, train=self.train.subset(train), valid=self.train.subset(valid))

@@ -59,17 +59,9 @@ def resolve_device(kind: str) -> torch.device:
     return device
 
 
-def _flag(node: DictConfig, key: str, default: bool) -> bool:
-    """A boolean setting of the device group, or an error naming it."""
-    value = node.get(key, default)
-    if not isinstance(value, bool):
-        raise OptbenchError(f"device.{key}={value!r} must be true or false, e.g. device.{key}={str(default).lower()}.")
-    return value
-
-
 def numerics(node: DictConfig) -> dict[str, bool]:
     """The numerics policy a `device` config asks for: {'deterministic': ..., 'tf32': ...}."""
-    return {"deterministic": _flag(node, "deterministic", True), "tf32": _flag(node, "tf32", False)}
+    return {"deterministic": node.get("deterministic", True), "tf32": node.get("tf32", False)}
 
 
 @contextmanager

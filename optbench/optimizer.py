@@ -4,14 +4,11 @@ parameter groups, and read the protocol its config declares (closure, create_gra
 from __future__ import annotations
 
 import importlib.util
-import inspect
-import numbers
 from dataclasses import dataclass, fields
 from fnmatch import fnmatch
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,31 +18,6 @@ from optbench.optim.multi import MultiOptimizer
 
 # Keys of an optimizer's config that are optbench's, not constructor arguments.
 RESERVED_KEYS = ("protocol", "param_groups")
-# Ranges torch.optim does not check itself: momentum >= 1 never converges.
-RANGES = {"momentum": (0.0, 1.0), "dampening": (0.0, 1.0)}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_value(name: str, key: str, value: Any, default: Any) -> None:
-    """Compare one hyper-parameter with the type of its constructor default and with RANGES."""
-    where = f"optimizer.{key}={value!r}"
-    if isinstance(default, bool) and not isinstance(value, bool):
-        raise OptbenchError(f"{where} must be true or false (optimizer={name}).")
-    if _is_number(default) and not _is_number(value):
-        raise OptbenchError(f"{where} must be a number, e.g. optimizer.{key}={default} (the default of optimizer={name}).")
-    if isinstance(default, tuple) and not (isinstance(value, list) and len(value) == len(default) and all(
-            _is_number(v) or (v is None and d is None) for v, d in zip(value, default))):  # Adafactor's eps=(None, 1e-3)
-        example = ",".join("null" if v is None else str(float(v)) for v in default)
-        raise OptbenchError(f"{where} must be a list of {len(default)} numbers, e.g. optimizer.{key}=[{example}].")
-    if key in RANGES and _is_number(value):
-        low, high = RANGES[key]
-        if not low <= value < high:
-            raise OptbenchError(f"{where} is outside [{low:g}, {high:g}): use a value such as optimizer.{key}=0.9.")
-
-
 @dataclass(frozen=True)
 class Protocol:
     """How the trainer must drive an optimizer, declared in its config's `protocol:` node."""
@@ -70,8 +42,9 @@ def protocol_of(cfg: DictConfig, name: str) -> Protocol:
     return Protocol(**node)
 
 
-def _import_target(cfg: DictConfig, name: str, protocol: Protocol) -> type:
-    """The optimizer class; a missing optional package is one message naming the install command."""
+def optimizer_class(cfg: DictConfig, name: str, protocol: Protocol) -> type:
+    """The optimizer class a `_target_` node names; a missing optional package is one message naming the
+    install command."""
     target = str(cfg._target_)
     module = target.split(".", 1)[0]
     if protocol.extra and importlib.util.find_spec(module) is None:
@@ -83,14 +56,6 @@ def _import_target(cfg: DictConfig, name: str, protocol: Protocol) -> type:
         return get_class(target)
     except (ImportError, ValueError, AttributeError) as exc:  # what get_class raises for a bad _target_
         raise OptbenchError(f"optimizer={name}: _target_={target!r} cannot be imported ({exc}).") from exc
-
-
-def check_hyperparameters(cfg: DictConfig, name: str, cls: type) -> None:
-    """Reject hyper-parameters of the wrong type (by the constructor's defaults) or out of range."""
-    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
-    for key, value in OmegaConf.to_container(cfg, resolve=True).items():
-        if not key.startswith("_") and key in defaults:
-            _check_value(name, key, value, defaults[key])
 
 
 @dataclass
@@ -150,7 +115,7 @@ def _instantiate(cfg: DictConfig, groups: list[dict[str, Any]], name: str) -> to
         # _convert_=all: plain lists, not ListConfig, must reach torch (betas end up in state_dict).
         factory = instantiate(cfg, _convert_="all", _partial_=True)
         return factory(groups)
-    except (InstantiationException, TypeError, ValueError) as exc:
+    except Exception as exc:  # the constructor's own checks (torch's ValueError, pytorch_optimizer's own errors)
         raise OptbenchError(
             f"optimizer={name} could not be built from its configuration: {exc}. Check the "
             f"optimizer.* overrides on the command line against configs/optimizer/{name}.yaml "
@@ -160,12 +125,10 @@ def _instantiate(cfg: DictConfig, groups: list[dict[str, Any]], name: str) -> to
 
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
                     lookahead: DictConfig | None = None) -> torch.optim.Optimizer:
-    """Check `cfg` (a `_partial_: true` node) and build it for the model's parameters: split into its
+    """Build `cfg` (a `_partial_: true` node, checked by `optbench.validation`) for the model's parameters: split into its
     `param_groups` (some perhaps with an optimizer of their own, stepped together), wrapped in
     Lookahead if enabled."""
-    protocol = protocol_of(cfg, name)
     own = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in RESERVED_KEYS])
-    check_hyperparameters(own, name, _import_target(own, name, protocol))
     specs = group_specs(cfg, name)
     *selected, rest = split_parameters(list(model.named_parameters()), specs)
     main_groups = [{"params": rest}] * bool(rest) + [
@@ -181,14 +144,11 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
             key = OmegaConf.to_yaml(spec.optimizer, resolve=True)
             others.setdefault(key, (spec.optimizer, []))[1].append({"params": params, **spec.settings})
     for other, groups in others.values():
-        check_hyperparameters(other, name, _import_target(other, name, protocol))
         optimizers.append(_instantiate(other, groups, name))
     optimizer = optimizers[0] if len(optimizers) == 1 else MultiOptimizer(optimizers)
     if lookahead is None or not lookahead.enabled:
         return optimizer
+    protocol = protocol_of(cfg, name)
     if protocol.lookahead is not True:
         raise OptbenchError(f"lookahead.enabled=true does not work with optimizer={name}: {protocol.lookahead}")
-    try:
-        return Lookahead(optimizer, k=lookahead.k, alpha=lookahead.alpha)
-    except ValueError as exc:
-        raise OptbenchError(f"{exc}: set e.g. lookahead.k=5 lookahead.alpha=0.5.") from exc
+    return Lookahead(optimizer, k=lookahead.k, alpha=lookahead.alpha)

@@ -20,6 +20,7 @@ from optbench.errors import OptbenchError
 from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV, TUNING_CSV, \
     TUNING_DIR, VALID_CSV
 from optbench.tasks import Target
+from optbench.validation import check_target
 
 
 @dataclass
@@ -52,7 +53,10 @@ class Run:
         node = OmegaConf.select(self.config, "task.target", default=None, throw_on_missing=False)
         node = OmegaConf.to_container(node) if node is not None else self.summary.get("target")
         try:
-            return Target.from_config(self.task, node) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                return None
+            check_target(self.task, node)
+            return Target.from_config(node)
         except OptbenchError:
             return None
 
@@ -68,14 +72,16 @@ class Run:
 
 
 def discover(paths: list[Path]) -> list[Path]:
-    """Every directory holding a train.csv at or below `paths`, in a stable order."""
+    """Every run directory at or below `paths` (one holding a train.csv, or only the summary.json of a run
+    whose settings were rejected), in a stable order."""
     found: set[Path] = set()
     for path in paths:
         if not path.exists():
             raise OptbenchError(f"{path} does not exist. Give a run dir, a sweep dir, or a folder holding them.")
         if path.is_file():
             raise OptbenchError(f"{path} is a file; give the run's folder (the one holding {TRAIN_CSV}).")
-        found.update(run.parent.resolve() for run in path.rglob(TRAIN_CSV) if not _tuning_trial(run.parent, path))
+        found.update(run.parent.resolve() for name in (TRAIN_CSV, SUMMARY_JSON) for run in path.rglob(name)
+                     if not _tuning_trial(run.parent, path))
     if not found:
         where = ", ".join(str(p) for p in paths)
         raise OptbenchError(

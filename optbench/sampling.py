@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 from optbench.device import upload
-from optbench.errors import OptbenchError
 
 
 def _draw_int64(generator: torch.Generator | None = None) -> int:
@@ -88,21 +87,9 @@ class Batching:
     shuffle_buffer: int | None = None  # None: a full permutation (DataLoader)
 
     @classmethod
-    def from_config(cls, task: str, node: object) -> Batching:
-        """Check a task's `batching` mapping (or None: the DataLoader's way) and build it."""
-        if node is None:
-            return cls()
-        values = dict(node)
-        unknown = set(values) - {"drop_last", "reshuffle", "shuffle_buffer"}
-        buffer = values.get("shuffle_buffer")
-        flags_ok = all(isinstance(values.get(k, True), bool) for k in ("drop_last", "reshuffle"))
-        if unknown or not flags_ok or not (buffer is None or (isinstance(buffer, int) and not isinstance(buffer, bool)
-                                                               and buffer > 0)):
-            raise OptbenchError(
-                f"task={task}: batching={values} is not a valid batching. It takes drop_last (true/false), "
-                "reshuffle (true/false) and shuffle_buffer (a positive number, or null for a full permutation), "
-                "e.g. task.batching.reshuffle=true.")
-        return cls(**values)
+    def from_config(cls, node: object) -> Batching:
+        """A task's `batching` mapping (checked by `optbench.validation.check_batching`; None: the DataLoader's way)."""
+        return cls() if node is None else cls(**dict(node))
 
     @property
     def dataloader(self) -> bool:

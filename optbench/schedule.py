@@ -1,7 +1,7 @@
 """Schedule group: the learning rate over the run, built from torch.optim.lr_scheduler's pieces.
 
 Each schedule is a function `(optimizer, iterations, **settings) -> LRScheduler | None` named by a
-`_partial_` config in `configs/schedule/`; the trainer steps the scheduler once per iteration,
+`_partial_` config in `configs/schedule/` (its settings checked by `optbench.validation`); the trainer steps the scheduler once per iteration,
 after the optimizer. `constant` builds none, so its runs are exactly the runs without a schedule.
 """
 
@@ -18,24 +18,9 @@ from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LR
 from optbench.errors import OptbenchError
 
 
-def _steps(name: str, value: float, iterations: int, example: str) -> int:
-    """A phase length given as steps (>= 1) or as a fraction of the run (0 < value < 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise OptbenchError(f"schedule.{name}={value!r} must be a positive number of steps, or a fraction of the "
-                            f"run below 1 (e.g. {example}).")
-    steps = math.ceil(value * iterations) if value < 1 else int(value)
-    if steps >= iterations:
-        raise OptbenchError(f"schedule.{name}={value!r} is {steps} steps, not shorter than the whole run "
-                            f"(iterations={iterations}). Use fewer, e.g. {example}.")
-    return steps
-
-
-def _factor(name: str, value: float, example: str, low_open: bool = False) -> float:
-    """A multiplier of the optimizer's lr in [0, 1] ((0, 1] when `low_open`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1 if low_open else 0 <= value <= 1):
-        interval = "(0, 1]" if low_open else "[0, 1]"
-        raise OptbenchError(f"schedule.{name}={value!r} must be a fraction of the optimizer's lr in {interval}, e.g. {example}.")
-    return float(value)
+def phase_steps(value: float, iterations: int) -> int:
+    """A phase's length in steps: `value` steps (>= 1), or that fraction of the run (below 1)."""
+    return math.ceil(value * iterations) if value < 1 else int(value)
 
 
 def constant(optimizer: Optimizer, iterations: int) -> None:
@@ -45,48 +30,38 @@ def constant(optimizer: Optimizer, iterations: int) -> None:
 
 def step(optimizer: Optimizer, iterations: int, step_size: float = 0.33, gamma: float = 0.1) -> LRScheduler:
     """Multiply the lr by `gamma` every `step_size` steps (torch's StepLR)."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
-        raise OptbenchError(f"schedule.gamma={gamma!r} must be a factor in (0, 1], e.g. schedule.gamma=0.1.")
-    return StepLR(optimizer, _steps("step_size", step_size, iterations, "schedule.step_size=1000"), gamma)
+    return StepLR(optimizer, phase_steps(step_size, iterations), gamma)
 
 
 def cosine(optimizer: Optimizer, iterations: int, min_factor: float = 0.0) -> LRScheduler:
     """Cosine decay from the lr to `min_factor` x lr over the run (torch's CosineAnnealingLR)."""
-    return CosineAnnealingLR(optimizer, T_max=iterations,
-                             eta_min=_factor("min_factor", min_factor, "schedule.min_factor=0.0") * _lr(optimizer))
+    return CosineAnnealingLR(optimizer, T_max=iterations, eta_min=min_factor * _lr(optimizer))
 
 
 def warmup_cosine(optimizer: Optimizer, iterations: int, warmup: float = 0.05, start_factor: float = 0.01,
                   min_factor: float = 0.0) -> LRScheduler:
     """Linear warm-up from `start_factor` x lr over `warmup` steps, then cosine decay to `min_factor` x lr."""
-    warm = _steps("warmup", warmup, iterations, "schedule.warmup=200")
-    ramp = LinearLR(optimizer, _factor("start_factor", start_factor, "schedule.start_factor=0.01", low_open=True),
-                    1.0, total_iters=warm)
-    decay = CosineAnnealingLR(optimizer, T_max=iterations - warm,
-                              eta_min=_factor("min_factor", min_factor, "schedule.min_factor=0.0") * _lr(optimizer))
+    warm = phase_steps(warmup, iterations)
+    ramp = LinearLR(optimizer, start_factor, 1.0, total_iters=warm)
+    decay = CosineAnnealingLR(optimizer, T_max=iterations - warm, eta_min=min_factor * _lr(optimizer))
     return SequentialLR(optimizer, [ramp, decay], milestones=[warm])
 
 
 def wsd(optimizer: Optimizer, iterations: int, warmup: float = 0.05, decay: float = 0.2, start_factor: float = 0.01,
         end_factor: float = 0.0) -> LRScheduler:
     """Warmup-stable-decay: linear warm-up, the lr held, then a linear decay to `end_factor` x lr over the last `decay` steps."""
-    warm = _steps("warmup", warmup, iterations, "schedule.warmup=200")
-    cool = _steps("decay", decay, iterations, "schedule.decay=0.2")
-    if warm + cool >= iterations:
-        raise OptbenchError(f"schedule.warmup ({warm} steps) and schedule.decay ({cool} steps) leave no stable phase "
-                            f"in iterations={iterations}: shorten one of them.")
+    warm, cool = phase_steps(warmup, iterations), phase_steps(decay, iterations)
     phases = [
-        LinearLR(optimizer, _factor("start_factor", start_factor, "schedule.start_factor=0.01", low_open=True), 1.0,
-                 total_iters=warm),
+        LinearLR(optimizer, start_factor, 1.0, total_iters=warm),
         ConstantLR(optimizer, factor=1.0, total_iters=iterations - warm - cool),
-        LinearLR(optimizer, 1.0, _factor("end_factor", end_factor, "schedule.end_factor=0.0"), total_iters=cool),
+        LinearLR(optimizer, 1.0, end_factor, total_iters=cool),
     ]
     return SequentialLR(optimizer, phases, milestones=[warm, iterations - cool])
 
 
 def linear(optimizer: Optimizer, iterations: int, end_factor: float = 0.0) -> LRScheduler:
     """Linear decay from the lr to `end_factor` x lr over the run (torch's LinearLR)."""
-    return LinearLR(optimizer, 1.0, _factor("end_factor", end_factor, "schedule.end_factor=0.0"), total_iters=iterations)
+    return LinearLR(optimizer, 1.0, end_factor, total_iters=iterations)
 
 
 def _lr(optimizer: Optimizer) -> float:

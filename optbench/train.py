@@ -27,18 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import (check_length_overrides, check_settings, config_dir, config_fingerprint,
-                             positive_int, shadowed_user_configs)
+from optbench.config import check_length_overrides, config_dir, config_fingerprint, shadowed_user_configs
 from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
 from optbench.recorder import Outcome, Recorder
-from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none
+from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none, write_json_atomic
 from optbench.schedule import build_schedule
 from optbench.tasks import Target, Task, build_task, task_list
 from optbench.threads import launcher_threads
 from optbench.trackers import Tracker, build_tracker, run_info
 from optbench.trainer import train
+from optbench.validation import budget, check_config
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def cpu_settings(flush_denormal: bool, threads: int | None) -> Iterator[None]:
     """Apply the CPU settings for the duration of the block, then restore torch's previous ones."""
     previous_threads = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(positive_int("threads", threads, "threads=1, or threads=null for torch's default"))
+        torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_denormal)
     try:
         yield
@@ -146,14 +146,13 @@ class Job:
     log: logging.Logger = log  # a vectorised sweep gives each job its own, writing to the job's log file
 
 
-def open_job(cfg: DictConfig, out_dir: Path) -> Job:
-    """Start a job's records: summary.json says `running` from here on."""
+def _identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a job is, before it runs: the first fields of its summary.json."""
     choices = group_choices(cfg)
-    name = optimizer_name(cfg, choices)
-    summary: dict[str, Any] = {
+    return {
         "status": "running",
         "task": OmegaConf.select(cfg, "task.name"),
-        "optimizer": name,
+        "optimizer": optimizer_name(cfg, choices),
         "schedule": choices.get("schedule"),
         "dataset": None,
         "model": choices.get("model"),
@@ -166,9 +165,26 @@ def open_job(cfg: DictConfig, out_dir: Path) -> Job:
         "started_at": _now(),
         "config_fingerprint": config_fingerprint(cfg),
     }
+
+
+def check_job(cfg: DictConfig, out_dir: Path) -> None:
+    """Check every setting of the job before anything is read or written (`optbench.validation`); a rejected
+    job leaves only its summary.json, `failed` with the message, and raises the OptbenchError."""
+    try:
+        check_config(cfg)
+    except OptbenchError as exc:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / SUMMARY_JSON, {**_identity(cfg), "status": "failed", "error": f"OptbenchError: {exc}",
+                                                   "finished_at": _now()})
+        raise
+
+
+def open_job(cfg: DictConfig, out_dir: Path) -> Job:
+    """Start a job's records: summary.json says `running` from here on."""
+    summary = _identity(cfg)
     records = RunRecords(out_dir)
     records.write_summary(summary)
-    return Job(cfg, records, summary, time.perf_counter(), name)
+    return Job(cfg, records, summary, time.perf_counter(), summary["optimizer"])
 
 
 def load_task(cfg: DictConfig, device: torch.device) -> Task:
@@ -209,9 +225,9 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     choices = group_choices(cfg)
     summary.update(task=task.name, target=task.target.as_dict(), device=str(device), **hardware(device),
                    numerics=numerics(cfg.device), threads=torch.get_num_threads())
-    budget = check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size), task.full_batch)
-    iterations = budget.iterations
-    summary.update(iterations=iterations, eval_every=budget.eval_every, kind=task.kind, dataset=task.data_name,
+    steps = budget(cfg, task.train_size, task.steps_per_epoch, task.full_batch)
+    iterations = steps.iterations
+    summary.update(iterations=iterations, eval_every=steps.eval_every, kind=task.kind, dataset=task.data_name,
                    batch_size=task.batch_size(cfg.batch_size))
 
     torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
@@ -220,15 +236,12 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     optimizer = build_optimizer(cfg.optimizer, model, job.name, cfg.lookahead)
     protocol = protocol_of(cfg.optimizer, job.name)
     scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
-    if scheduler is not None and protocol.schedule is not True:
-        raise OptbenchError(f"schedule={choices.get('schedule', '?')} does not apply to optimizer={job.name}: "
-                            f"{protocol.schedule} Use schedule=constant.")
     if task.validation:
         job.records.open_validation()  # valid.csv exists from the start, as test.csv does
-    recorder = Recorder(job.records, capacity=min(budget.eval_every, iterations), has_accuracy=task.has_accuracy,
+    recorder = Recorder(job.records, capacity=min(steps.eval_every, iterations), has_accuracy=task.has_accuracy,
                         divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
                         start=task.position(model))
-    job.task, job.device, job.iterations, job.eval_every, job.model = task, device, iterations, budget.eval_every, model
+    job.task, job.device, job.iterations, job.eval_every, job.model = task, device, iterations, steps.eval_every, model
     job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
     if tracker is not None:
         open_tracker(job, tracker)
@@ -275,6 +288,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     Needs only the composed config: `optbench.config.compose(...)` gives one without Hydra's runtime.
     """
+    check_job(cfg, out_dir)
     job = open_job(cfg, out_dir)
     try:
         device = resolve_device(cfg.device.type)

@@ -24,11 +24,8 @@ from optbench.errors import OptbenchError
 from optbench.records import write_text_atomic
 from optbench.runs import first_reaching, load_run
 from optbench.tasks import Target
+from optbench.validation import ADAPTIVE_SEARCHES
 
-SEARCHES = ("grid", "random", "halton")  # every point known before stage 1 starts
-ADAPTIVE_SEARCHES = ("tpe", "cmaes", "gp")  # Optuna's samplers: each batch asked from the trials told so far
-SELECTIONS = ("time_to_target", "final", "best")
-SPLITS = ("validation", "test")  # what stage 1 selects on: valid.csv (held out of training) or test.csv
 
 
 @dataclass(frozen=True)
@@ -89,21 +86,10 @@ def dimension_of(override: Override) -> Dimension:
     raise OptbenchError(_bad_dimension(key, spec, "it is not an interval or a list of values"))
 
 
-def check_search(search: str, trials: int) -> None:
-    """Refuse an unknown search or a trial budget that is not a positive whole number."""
-    if search not in SEARCHES + ADAPTIVE_SEARCHES:
-        raise OptbenchError(f"hydra.sweeper.search={search!r} is not a search: use one of "
-                            f"{', '.join(SEARCHES + ADAPTIVE_SEARCHES)} (e.g. hydra.sweeper.search=tpe "
-                            "hydra.sweeper.trials=16; tpe, cmaes and gp need the tune extra: pip install 'optbench[tune]').")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise OptbenchError(f"hydra.sweeper.trials={trials!r} must be a positive whole number, e.g. "
-                            "hydra.sweeper.trials=11.")
-
-
 def search_points(dimensions: list[Dimension], search: str, trials: int, seed: int) -> list[dict[str, str]]:
     """The stage-1 settings, each {key: value}: a full grid (`trials` points per interval), or
-    `trials` random or scrambled-Halton draws (scipy.stats.qmc) from `seed`."""
-    check_search(search, trials)
+    `trials` random or scrambled-Halton draws (scipy.stats.qmc) from `seed` (settings checked by
+    `optbench.validation.check_sweeper`)."""
     if not dimensions:
         return [{}]  # nothing to search: stage 1 is one trial per arm
     if search in ADAPTIVE_SEARCHES:
@@ -169,22 +155,8 @@ class TrialScore:
         return (False, primary, sign * self.final)
 
 
-def _one_of(key: str, value: str, choices: tuple[str, ...], what: str, explanation: str, example: str) -> str:
-    """`value` if it is one of `choices`, else one error naming the sweeper setting and the choices."""
-    if value not in choices:
-        raise OptbenchError(f"hydra.sweeper.{key}={value!r} is not {what}: use {explanation}, e.g. "
-                            f"hydra.sweeper.{key}={example}.")
-    return value
-
-
-def check_split(split: str) -> str:
-    """`split` if stage 1 can select on it, else an error saying which it can."""
-    return _one_of("split", split, SPLITS, "a split to select on", "validation (held out of the training examples; "
-                   "the reported test split is never tuned on) or test (DeepOBS's way)", "validation")
-
-
 def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
-    """Score a stage-1 trial on `split` (one of SPLITS: its test.csv or valid.csv) and its summary.json; a
+    """Score a stage-1 trial on `split` (validation or test: its valid.csv or test.csv) and its summary.json; a
     missing or broken run scores as failed. On the validation split the task's target threshold applies."""
     run = load_run(run_dir)
     target = run.target or Target("test_accuracy", math.inf, "max")
@@ -204,12 +176,6 @@ def score_trial(run_dir: Path, split: str = "test") -> TrialScore:
         threshold=float(target.threshold),
         budget=float(run.summary.get("iterations") or math.nan),
     )
-
-
-def check_selection(select: str) -> str:
-    """`select` if it names a criterion, else an error saying which ones there are."""
-    return _one_of("select", select, SELECTIONS, "a criterion", "time_to_target (iterations to the task's target, "
-                   "final metric breaks ties), final (last evaluation) or best (best evaluation)", "final")
 
 
 def rank_trials(scores: list[TrialScore], select: str) -> list[int]:

@@ -16,6 +16,7 @@ from optbench.errors import OptbenchError
 from optbench.model import MLP
 from optbench.optim.multi import MultiOptimizer
 from optbench.optimizer import RESERVED_KEYS, build_optimizer
+from optbench.validation import check_config
 
 OPTIMIZERS = sorted(p.stem for p in (Path(config_dir()) / "optimizer").glob("*.yaml"))
 # Those torch itself provides (the others come with the zoo extra; tests/test_modern_optimizers.py).
@@ -94,7 +95,7 @@ def test_model_hidden_layers():
     assert model(torch.zeros(3, 784)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("hidden", [[], [100, 0], [-5]])
+@pytest.mark.parametrize("hidden", ["[]", "[100,0]", "[-5]"])
 def test_model_rejects_bad_widths(hidden):
     with pytest.raises(OptbenchError, match="model.hidden"):
-        MLP(784, 10, hidden)
+        check_config(make_cfg(f"model.hidden={hidden}"))

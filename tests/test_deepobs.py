@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from optbench.config import check_settings, compose
+from optbench.config import compose
+from optbench.validation import budget, check_config
 from optbench.data import Dataset, Split
 from optbench.optim import AdamTF
 from optbench.sampling import Batching, buffer_shuffle
@@ -57,12 +58,12 @@ def test_quadratic_deep_is_deepobs_instance_to_float32_precision():
 
 def test_deepobs_budget_and_epochs():
     cfg, task = quadratic()
-    budget = check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size))
-    assert (budget.iterations, budget.eval_every) == (700, 7)  # 100 epochs of 7 batches, evaluated each epoch
+    steps = budget(cfg, task.train_size, task.steps_per_epoch)
+    assert (steps.iterations, steps.eval_every) == (700, 7)  # 100 epochs of 7 batches, evaluated each epoch
     cfg, task = quadratic("epochs=3")
-    assert check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size)).iterations == 21
+    assert budget(cfg, task.train_size, task.steps_per_epoch).iterations == 21
     cfg, task = quadratic("iterations=50")  # steps given on the command line replace the preset's epochs
-    assert check_settings(cfg, task.train_size, task.steps_per_epoch(cfg.batch_size)).iterations == 50
+    assert budget(cfg, task.train_size, task.steps_per_epoch).iterations == 50
     fmnist = Batching(drop_last=True, reshuffle=False, shuffle_buffer=20000)
     assert fmnist.steps_per_epoch(60000, 128) == 468 and fmnist.eval_size(10000, 128) == 9984
     assert Batching().steps_per_epoch(60000, 128) == 469 and Batching().eval_size(10000, 128) == 10000
@@ -96,7 +97,7 @@ def test_buffer_shuffle_is_tfs_local_shuffle():
 
 def test_bad_batching_is_one_clear_error():
     with pytest.raises(Exception, match="batching=.* is not a valid batching"):
-        quadratic("+task.batching.shuffle=true")
+        check_config(compose("task=quadratic_deep", "device=cpu", "+task.batching.shuffle=true"))
 
 
 def test_adam_tf_is_tensorflows_update():
@@ -167,7 +168,7 @@ def test_data_origin_survives_the_move_to_a_device():
 def test_eval_every_epoch_needs_a_training_split():
     with pytest.raises(Exception, match="eval_every=epoch needs a task with a training split"):
         cfg = compose("task=rosenbrock", "eval_every=epoch")
-        check_settings(cfg, None)
+        check_config(cfg)
 
 
 def test_deepobs_run_dir_is_self_describing(tmp_path: Path):

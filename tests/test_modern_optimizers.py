@@ -18,6 +18,7 @@ from optbench.recorder import Recorder
 from optbench.records import RunRecords
 from optbench.tasks import build_task
 from optbench.trainer import train
+from optbench.validation import check_config
 
 FROM_TORCH = ["muon", "adafactor", "lbfgs"]
 FROM_ZOO = {"schedulefree_adamw": "schedulefree", "schedulefree_sgd": "schedulefree", "lion": "pytorch_optimizer",
@@ -113,7 +114,7 @@ def test_a_missing_extra_names_the_install_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytorch_optimizer" else real(name, *a))
     with pytest.raises(OptbenchError) as error:
-        build_optimizer(make_cfg("optimizer=lion").optimizer, MLP(784, 10), "lion")
+        check_config(make_cfg("optimizer=lion"))
     assert "optimizer=lion needs the package 'pytorch_optimizer'" in str(error.value)
     assert "pip install -e '.[zoo]'" in str(error.value)
 

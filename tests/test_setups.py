@@ -11,6 +11,7 @@ import torch
 from conftest import make_cfg, run
 from optbench.errors import OptbenchError
 from optbench.model import MLP, build_model
+from optbench.validation import check_config
 from test_cli import SHORT, cli
 
 
@@ -31,7 +32,7 @@ def test_lab_init_from_the_config_differs_from_default():
     default = build_model(make_cfg("model.hidden=[100,100]").model, 784, 10)
     assert not torch.equal(lab[0].weight, default[0].weight)
     with pytest.raises(OptbenchError, match="model.init='xavier' is not known"):
-        build_model(make_cfg("model.init=xavier").model, 784, 10)
+        check_config(make_cfg("model.init=xavier"))
 
 
 def test_epochs_replace_iterations(tmp_path):

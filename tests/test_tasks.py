@@ -21,6 +21,7 @@ from optbench.recorder import Outcome
 from optbench.tasks import Evaluation, Target, build_task
 from optbench.tasks.functions import FUNCTIONS
 from optbench.train import _results, run_job
+from optbench.validation import check_target
 from test_cli import cli, summary as read_summary
 
 TASKS = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml"))
@@ -167,7 +168,7 @@ def test_target_directions():
     for bad in ({"metric": "speed", "threshold": 1, "mode": "max"}, {"metric": "test_loss", "threshold": "x", "mode": "min"},
                 {"metric": "test_loss", "threshold": 1, "mode": "down"}):
         with pytest.raises(OptbenchError, match="is not a valid target"):
-            Target.from_config("t", bad)
+            check_target("t", bad)
 
 
 def test_reached_target_at_is_the_first_evaluation_meeting_it():

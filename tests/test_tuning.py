@@ -16,6 +16,7 @@ from scipy.stats import qmc
 
 from optbench.errors import OptbenchError
 from optbench.tuning import TrialScore, parse_dimension, rank_trials, search_points
+from optbench.validation import check_sweeper
 
 OPTBENCH = Path(sys.executable).with_name("optbench")
 
@@ -69,9 +70,10 @@ def test_bad_search_dimension_is_one_clear_error(spec, words):
 def test_bad_search_settings_are_clear_errors():
     dims = [parse_dimension("optimizer.lr", "interval(0.1, 0.3)")]
     with pytest.raises(OptbenchError, match="grid, random, halton"):
-        search_points(dims, "bayes", 4, 0)
+        check_sweeper({"search": "bayes", "trials": 4, "seeds": 5})
     with pytest.raises(OptbenchError, match="positive whole number"):
-        search_points(dims, "grid", 0, 0)
+        check_sweeper({"search": "grid", "trials": 0, "seeds": 5})
+    assert len(search_points(dims, "grid", 4, 0)) == 4
 
 
 def score(status="completed", final=0.9, best=None, ttt=math.nan, higher=True) -> TrialScore:
@@ -191,7 +193,7 @@ def trial_dir(path: Path, test_loss: float, valid_loss: float) -> Path:
 
 
 def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
-    from optbench.tuning import check_split, score_trial
+    from optbench.tuning import score_trial
 
     a, b = trial_dir(tmp_path / "a", test_loss=0.2, valid_loss=0.9), trial_dir(tmp_path / "b", 0.8, 0.3)
     on_valid = [score_trial(d, "validation") for d in (a, b)]
@@ -199,7 +201,7 @@ def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
     assert rank_trials(on_valid, "final") == [2, 1] and rank_trials(on_test, "final") == [1, 2]
     assert on_valid[1].time_to_target == 1.0 and math.isnan(on_valid[0].time_to_target)
     with pytest.raises(OptbenchError, match="is not a split to select on"):
-        check_split("train")
+        check_sweeper({"split": "train", "seeds": 5})
 
 
 @pytest.mark.slow
@@ -305,4 +307,4 @@ def test_stage_one_is_one_launch_across_arms(tmp_path):
 
 def test_an_unknown_search_names_the_choices():
     with pytest.raises(OptbenchError, match="tpe, cmaes, gp"):
-        search_points([], "bayes", 4, 0)
+        check_sweeper({"search": "bayes", "trials": 4, "seeds": 5})

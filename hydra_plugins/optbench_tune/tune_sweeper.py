@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
-from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from optbench.tuning import Arm
 
 log = logging.getLogger(__name__)
-
-
-class TuneError(CompactHydraException):
-    """A setting of the tune sweeper the user can fix: Hydra prints its message without a traceback."""
 
 
 def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -75,17 +71,15 @@ class TuneSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def _stage_seeds(self) -> list[int]:
-        from optbench.errors import OptbenchError
+        """Stage 2's seeds: 0..seeds-1, or the list given."""
+        seeds = OmegaConf.to_container(self.seeds) if OmegaConf.is_config(self.seeds) else self.seeds
+        return list(range(seeds)) if isinstance(seeds, int) else seeds
 
-        seeds = self.seeds
-        if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
-            return list(range(seeds))
-        if OmegaConf.is_config(seeds):
-            seeds = OmegaConf.to_container(seeds)
-        if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            return seeds
-        raise OptbenchError(f"hydra.sweeper.seeds={self.seeds!r} must be a number of seeds (e.g. "
-                            "hydra.sweeper.seeds=5 for seeds 0..4) or a list of seeds (hydra.sweeper.seeds=[0,1,2]).")
+    def settings(self) -> dict[str, Any]:
+        """The sweeper's own settings (`hydra.sweeper.*`), as `optbench.validation.check_sweeper` reads them."""
+        return {"search": self.search, "trials": self.trials, "batch": self.batch, "select": self.select,
+                "split": self.split, "seeds": self.seeds, "tuning_seed": self.tuning_seed,
+                "search_seed": self.search_seed, "digits": self.digits}
 
     def _plan(self, arguments: list[str]) -> tuple[list[list[str]], list[str], list]:
         """(the arms: each a list of overrides, the overrides common to every job, the search dimensions)."""
@@ -119,29 +113,26 @@ class TuneSweeper(Sweeper):
 
         try:
             return self._sweep(arguments)
-        except OptbenchError as exc:
-            raise TuneError(f"optbench: error: {exc}") from None  # Hydra prints it as one message
+        except OptbenchError as exc:  # one message and exit status 2, as for a job's settings
+            print(f"optbench: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         from dataclasses import replace
 
-        from optbench.config import positive_int
         from optbench.records import TUNING_CSV, TUNING_DIR
         from optbench.threads import announce_jobs_at_once
-        from optbench.tuning import ADAPTIVE_SEARCHES, Arm, check_search, check_selection, check_split, score_trial, \
-            search_points, write_tuning_csv
+        from optbench.tuning import ADAPTIVE_SEARCHES, Arm, score_trial, search_points, write_tuning_csv
+        from optbench.validation import check_sweeper
 
-        check_selection(self.select)
-        check_split(self.split)
-        check_search(self.search, self.trials)
+        check_sweeper(self.settings())
         seeds = self._stage_seeds()
         arms, common, dimensions = self._plan(arguments)
         if self.split == "validation":
             # Every trial and rerun holds the validation split out: stage 2 trains on the examples the
             # chosen setting was tuned with, and reports the test split, which nothing was selected on.
             common = [c for c in common if not c.startswith("validation=")] + ["validation=true"]
-        digits = positive_int("hydra.sweeper.digits", self.digits, "hydra.sweeper.digits=3")
-        dimensions = [replace(d, digits=digits) for d in dimensions]
+        dimensions = [replace(d, digits=self.digits) for d in dimensions]
         adaptive = self.search in ADAPTIVE_SEARCHES and bool(dimensions)
         stage_one = [Arm(arm, arm_name(arm, common)) for arm in arms]
         if adaptive:
@@ -222,10 +213,8 @@ class TuneSweeper(Sweeper):
     def _batch_size(self, arms: int) -> int:
         """Points asked per arm at a time: what the launcher runs at once, shared by the arms, but at most
         a quarter of the trials (so the search has rounds to learn from), or `batch` when given."""
-        from optbench.config import positive_int
-
         if self.batch is not None:
-            return positive_int("hydra.sweeper.batch", self.batch, "hydra.sweeper.batch=4")
+            return self.batch
         from optbench.threads import launcher_capacity
 
         at_once = launcher_capacity(self.config.hydra.launcher)

@@ -8,6 +8,7 @@ function for a job that runs alone.
 from __future__ import annotations
 
 import logging
+import sys
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,6 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
-from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
@@ -23,10 +23,6 @@ from omegaconf import DictConfig, open_dict
 log = logging.getLogger(__name__)
 
 JOB_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's default job log format
-
-
-class LauncherError(CompactHydraException):
-    """A setting of the vectorised launcher the user can fix: Hydra prints its message without a traceback."""
 
 
 class _NoCallbacks:
@@ -100,9 +96,14 @@ class VectorizedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        if isinstance(self.max_members, bool) or not isinstance(self.max_members, int) or self.max_members < 1:
-            raise LauncherError(f"hydra.launcher.max_members={self.max_members!r} must be a whole number >= 1, "
-                                "e.g. hydra.launcher.max_members=32.")
+        from optbench.errors import OptbenchError
+        from optbench.validation import check_launcher
+
+        try:
+            check_launcher({"max_members": self.max_members})
+        except OptbenchError as exc:  # one message and exit status 2, as for a job's settings
+            print(f"optbench: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         configs = [self._sweep_config(overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
         groups, alone = plan_groups(configs, self.max_members)
         log.info("Launching %d jobs: %d in %d vectorised group(s), %d alone", len(configs),

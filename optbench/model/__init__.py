@@ -38,18 +38,11 @@ class MLP(nn.Sequential):
     def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,),
                  init: str = "default") -> None:
         widths = list(hidden)
-        if not widths or any(not isinstance(w, int) or w <= 0 for w in widths):
-            raise OptbenchError(
-                f"model.hidden={widths} is not a list of positive layer widths. "
-                "Give at least one hidden layer, e.g. model.hidden=[100] or model.hidden=[100,100]."
-            )
         layers: list[nn.Module] = []
         for n_in, n_out in zip([in_features, *widths], widths):
             layers += [nn.Linear(n_in, n_out), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], num_classes))
         super().__init__(*layers)
-        if init not in INITS:
-            raise OptbenchError(f"model.init={init!r} is not known: use one of {', '.join(INITS)}.")
         if init == "lab":
             for layer in self:
                 if isinstance(layer, nn.Linear):

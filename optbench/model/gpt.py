@@ -74,17 +74,7 @@ class GPT(nn.Module):
 
     def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 2, n_head: int = 4, n_embd: int = 64,
                  dropout: float = 0.0, bias: bool = True) -> None:
-        super().__init__()
-        sizes = {"vocab_size": vocab_size, "block_size": block_size, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
-        for key, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise OptbenchError(f"model.{key}={value!r} must be a positive whole number, e.g. model.n_layer=2 "
-                                    "model.n_head=4 model.n_embd=64 model.block_size=64.")
-        if n_embd % n_head:
-            raise OptbenchError(f"model.n_embd={n_embd} is not divisible by model.n_head={n_head}: each head gets "
-                                "n_embd / n_head channels. Choose e.g. model.n_embd=64 model.n_head=4.")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise OptbenchError(f"model.dropout={dropout!r} must be a probability in [0, 1), e.g. model.dropout=0.2.")
+        super().__init__()  # the sizes are checked by optbench.validation (model.* rules)
         self.block_size = block_size
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocab_size, n_embd),

@@ -15,6 +15,8 @@ class Adagrad(ScratchOptimizer):
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+        if not 0.0 <= lr_decay:  # as torch.optim.Adagrad: a negative decay divides by zero at some step
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps)
 

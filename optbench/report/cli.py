@@ -34,8 +34,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run `optbench report` with `argv`; returns the exit status."""
     args = parser().parse_args(argv)
-    if args.window < 1:
-        parser().error(f"--window must be a positive number of iterations, got {args.window}")
+    from optbench.validation import Number  # torch's import waits until the arguments parse (and --help is quick)
+
+    if message := Number("--window 50", whole=True, low=1, says="a positive number of iterations").problem(
+            "--window", args.window):
+        parser().error(message)
     out = args.out or (args.paths[0] / "report" if len(args.paths) == 1 else Path("report"))
     from optbench.report import build_report  # pandas/matplotlib load only once arguments are valid
     from optbench.report.table import to_terminal

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from optbench.errors import OptbenchError
 from optbench.sampling import Batching
 
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
@@ -33,17 +32,9 @@ class Target:
     mode: str
 
     @classmethod
-    def from_config(cls, task: str, node: Mapping[str, Any]) -> Target:
-        """Check a `{metric, threshold, mode}` mapping from a task config and build the target."""
-        metric, threshold, mode = node.get("metric"), node.get("threshold"), node.get("mode")
-        if metric not in TARGET_METRICS or mode not in MODES or isinstance(threshold, bool) \
-                or not isinstance(threshold, (int, float)):
-            raise OptbenchError(
-                f"task={task}: target={dict(node)} is not a valid target. Give task.target.metric "
-                f"(one of {', '.join(TARGET_METRICS)}), task.target.threshold (a number) and "
-                f"task.target.mode (max or min), e.g. task.target.threshold=0.97."
-            )
-        return cls(metric, float(threshold), mode)
+    def from_config(cls, node: Mapping[str, Any]) -> Target:
+        """The target of a `{metric, threshold, mode}` mapping (checked by `optbench.validation.check_target`)."""
+        return cls(node["metric"], float(node["threshold"]), node["mode"])
 
     @property
     def column(self) -> str:
@@ -113,10 +104,8 @@ class Task(ABC):
                  validation: bool = False) -> None:
         self.name = name
         self.description = description
-        self.target = Target.from_config(name, target)
-        self.batching = Batching.from_config(name, batching)
-        if not isinstance(validation, bool):
-            raise OptbenchError(f"validation={validation!r} must be true or false, e.g. validation=true.")
+        self.target = Target.from_config(target)
+        self.batching = Batching.from_config(batching)
         self.validation = validation
 
     @property

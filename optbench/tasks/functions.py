@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from optbench.device import upload
-from optbench.errors import OptbenchError
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 Tensor = torch.Tensor
@@ -67,9 +66,7 @@ FUNCTIONS = {
 
 
 def surface(name: str) -> Surface:
-    """The 2-D function called `name`, or an error listing the known ones."""
-    if name not in FUNCTIONS:
-        raise OptbenchError(f"task.function={name!r} is not a known 2-D function: use one of {', '.join(FUNCTIONS)}.")
+    """The 2-D function called `name` (one of FUNCTIONS: `task.function` is checked by optbench.validation)."""
     return FUNCTIONS[name]
 
 
@@ -96,10 +93,6 @@ class Function2D(Task):
         super().__init__(name, target, description, validation=validation)
         self.function_name = function
         self.function = surface(function)
-        if len(start) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in start):
-            raise OptbenchError(f"task.start={list(start)} must be two finite numbers, e.g. task.start=[-0.5,1.5].")
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-            raise OptbenchError(f"task.noise={noise!r} must be a number >= 0 (the std of the gradient noise), e.g. task.noise=0.5.")
         self.start, self.noise = [float(v) for v in start], float(noise)
 
     @property

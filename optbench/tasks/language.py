@@ -20,9 +20,9 @@ from torch import nn
 from optbench.config import instantiate_checked
 from optbench.corpus import Corpus, load_corpus
 from optbench.device import upload
-from optbench.errors import OptbenchError
 from optbench.tasks.base import Evaluation, StepLoss, Task
 from optbench.tasks.supervised import count_correct, loss_function
+from optbench.validation import check_text_parts
 
 EVAL_TOKENS = 16_384  # characters per evaluation forward pass: bounds the attention's memory
 
@@ -33,9 +33,6 @@ class CharLanguageModel(Task):
     def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
                  description: str = "", batching: Any = None, validation: bool = False) -> None:
         super().__init__(name, target, description, batching, validation)
-        if batching is not None:
-            raise OptbenchError(f"task={name}: task.batching does not apply to a language model, whose minibatches "
-                                "are random windows of the text. Remove the task.batching override.")
         self.dataset_cfg = dataset
         self.model_cfg = model
         self.block_size = model.get("block_size")
@@ -57,16 +54,9 @@ class CharLanguageModel(Task):
 
     def setup(self, device: torch.device) -> None:
         """Read and encode the text, cut its parts and move them to `device`."""
-        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size <= 0:
-            raise OptbenchError(f"model.block_size={self.block_size!r} must be a positive whole number (the context "
-                                f"in characters), e.g. model.block_size=64. task={self.name} needs model=gpt.")
         self.corpus = load_corpus(self.dataset_cfg).to(device)
-        for part, tokens in (("training", self.corpus.train), ("validation", self.corpus.valid),
-                             ("test", self.corpus.test)):
-            if len(tokens) <= self.block_size:
-                raise OptbenchError(
-                    f"The {part} part of the text has {len(tokens)} characters, not more than model.block_size="
-                    f"{self.block_size}: no window fits. Use a smaller model.block_size or change dataset.splits.")
+        check_text_parts(self.block_size, {"training": len(self.corpus.train), "validation": len(self.corpus.valid),
+                                           "test": len(self.corpus.test)})
 
     def build_model(self) -> nn.Module:
         """The configured model for the text's vocabulary."""

@@ -126,26 +126,24 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_logger(node: DictConfig | None) -> str:
-    """The configured tracker kind (`none` when there is none); a clear error for an unknown one."""
-    kind = str(OmegaConf.select(node, "kind", default="none")) if node is not None else "none"
-    if kind != "none" and kind not in KINDS:
-        raise OptbenchError(f"logger.kind={kind!r} is not a tracker optbench knows. Use logger=none, "
-                            f"{', '.join(f'logger={k}' for k in KINDS)}.")
-    return kind
-
-
-def build_tracker(node: DictConfig | None) -> Tracker | None:
-    """The tracker the `logger` config asks for (None for logger=none); a clear error when its package is missing."""
-    kind = check_logger(node)
+def require_tracker(kind: str) -> None:
+    """Nothing for logger=none; for a tracker, a clear error when its package is not installed."""
     if kind == "none":
-        return None
+        return
     try:
         importlib.import_module(kind)
     except ImportError as exc:
         raise OptbenchError(f"logger={kind} needs the {kind} package, which is not installed ({exc}). Install "
                             f"it with: pip install 'optbench[{kind}]' (or use logger=none: the CSVs are always "
                             "written).") from None
+
+
+def build_tracker(node: DictConfig | None) -> Tracker | None:
+    """The tracker the `logger` config (checked by `optbench.validation`) asks for; None for logger=none."""
+    kind = str(OmegaConf.select(node, "kind", default="none")) if node is not None else "none"
+    require_tracker(kind)
+    if kind == "none":
+        return None
     backend = importlib.import_module(f"optbench.trackers.{kind}")
     options = OmegaConf.to_container(node, resolve=True)
     options.pop("kind", None)

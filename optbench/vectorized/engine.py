@@ -25,7 +25,9 @@ from tqdm import tqdm
 from optbench.sampling import shuffled_batches
 from optbench.clock import TrainingClock
 from optbench.device import resolve_device
-from optbench.train import Job, close_job, fail_job, load_task, open_job, prepare_job, record_outcome, run_settings
+from optbench.errors import OptbenchError
+from optbench.train import Job, check_job, close_job, fail_job, load_task, open_job, prepare_job, record_outcome, \
+    run_settings
 from optbench.trainer import record_evaluations
 from optbench.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.vectorized.wide import WideMLP, mean_nll_gradient
@@ -178,12 +180,23 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
               ) -> list[dict[str, Any]]:
     """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
 
-    A job whose setup fails is recorded as failed and the others go on. CPU settings and numerics policy are the first job's.
+    A job whose settings are rejected or whose setup fails is recorded as failed and the others go on. CPU
+    settings and numerics policy are the first job's.
     """
-    jobs = [open_job(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
-    for job, job_log in zip(jobs, loggers or []):
-        job.log = job_log
-    first = cfgs[0]
+    summaries: list[dict[str, Any]] = [{"status": "failed"} for _ in cfgs]  # a rejected job's stays so
+    jobs, places = [], []
+    for index, (cfg, out_dir, job_log) in enumerate(zip(cfgs, out_dirs, loggers or [log] * len(cfgs))):
+        try:
+            check_job(cfg, out_dir)
+        except OptbenchError as exc:
+            job_log.error("%s", exc)
+            continue
+        jobs.append(open_job(cfg, out_dir))
+        jobs[-1].log = job_log
+        places.append(index)
+    if not jobs:
+        return summaries
+    first = jobs[0].cfg
     ready: list[Job] = []
     try:
         device = resolve_device(first.device.type)
@@ -217,4 +230,6 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
     finally:
         for job in jobs:
             close_job(job)
-    return [job.summary for job in jobs]
+    for place, job in zip(places, jobs):
+        summaries[place] = job.summary
+    return summaries
