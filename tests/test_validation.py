@@ -100,14 +100,19 @@ def _named(message: str, overrides: tuple[str, ...], path: str) -> bool:
     return leaf in message or any(override.split("=")[0] + "=" in message for override in overrides)
 
 
-def verdict(overrides: tuple[str, ...], path: str, value: object) -> tuple[DictConfig, str | None]:
-    """The config with `path` set to `value`, and check_config's message (None: legal)."""
-    cfg = _with(composed(overrides), {path: value})
+def verdict(overrides: tuple[str, ...], path: str, value: object) -> tuple[DictConfig | None, str | None]:
+    """check_config's message for the config with `path` set to `value` (None: legal, with that config)."""
+    cfg = composed(overrides)
+    original = OmegaConf.select(cfg, path)
+    OmegaConf.update(cfg, path, value, merge=False)  # in place and put back: copying every config is slow
     try:
         check_config(cfg)
     except OptbenchError as error:
-        return cfg, str(error)
-    return cfg, None
+        return None, str(error)
+    else:
+        return copy.deepcopy(cfg), None
+    finally:
+        OmegaConf.update(cfg, path, original, merge=False)
 
 
 @functools.cache
@@ -193,9 +198,10 @@ LEGAL_PLUGIN_VALUES = {
 @pytest.mark.parametrize("setting", ["hydra.sweeper.tuning_seed=-1", "hydra.sweeper.search_seed=0",
                                      "hydra.sweeper.seeds=[0,-1]"])
 def test_legal_plugin_values_run(tmp_path, setting):
+    seeds = [] if setting.startswith("hydra.sweeper.seeds=") else ["hydra.sweeper.seeds=1"]
     result = cli("-m", "hydra/sweeper=tune", "task=rosenbrock", "optimizer=sgd", "iterations=20", "eval_every=10",
-                 "hydra.sweeper.trials=2", "hydra.sweeper.seeds=1", "hydra.sweeper.search=random", setting,
-                 f"hydra.sweeper.dir={tmp_path}", cwd=tmp_path)
+                 "hydra.sweeper.trials=2", "hydra.sweeper.search=random", *seeds, setting,
+                 f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert all(json.loads(p.read_text())["status"] == "completed" for p in tmp_path.glob("*/summary.json"))
 
