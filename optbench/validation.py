@@ -291,7 +291,8 @@ SWEEPER_RULES: dict[str, Rule] = {
     "search_seed": Number("hydra.sweeper.search_seed=0", whole=True, low=0, high=2**32 - 1),  # SciPy's and NumPy's seeds
     "digits": Number("hydra.sweeper.digits=3", whole=True, low=1, high=17),
 }
-LAUNCHER_RULES: dict[str, Rule] = {"max_members": Number("hydra.launcher.max_members=32", whole=True, low=1)}
+LAUNCHER_RULES: dict[str, Rule] = {"max_members": Number("hydra.launcher.max_members=32", whole=True, low=1,
+                                                          says="a whole number >= 1")}
 
 
 def fail(message: str) -> None:
