@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -47,6 +48,25 @@ def config_fingerprint(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
             node = node.get(parent, {})
         node.pop(leaf, None)
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def hydra_node(cfg: DictConfig) -> DictConfig | None:
+    """The job's `hydra` node: the config's own (a vectorised sweep's jobs, `compose(...,
+    return_hydra_config=True)`), else Hydra's runtime one; None outside Hydra (the Python API)."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def group_choices(cfg: DictConfig) -> dict[str, str]:
+    """The option chosen in each config group ({} when the config has no Hydra runtime)."""
+    node = hydra_node(cfg)
+    return dict(OmegaConf.select(node, "runtime.choices", default={}) or {}) if node is not None else {}
+
+
+def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
+    """The optimizer's config name (`adam`, `scratch/sgd`), or its class name when none was chosen by name."""
+    return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
 
 def user_config_dirs(sources: Any) -> list[Path]:

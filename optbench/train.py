@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import check_length_overrides, config_dir, config_fingerprint, shadowed_user_configs
+from optbench.config import (check_length_overrides, config_dir, config_fingerprint, group_choices, hydra_node,
+                             optimizer_name, shadowed_user_configs)
 from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
@@ -98,20 +99,6 @@ def _results(outcome: Outcome, target: Target) -> dict[str, Any]:
         **({"final_valid_loss": outcome.validations[-1][1].loss,
             "final_valid_accuracy": finite_or_none(outcome.validations[-1][1].accuracy)} if outcome.validations else {}),
     }
-
-
-def hydra_node(cfg: DictConfig) -> DictConfig | None:
-    """The job's `hydra` node: the config's own (a vectorised sweep's jobs, `compose(...,
-    return_hydra_config=True)`), else Hydra's runtime one; None outside Hydra (the Python API)."""
-    if "hydra" in cfg:
-        return cfg.hydra
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def group_choices(cfg: DictConfig) -> dict[str, str]:
-    """The option chosen in each config group ({} when the config has no Hydra runtime)."""
-    node = hydra_node(cfg)
-    return dict(OmegaConf.select(node, "runtime.choices", default={}) or {}) if node is not None else {}
 
 
 def sweep_dir(cfg: DictConfig) -> Path | None:
@@ -208,11 +195,6 @@ def open_tracker(job: Job, tracker: Tracker) -> None:
     tracker.open(run_info(job.cfg, job.records.out_dir, job.summary, sweep_dir(job.cfg), overrides))
     job.records.mirror_to(tracker.rows)
     job.tracker = tracker
-
-
-def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
-    """The optimizer's config name (`adam`, `scratch/sgd`), or its class name when none was chosen by name."""
-    return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
 
 def prepare_job(job: Job, task: Task, device: torch.device) -> None:

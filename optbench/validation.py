@@ -17,13 +17,14 @@ import inspect
 import logging
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.config import group_choices, optimizer_name
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
 from optbench.model import INITS
@@ -295,9 +296,12 @@ LAUNCHER_RULES: dict[str, Rule] = {"max_members": Number("hydra.launcher.max_mem
                                                           says="a whole number >= 1")}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Stop with `message` (one paragraph) as the user's error."""
     raise OptbenchError(message)
+
+
+_MISSING = object()
 
 
 def check(rules: Mapping[str, Rule], node: Any, prefix: str = "") -> None:
@@ -309,9 +313,6 @@ def check(rules: Mapping[str, Rule], node: Any, prefix: str = "") -> None:
             value = node.get(path, _MISSING)
         if value is not _MISSING and (message := rule.problem(prefix + path, _plain(value))):
             fail(message)
-
-
-_MISSING = object()
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -360,17 +361,6 @@ def check_batching(task: str, node: Any) -> None:
              "task.batching.reshuffle=true.")
 
 
-def check_length_overrides(overrides: Sequence[str], cfg: DictConfig | None = None) -> None:
-    """Training length is iterations or epochs: refuse both given on the command line. `iterations`
-    given alone replaces a task preset's `epochs` (in `cfg`), as the user asked for steps."""
-    keys = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
-    if {"iterations", "epochs"} <= keys:
-        fail("Both iterations=... and epochs=... were given: give one of them (e.g. epochs=20 batch_size=128, or "
-             "iterations=3000). epochs, when set, replaces iterations.")
-    if cfg is not None and "iterations" in keys and cfg.get("epochs") is not None:
-        cfg.epochs = None
-
-
 def _check_relations(cfg: DictConfig, task: str | None) -> None:
     """What single settings cannot say: the ones that must agree with each other."""
     model = cfg.get("model")
@@ -389,23 +379,12 @@ def _check_relations(cfg: DictConfig, task: str | None) -> None:
                 fail(f"{key}={value} needs a task with a training split; task={task} has none. Give {fix}.")
 
 
-def _choice(cfg: DictConfig, group: str) -> str | None:
-    """The option chosen in config `group`, from the config's own hydra node or Hydra's runtime."""
-    choice = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None)
-    if choice is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized():
-            choice = HydraConfig.get().runtime.choices.get(group)
-    return choice
-
-
 def _optimizer_name(cfg: DictConfig) -> str:
-    return _choice(cfg, "optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+    return optimizer_name(cfg, group_choices(cfg))
 
 
 def _schedule_name(cfg: DictConfig) -> str:
-    return _choice(cfg, "schedule") or str(cfg.schedule.get("_target_", "?")).rsplit(".", 1)[-1]
+    return group_choices(cfg).get("schedule") or str(cfg.schedule.get("_target_", "?")).rsplit(".", 1)[-1]
 
 
 def check_hyperparameter(name: str, key: str, value: Any, default: Any, node: str = "optimizer") -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,13 +108,10 @@ class TuneSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         """Stage 1 in one launch for every arm (an adaptive search: one launch per round of asked points),
         tuning.csv rewritten after each; then stage 2, every arm's winner over the seeds, in one launch."""
-        from optbench.errors import OptbenchError
+        from optbench.errors import exit_status_2
 
-        try:
+        with exit_status_2():
             return self._sweep(arguments)
-        except OptbenchError as exc:  # one message and exit status 2, as for a job's settings
-            print(f"optbench: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         from dataclasses import replace

@@ -8,7 +8,6 @@ function for a job that runs alone.
 from __future__ import annotations
 
 import logging
-import sys
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,14 +95,11 @@ class VectorizedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        from optbench.errors import OptbenchError
+        from optbench.errors import exit_status_2
         from optbench.validation import check_launcher
 
-        try:
+        with exit_status_2():
             check_launcher({"max_members": self.max_members})
-        except OptbenchError as exc:  # one message and exit status 2, as for a job's settings
-            print(f"optbench: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
         configs = [self._sweep_config(overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
         groups, alone = plan_groups(configs, self.max_members)
         log.info("Launching %d jobs: %d in %d vectorised group(s), %d alone", len(configs),
