@@ -257,7 +257,7 @@ TARGET_RULES: dict[str, dict[str, Rule]] = {
         "bias": Flag("model.bias=true")},
     "optbench.tasks.functions.Function2D": {
         "function": Choice(tuple(FUNCTIONS), "task.function=rosenbrock", what="a known 2-D function"),
-        "start": Numbers(Number(""), "task.start=[-0.5,1.5]", length=2),
+        "start": Numbers(Number(""), "", length=2, verdict="must be two finite numbers, e.g. task.start=[-0.5,1.5]."),
         "noise": Number("task.noise=0.5", low=0)},
     "optbench.tasks.quadratic.NoisyQuadratic": {
         "dim": Number("task.dim=100", whole=True, low=1),
