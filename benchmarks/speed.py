@@ -93,11 +93,20 @@ def time_optbench(optimizer: str, iterations: int, extra: list[str]) -> tuple[fl
         return time.perf_counter() - started, summary["train_seconds"], 100 * summary["final_test_accuracy"]
 
 
+def mnist_root() -> Path:
+    """The folder optbench's config reads MNIST from (dataset.root: $OPTBENCH_DATA, else the cache), unpacked
+    there, so the notebook loop reads the same files as optbench."""
+    root = Path(compose().dataset.root or default_root())
+    ensure_mnist(root)
+    return root
+
+
 def time_notebook(optimizer: str, iterations: int, device: torch.device) -> tuple[float, float]:
     """Seconds for the notebook loop with the same optimizer config on `device`, and its final test accuracy."""
     factory = instantiate(compose(f"optimizer={optimizer}").optimizer, _convert_="all")
+    root = mnist_root()
     started = time.perf_counter()
-    result = notebook_run(factory, default_root(), iterations=iterations, device=device)
+    result = notebook_run(factory, root, iterations=iterations, device=device)
     return time.perf_counter() - started, result.test_accuracy[-1]
 
 
@@ -111,7 +120,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="where all three sides run: cpu (default), cuda, cuda:1")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    ensure_mnist(default_root())
+    mnist_root()
     print(f"{machine(device)}; torch {torch.__version__}; {args.iterations} iterations on {device}, "
           f"{args.repeats} interleaved rounds")
     overrides = [f"device.type={args.device}", *args.optbench_overrides]
