@@ -40,6 +40,7 @@ def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[d
     return summaries
 
 
+@pytest.mark.slow  # the fast tier keeps the members-equal-single-runs test below (without a validation split)
 def test_members_with_a_validation_split_equal_their_single_runs(tmp_path):
     """The tuner's default (validation=true): members train on the same 50,000 images and write valid.csv."""
     summaries = compare_with_single_runs(tmp_path, [["optimizer=sgd", "validation=true"],
