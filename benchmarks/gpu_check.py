@@ -52,12 +52,21 @@ from optbench.errors import OptbenchError  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 from optbench.vectorized.engine import run_group  # noqa: E402
 
-FAMILIES = [["optimizer=sgd"], ["optimizer=adam"], ["optimizer=scratch/adam"], ["optimizer=lbfgs"],
-            ["optimizer=muon"], ["optimizer=schedulefree_adamw"], ["optimizer=adam", "lookahead.enabled=true"],
-            ["optimizer=sgd", "schedule=warmup_cosine"]]
-DETERMINISM = {"MLP": ["task=mnist_mlp", "optimizer=adam"],
-               "CNN": ["task=fmnist_2c2d", "dataset=mnist", "optimizer=adam"],  # DeepOBS's 2c2d on the bundled MNIST
-               "transformer": ["task=shakespeare_char", "optimizer=adamw"]}
+FAMILIES = [
+    ["optimizer=sgd"],
+    ["optimizer=adam"],
+    ["optimizer=scratch/adam"],
+    ["optimizer=lbfgs"],
+    ["optimizer=muon"],
+    ["optimizer=schedulefree_adamw"],
+    ["optimizer=adam", "lookahead.enabled=true"],
+    ["optimizer=sgd", "schedule=warmup_cosine"],
+]
+DETERMINISM = {
+    "MLP": ["task=mnist_mlp", "optimizer=adam"],
+    "CNN": ["task=fmnist_2c2d", "dataset=mnist", "optimizer=adam"],  # DeepOBS's 2c2d on the bundled MNIST
+    "transformer": ["task=shakespeare_char", "optimizer=adamw"],
+}
 GROUP_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adamax"]
 
 
@@ -78,8 +87,9 @@ class Settings:
         """The full settings, or the quick ones."""
         if not quick:
             return cls(device)
-        return cls(device, smoke_steps=20, compare_steps=60, cnn_steps=4, speed_steps=200, group_sizes=(1, 8),
-                   singles=2)
+        return cls(
+            device, smoke_steps=20, compare_steps=60, cnn_steps=4, speed_steps=200, group_sizes=(1, 8), singles=2
+        )
 
 
 @dataclass
@@ -147,10 +157,17 @@ def versions(table: Table, device: torch.device) -> None:
     table.add("versions", "torch", torch.__version__, f"CPU: {cpu_name()}")
     info = hardware(device)
     table.add("versions", "device", info["device_name"], f"{device}")
-    table.add("versions", "CUDA / cuDNN", f"{info['cuda_version']} / {info['cudnn_version']}",
-              "built for: " + f"{torch.version.cuda} / {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}")
-    defaults = (f"matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}, "
-                f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, cudnn.benchmark={torch.backends.cudnn.benchmark}")
+    table.add(
+        "versions",
+        "CUDA / cuDNN",
+        f"{info['cuda_version']} / {info['cudnn_version']}",
+        "built for: "
+        + f"{torch.version.cuda} / {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}",
+    )
+    defaults = (
+        f"matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}, "
+        f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, cudnn.benchmark={torch.backends.cudnn.benchmark}"
+    )
     policy = numerics(compose(f"device.type={device}").device)
     table.add("versions", "TF32 / determinism", f"optbench: {policy}", f"torch's defaults: {defaults}")
 
@@ -178,10 +195,15 @@ def smoke(table: Table, settings: Settings, out: Path) -> None:
             table.add("smoke", name, "crash", f"{type(exc).__name__}: {str(exc)[:200]}", failed=True)
             continue
         loss = summary.get("final_train_loss")
-        table.add("smoke", name, summary["status"],
-                  f"{summary['iterations_run']} steps, final train loss {loss:.4g}, "
-                  f"{time.perf_counter() - started:.1f} s" if loss is not None else summary.get("error", ""),
-                  failed=summary["status"] not in ("completed", "diverged"))
+        table.add(
+            "smoke",
+            name,
+            summary["status"],
+            f"{summary['iterations_run']} steps, final train loss {loss:.4g}, {time.perf_counter() - started:.1f} s"
+            if loss is not None
+            else summary.get("error", ""),
+            failed=summary["status"] not in ("completed", "diverged"),
+        )
 
 
 def determinism(table: Table, settings: Settings, out: Path) -> None:
@@ -192,8 +214,13 @@ def determinism(table: Table, settings: Settings, out: Path) -> None:
         for run_dir in runs:
             job(run_dir, settings.device, *overrides, f"iterations={steps}", f"eval_every={max(1, steps // 2)}")
         same = metrics_text(runs[0]) == metrics_text(runs[1])
-        table.add("determinism", f"{name} twice ({steps} steps)", "identical" if same else "DIFFERENT",
-                  " ".join(overrides), failed=not same)
+        table.add(
+            "determinism",
+            f"{name} twice ({steps} steps)",
+            "identical" if same else "DIFFERENT",
+            " ".join(overrides),
+            failed=not same,
+        )
 
 
 def cpu_against_device(table: Table, settings: Settings, out: Path) -> None:
@@ -201,13 +228,21 @@ def cpu_against_device(table: Table, settings: Settings, out: Path) -> None:
     if settings.device == "cpu":
         table.add("CPU vs device", "mnist_mlp adam", "n/a", "the device is the CPU")
         return
-    overrides = ["task=mnist_mlp", "optimizer=adam", f"iterations={settings.compare_steps}",
-                 f"eval_every={settings.compare_steps}"]
+    overrides = [
+        "task=mnist_mlp",
+        "optimizer=adam",
+        f"iterations={settings.compare_steps}",
+        f"eval_every={settings.compare_steps}",
+    ]
     summaries = {where: job(out / f"versus-{where}", where, *overrides) for where in ("cpu", settings.device)}
     loss = largest_relative(column(out / f"versus-{settings.device}", "loss"), column(out / "versus-cpu", "loss"))
     gap = abs(summaries[settings.device]["final_test_accuracy"] - summaries["cpu"]["final_test_accuracy"])
-    table.add("CPU vs device", f"mnist_mlp adam ({settings.compare_steps} steps)",
-              f"largest relative train-loss difference {loss:.2e}", f"final test accuracy gap {100 * gap:.2f} pp")
+    table.add(
+        "CPU vs device",
+        f"mnist_mlp adam ({settings.compare_steps} steps)",
+        f"largest relative train-loss difference {loss:.2e}",
+        f"final test accuracy gap {100 * gap:.2f} pp",
+    )
 
 
 @dataclass
@@ -234,6 +269,7 @@ def _in_phase(state: dict[str, str], name: str, function: Callable) -> Callable:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         with _phase(state, name):
             return function(*args, **kwargs)
+
     return wrapped
 
 
@@ -251,9 +287,11 @@ def sync_audit(cfg: Any, out: Path) -> SyncAudit:
             if state["phase"] == "steps" and len(messages) < 5:
                 messages.append(f"{filename}:{lineno}: {message}")
 
-    patches = [mock.patch.object(train, "train", _in_phase(state, "steps", train.train)),
-               mock.patch.object(trainer, "record_evaluations", _in_phase(state, "evaluation", trainer.record_evaluations)),
-               mock.patch.object(recorder.Recorder, "flush", _in_phase(state, "evaluation", recorder.Recorder.flush))]
+    patches = [
+        mock.patch.object(train, "train", _in_phase(state, "steps", train.train)),
+        mock.patch.object(trainer, "record_evaluations", _in_phase(state, "evaluation", trainer.record_evaluations)),
+        mock.patch.object(recorder.Recorder, "flush", _in_phase(state, "evaluation", recorder.Recorder.flush)),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = note
@@ -274,23 +312,42 @@ def audit(table: Table, settings: Settings, out: Path) -> None:
     if settings.device == "cpu":
         table.add("sync audit", "run_job", "n/a", "torch's sync debug mode is CUDA's")
         return
-    for name, overrides in (("mnist_mlp adam", ["task=mnist_mlp", "optimizer=adam"]),
-                            ("shakespeare_char adamw", ["task=shakespeare_char", "optimizer=adamw"])):
-        cfg = compose("progress=false", f"device.type={settings.device}", *overrides,
-                      f"iterations={settings.compare_steps}", f"eval_every={max(1, settings.compare_steps // 3)}")
+    for name, overrides in (
+        ("mnist_mlp adam", ["task=mnist_mlp", "optimizer=adam"]),
+        ("shakespeare_char adamw", ["task=shakespeare_char", "optimizer=adamw"]),
+    ):
+        cfg = compose(
+            "progress=false",
+            f"device.type={settings.device}",
+            *overrides,
+            f"iterations={settings.compare_steps}",
+            f"eval_every={max(1, settings.compare_steps // 3)}",
+        )
         found = sync_audit(cfg, out / f"audit-{name.split()[0]}")
-        table.add("sync audit", name, f"{found.between_evaluations} syncs between evaluations",
-                  f"{found.at_evaluations} at evaluations, {found.setup} in setup. " + " ; ".join(found.messages),
-                  failed=found.between_evaluations > 0)
+        table.add(
+            "sync audit",
+            name,
+            f"{found.between_evaluations} syncs between evaluations",
+            f"{found.at_evaluations} at evaluations, {found.setup} in setup. " + " ; ".join(found.messages),
+            failed=found.between_evaluations > 0,
+        )
 
 
 def group_cfgs(count: int, steps: int, device: str, extra: tuple[str, ...] = ()) -> list[Any]:
     """`count` MLP jobs: the batched optimizers in turn, over as many seeds as it takes."""
-    return [compose("progress=false", "auto_report=false", f"device.type={device}", f"iterations={steps}",
-                    f"eval_every={min(500, steps)}",
-                    f"optimizer={GROUP_OPTIMIZERS[k % len(GROUP_OPTIMIZERS)]}", f"seed={k // len(GROUP_OPTIMIZERS)}",
-                    *extra)
-            for k in range(count)]
+    return [
+        compose(
+            "progress=false",
+            "auto_report=false",
+            f"device.type={device}",
+            f"iterations={steps}",
+            f"eval_every={min(500, steps)}",
+            f"optimizer={GROUP_OPTIMIZERS[k % len(GROUP_OPTIMIZERS)]}",
+            f"seed={k // len(GROUP_OPTIMIZERS)}",
+            *extra,
+        )
+        for k in range(count)
+    ]
 
 
 def vectorized(table: Table, settings: Settings, out: Path) -> None:
@@ -307,12 +364,20 @@ def vectorized(table: Table, settings: Settings, out: Path) -> None:
     worst = max(losses)
     detail = f"final test accuracy: largest gap {100 * max(gaps):.2f} pp"
     if settings.device == "cpu":
-        table.add("vectorised", f"8 members vs single runs ({settings.compare_steps} steps)",
-                  "bit for bit" if worst == 0 and max(gaps) == 0 else f"DIFFERENT (relative {worst:.2e})", detail,
-                  failed=worst != 0 or max(gaps) != 0)
+        table.add(
+            "vectorised",
+            f"8 members vs single runs ({settings.compare_steps} steps)",
+            "bit for bit" if worst == 0 and max(gaps) == 0 else f"DIFFERENT (relative {worst:.2e})",
+            detail,
+            failed=worst != 0 or max(gaps) != 0,
+        )
     else:
-        table.add("vectorised", f"8 members vs single runs ({settings.compare_steps} steps)",
-                  f"largest relative train-loss difference {worst:.2e}", detail)
+        table.add(
+            "vectorised",
+            f"8 members vs single runs ({settings.compare_steps} steps)",
+            f"largest relative train-loss difference {worst:.2e}",
+            detail,
+        )
 
 
 def speed(table: Table, settings: Settings, out: Path) -> None:
@@ -323,11 +388,14 @@ def speed(table: Table, settings: Settings, out: Path) -> None:
     summary = job(out / "speed-default", settings.device, f"iterations={steps}")
     optbench_seconds = time.perf_counter() - started
     notebook_seconds, notebook_accuracy = time_notebook("sgd", steps, device)
-    table.add("speed", f"default run vs notebook loop ({steps} steps, sgd)",
-              f"{notebook_seconds / optbench_seconds:.1f}x",
-              f"optbench {optbench_seconds:.2f} s (training {summary['train_seconds']:.2f} s, warm-up "
-              f"{summary['warmup_seconds']:.3f} s), notebook {notebook_seconds:.2f} s; final accuracy "
-              f"{100 * summary['final_test_accuracy']:.2f} vs {notebook_accuracy:.2f}")
+    table.add(
+        "speed",
+        f"default run vs notebook loop ({steps} steps, sgd)",
+        f"{notebook_seconds / optbench_seconds:.1f}x",
+        f"optbench {optbench_seconds:.2f} s (training {summary['train_seconds']:.2f} s, warm-up "
+        f"{summary['warmup_seconds']:.3f} s), notebook {notebook_seconds:.2f} s; final accuracy "
+        f"{100 * summary['final_test_accuracy']:.2f} vs {notebook_accuracy:.2f}",
+    )
     singles = []
     for k, cfg in enumerate(group_cfgs(settings.singles, steps, settings.device)):
         started = time.perf_counter()
@@ -335,26 +403,43 @@ def speed(table: Table, settings: Settings, out: Path) -> None:
         singles.append(time.perf_counter() - started)
     single = statistics.median(singles)
     reference = max(settings.group_sizes)
-    table.add("speed", f"one single run ({steps} steps)", f"{single:.2f} s",
-              f"median of {len(singles)}; {reference} sequential runs ~ {reference * single:.0f} s")
+    table.add(
+        "speed",
+        f"one single run ({steps} steps)",
+        f"{single:.2f} s",
+        f"median of {len(singles)}; {reference} sequential runs ~ {reference * single:.0f} s",
+    )
     for size in settings.group_sizes:
         cfgs = group_cfgs(size, steps, settings.device)
         started = time.perf_counter()
         run_group(cfgs, [out / f"group{size}-{k}" for k in range(size)])
         seconds = time.perf_counter() - started
-        table.add("speed", f"vectorised group of {size}", f"{size * single / seconds:.1f}x sequential runs",
-                  f"{seconds:.2f} s for {size} runs ({size / seconds:.1f} runs/s)"
-                  + ("; goal >= 100x" if size == 256 else ""))
+        table.add(
+            "speed",
+            f"vectorised group of {size}",
+            f"{size * single / seconds:.1f}x sequential runs",
+            f"{seconds:.2f} s for {size} runs ({size / seconds:.1f} runs/s)"
+            + ("; goal >= 100x" if size == 256 else ""),
+        )
 
 
 def device_tests(table: Table) -> None:
     """The suite's device-parametrised tests, in a subprocess."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider",
-                             str(REPO / "tests")], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider", str(REPO / "tests")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-    table.add("tests", "pytest -m device", last.strip("= "), f"{time.perf_counter() - started:.0f} s",
-              failed=result.returncode != 0)
+    table.add(
+        "tests",
+        "pytest -m device",
+        last.strip("= "),
+        f"{time.perf_counter() - started:.0f} s",
+        failed=result.returncode != 0,
+    )
 
 
 def main() -> int:
@@ -377,8 +462,10 @@ def main() -> int:
             arguments = (table, device) if section is versions else (table, settings, out / section.__name__)
             section(*arguments)
         device_tests(table)
-    print(f"\n{table.markdown()}\n\n{sum(r.failed for r in table.rows)} failed of {len(table.rows)} rows; "
-          f"{time.perf_counter() - started:.0f} s on {hardware(device)['device_name']} ({cpu_name()}).")
+    print(
+        f"\n{table.markdown()}\n\n{sum(r.failed for r in table.rows)} failed of {len(table.rows)} rows; "
+        f"{time.perf_counter() - started:.0f} s on {hardware(device)['device_name']} ({cpu_name()})."
+    )
     return 1 if any(row.failed for row in table.rows) else 0
 
 

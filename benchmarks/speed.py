@@ -54,27 +54,37 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def time_floor(iterations: int, eval_every: int, batch_size: int = 100, widths: tuple[int, ...] = (784, 100, 10),
-               test_size: int = 10_000, device: torch.device = torch.device("cpu")) -> tuple[float, float]:
+def time_floor(
+    iterations: int,
+    eval_every: int,
+    batch_size: int = 100,
+    widths: tuple[int, ...] = (784, 100, 10),
+    test_size: int = 10_000,
+    device: torch.device = torch.device("cpu"),
+) -> tuple[float, float]:
     """Seconds for the matrix products of `iterations` MLP steps, and of their evaluations: nothing else."""
     n_in, hidden, n_out = widths
     kw = {"device": device}
     x, w1, b1 = torch.rand(batch_size, n_in, **kw), torch.randn(hidden, n_in, **kw), torch.randn(hidden, **kw)
     w2, b2 = torch.randn(n_out, hidden, **kw), torch.randn(n_out, **kw)
-    h, out, g_h, g_w1, g_w2 = (torch.empty(batch_size, hidden, **kw), torch.empty(batch_size, n_out, **kw),
-                               torch.empty(batch_size, hidden, **kw), torch.empty(hidden, n_in, **kw),
-                               torch.empty(n_out, hidden, **kw))
+    h, out, g_h, g_w1, g_w2 = (
+        torch.empty(batch_size, hidden, **kw),
+        torch.empty(batch_size, n_out, **kw),
+        torch.empty(batch_size, hidden, **kw),
+        torch.empty(hidden, n_in, **kw),
+        torch.empty(n_out, hidden, **kw),
+    )
     test = torch.rand(test_size, n_in, **kw)
     test_h, test_out = torch.empty(test_size, hidden, **kw), torch.empty(test_size, n_out, **kw)
     evaluations = iterations // eval_every + (iterations % eval_every > 0)
     synchronize(device)
     started = time.perf_counter()
     for _ in range(iterations):
-        torch.addmm(b1, x, w1.t(), out=h)          # forward, layer 1
-        torch.addmm(b2, h, w2.t(), out=out)        # forward, layer 2
-        torch.mm(out.t(), h, out=g_w2)             # backward: weight gradient of layer 2
-        torch.mm(out, w2, out=g_h)                 # backward: gradient into the hidden layer
-        torch.mm(g_h.t(), x, out=g_w1)             # backward: weight gradient of layer 1
+        torch.addmm(b1, x, w1.t(), out=h)  # forward, layer 1
+        torch.addmm(b2, h, w2.t(), out=out)  # forward, layer 2
+        torch.mm(out.t(), h, out=g_w2)  # backward: weight gradient of layer 2
+        torch.mm(out, w2, out=g_h)  # backward: gradient into the hidden layer
+        torch.mm(g_h.t(), x, out=g_w1)  # backward: weight gradient of layer 1
     synchronize(device)
     steps = time.perf_counter() - started
     for _ in range(evaluations):
@@ -116,13 +126,17 @@ def main() -> None:
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--optbench-overrides", nargs="*", default=[], help="extra overrides, e.g. flush_denormal=false")
+    parser.add_argument(
+        "--optbench-overrides", nargs="*", default=[], help="extra overrides, e.g. flush_denormal=false"
+    )
     parser.add_argument("--device", default="cpu", help="where all three sides run: cpu (default), cuda, cuda:1")
     args = parser.parse_args()
     device = resolve_device(args.device)
     mnist_root()
-    print(f"{machine(device)}; torch {torch.__version__}; {args.iterations} iterations on {device}, "
-          f"{args.repeats} interleaved rounds")
+    print(
+        f"{machine(device)}; torch {torch.__version__}; {args.iterations} iterations on {device}, "
+        f"{args.repeats} interleaved rounds"
+    )
     overrides = [f"device.type={args.device}", *args.optbench_overrides]
     eval_every = compose().eval_every
     for name in args.optimizers:
@@ -136,14 +150,23 @@ def main() -> None:
             steps, evaluations = time_floor(args.iterations, eval_every, device=device)
             floor.append(steps + evaluations)
             step_floor.append(steps)
-        median = {side: statistics.median(times) for side, times in
-                  (("notebook", notebook), ("optbench", optbench), ("training", training), ("floor", floor),
-                   ("step_floor", step_floor))}
-        print(f"{name:10s} notebook {median['notebook']:6.2f}s  optbench {median['optbench']:5.2f}s "
-              f"(training {median['training']:5.2f}s)  floor {median['floor']:5.2f}s (steps {median['step_floor']:5.2f}s)  |  "
-              f"notebook/optbench {median['notebook'] / median['optbench']:5.1f}x (best {min(notebook) / min(optbench):.1f}x)  "
-              f"training/step floor {median['training'] / median['step_floor']:4.2f}x  notebook/floor "
-              f"{median['notebook'] / median['floor']:5.1f}x  |  final acc {nb_acc:.2f} vs {ob_acc:.2f}")
+        median = {
+            side: statistics.median(times)
+            for side, times in (
+                ("notebook", notebook),
+                ("optbench", optbench),
+                ("training", training),
+                ("floor", floor),
+                ("step_floor", step_floor),
+            )
+        }
+        print(
+            f"{name:10s} notebook {median['notebook']:6.2f}s  optbench {median['optbench']:5.2f}s "
+            f"(training {median['training']:5.2f}s)  floor {median['floor']:5.2f}s (steps {median['step_floor']:5.2f}s)  |  "
+            f"notebook/optbench {median['notebook'] / median['optbench']:5.1f}x (best {min(notebook) / min(optbench):.1f}x)  "
+            f"training/step floor {median['training'] / median['step_floor']:4.2f}x  notebook/floor "
+            f"{median['notebook'] / median['floor']:5.1f}x  |  final acc {nb_acc:.2f} vs {ob_acc:.2f}"
+        )
 
 
 if __name__ == "__main__":

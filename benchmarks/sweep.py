@@ -55,13 +55,19 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="more overrides for every job, e.g. threads=1")
     args = parser.parse_args()
     ensure_mnist(default_root())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations, "
-          f"{args.rounds} interleaved round(s), optimizers: {' '.join(args.optimizers)}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations, "
+        f"{args.rounds} interleaved round(s), optimizers: {' '.join(args.optimizers)}"
+    )
     print("| K | basic s | vectorised s | ratio | identical accuracies |\n| --- | --- | --- | --- | --- |")
     for seeds in args.seeds:
-        cfgs = [compose(f"optimizer={name}", f"seed={seed}", f"iterations={args.iterations}", "progress=false",
-                        *args.overrides)
-                for name in args.optimizers for seed in range(seeds)]
+        cfgs = [
+            compose(
+                f"optimizer={name}", f"seed={seed}", f"iterations={args.iterations}", "progress=false", *args.overrides
+            )
+            for name in args.optimizers
+            for seed in range(seeds)
+        ]
         times: dict[str, list[float]] = {"basic": [], "vectorized": []}
         same = True
         for _ in range(args.rounds):

@@ -50,8 +50,10 @@ def main() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     ensure_mnist(default_root())
     loggers = [name for name in LOGGERS if name == "none" or importlib.util.find_spec(name) is not None]
-    print(f"{cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations "
-          f"(eval every 500), {args.rounds} interleaved round(s) after a warm-up round")
+    print(
+        f"{cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations "
+        f"(eval every 500), {args.rounds} interleaved round(s) after a warm-up round"
+    )
     times: dict[str, list[float]] = {name: [] for name in loggers}
     accuracies: dict[str, set] = {name: set() for name in loggers}
     with tempfile.TemporaryDirectory() as out:
@@ -62,11 +64,16 @@ def main() -> None:
                 if round_:
                     times[name].append(seconds)
     base = statistics.median(times["none"])
-    print("| logger | median s | ratio to none | added s | numbers identical to none |\n| --- | --- | --- | --- | --- |")
+    print(
+        "| logger | median s | ratio to none | added s | numbers identical to none |\n| --- | --- | --- | --- | --- |"
+    )
     for name in loggers:
         median = statistics.median(times[name])
-        print(f"| {name} | {median:.2f} | {median / base:.3f}x | {median - base:+.2f} | "
-              f"{'yes' if accuracies[name] == accuracies['none'] else 'no'} |", flush=True)
+        print(
+            f"| {name} | {median:.2f} | {median / base:.3f}x | {median - base:+.2f} | "
+            f"{'yes' if accuracies[name] == accuracies['none'] else 'no'} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,17 @@ from optbench.records import SUMMARY_JSON, write_text_atomic
 if TYPE_CHECKING:
     from optbench.report import Report
 
-SHOWN = ("status", "task", "optimizer", "seed", "iterations_run", "final_test_accuracy", "final_test_loss",
-         "reached_target_at", "train_seconds")  # what a Result shows in a notebook
+SHOWN = (
+    "status",
+    "task",
+    "optimizer",
+    "seed",
+    "iterations_run",
+    "final_test_accuracy",
+    "final_test_loss",
+    "reached_target_at",
+    "train_seconds",
+)  # what a Result shows in a notebook
 
 
 def _shown(summaries: list[dict[str, Any]]) -> pd.DataFrame:
@@ -100,8 +109,10 @@ class Sweep:
         return f"Sweep('{self.sweep_dir}', {len(self.results)} runs)"
 
     def _repr_html_(self) -> str:
-        return (f"<p>optbench sweep of {len(self.results)} runs in <code>{html.escape(str(self.sweep_dir))}</code></p>"
-                f"{_table_html([r.summary for r in self.results])}")
+        return (
+            f"<p>optbench sweep of {len(self.results)} runs in <code>{html.escape(str(self.sweep_dir))}</code></p>"
+            f"{_table_html([r.summary for r in self.results])}"
+        )
 
 
 def _new_dir(base: str) -> Path:
@@ -118,9 +129,11 @@ def _check_overrides(function: str, overrides: tuple[Any, ...]) -> None:
     """Overrides are command-line words: refuse anything else with one sentence saying what to pass."""
     for override in overrides:
         if not isinstance(override, str):
-            raise OptbenchError(f"optbench.{function}() takes overrides as strings, as on the command line, e.g. "
-                                f"optbench.{function}('optimizer=adam', 'iterations=500'); it was given "
-                                f"{override!r} ({type(override).__name__}). Write each as 'key=value', e.g. 'seed=1'.")
+            raise OptbenchError(
+                f"optbench.{function}() takes overrides as strings, as on the command line, e.g. "
+                f"optbench.{function}('optimizer=adam', 'iterations=500'); it was given "
+                f"{override!r} ({type(override).__name__}). Write each as 'key=value', e.g. 'seed=1'."
+            )
 
 
 def _compose(overrides: tuple[str, ...]) -> DictConfig:
@@ -133,9 +146,11 @@ def _compose(overrides: tuple[str, ...]) -> DictConfig:
     try:
         return compose(*overrides)
     except HydraException as exc:
-        raise OptbenchError(f"The overrides {' '.join(overrides) or '(none)'} do not compose: {exc} "
-                            "`optbench --help` lists the config groups and tasks; `optbench --cfg job ...` "
-                            "prints what a command line composes to.") from None
+        raise OptbenchError(
+            f"The overrides {' '.join(overrides) or '(none)'} do not compose: {exc} "
+            "`optbench --help` lists the config groups and tasks; `optbench --cfg job ...` "
+            "prints what a command line composes to."
+        ) from None
 
 
 def _save_hydra_files(cfg: DictConfig, overrides: tuple[str, ...], out_dir: Path) -> None:
@@ -181,8 +196,10 @@ def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = Fa
             if not quiet:
                 print(line, end="")
     if process.returncode != 0:
-        raise OptbenchError(f"The sweep `optbench -m {' '.join(overrides)}` stopped with exit status "
-                            f"{process.returncode}. Its last lines:\n" + "\n".join(tail))
+        raise OptbenchError(
+            f"The sweep `optbench -m {' '.join(overrides)}` stopped with exit status "
+            f"{process.returncode}. Its last lines:\n" + "\n".join(tail)
+        )
     from optbench.runs import discover
 
     return Sweep(directory, [Result.load(path) for path in discover([directory])])
@@ -195,7 +212,9 @@ def report(*dirs: str | Path, out_dir: str | Path | None = None) -> Report:
 
     paths = [Path(d) for d in dirs]
     if not paths:
-        raise OptbenchError("optbench.report() needs at least one run or sweep dir, e.g. "
-                            "optbench.report(result.out_dir) or optbench.report('multirun/2026-11-29/10-00-00').")
+        raise OptbenchError(
+            "optbench.report() needs at least one run or sweep dir, e.g. "
+            "optbench.report(result.out_dir) or optbench.report('multirun/2026-11-29/10-00-00')."
+        )
     out = Path(out_dir) if out_dir is not None else (paths[0] / "report" if len(paths) == 1 else Path("report"))
     return build_report(paths, out)

@@ -71,8 +71,11 @@ def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
 
 def user_config_dirs(sources: Any) -> list[Path]:
     """The config dirs the user added (`--config-dir`), from Hydra's `hydra.runtime.config_sources`."""
-    return [Path(source["path"]) for source in sources or []
-            if source.get("schema") == "file" and source.get("provider") != "main"]
+    return [
+        Path(source["path"])
+        for source in sources or []
+        if source.get("schema") == "file" and source.get("provider") != "main"
+    ]
 
 
 def shadowed_user_configs(sources: Any) -> list[str]:

@@ -49,8 +49,10 @@ def _text_bytes(root: str | None) -> tuple[bytes, str]:
         try:
             return gzip.decompress(bundled.read_bytes()), f"the bundled {'/'.join(BUNDLED)}"
         except (OSError, EOFError) as exc:
-            raise OptbenchError(f"optbench's bundled copy of Tiny Shakespeare cannot be read ({exc}): the installation "
-                                "is incomplete. Reinstall optbench (pip install --force-reinstall optbench).") from exc
+            raise OptbenchError(
+                f"optbench's bundled copy of Tiny Shakespeare cannot be read ({exc}): the installation "
+                "is incomplete. Reinstall optbench (pip install --force-reinstall optbench)."
+            ) from exc
     folder = Path(root).expanduser()
     path = folder / FILE_NAME if folder.is_dir() or not folder.suffix else folder
     try:

@@ -101,7 +101,9 @@ class Split:
     def subset(self, index: torch.Tensor) -> Split:
         """The examples at `index`, in that order, remembering which rows of the file's split they are."""
         origin = index if self.origin is None else self.origin.index_select(0, index)
-        return Split(self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std, origin)
+        return Split(
+            self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std, origin
+        )
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,12 @@ class Dataset:
 
     def to(self, device: torch.device) -> Dataset:
         """Return this dataset with its splits on `device`."""
-        return replace(self, train=self.train.to(device), test=self.test.to(device),
-                       valid=self.valid.to(device) if self.valid is not None else None)
+        return replace(
+            self,
+            train=self.train.to(device),
+            test=self.test.to(device),
+            valid=self.valid.to(device) if self.valid is not None else None,
+        )
 
     def hold_out(self, size: int, seed: int) -> Dataset:
         """This dataset with `size` training examples moved to a validation split.

@@ -78,9 +78,14 @@ def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str
         yield policy  # CPU kernels take neither flag; torch's CPU defaults stay untouched
         return
     backends = torch.backends
-    saved = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
-             backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        backends.cuda.matmul.allow_tf32,
+        backends.cudnn.allow_tf32,
+        backends.cudnn.deterministic,
+        backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     previous_device = torch.cuda.current_device() if device.index is not None else None
     if previous_device is not None:
         torch.cuda.set_device(device)  # kernels, handles and `torch.cuda.*` calls without a device go there
@@ -93,8 +98,12 @@ def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str
     try:
         yield policy
     finally:
-        (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
-         backends.cudnn.benchmark) = saved[:4]
+        (
+            backends.cuda.matmul.allow_tf32,
+            backends.cudnn.allow_tf32,
+            backends.cudnn.deterministic,
+            backends.cudnn.benchmark,
+        ) = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
         if previous_device is not None:
             torch.cuda.set_device(previous_device)
@@ -116,8 +125,11 @@ def hardware(device: torch.device) -> dict[str, Any]:
     if device.type != "cuda":
         return {"device_name": cpu_name(), "cuda_version": None, "cudnn_version": None}
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {"device_name": torch.cuda.get_device_name(device), "cuda_version": torch.version.cuda,
-            "cudnn_version": cudnn}
+    return {
+        "device_name": torch.cuda.get_device_name(device),
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": cudnn,
+    }
 
 
 def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -18,6 +18,8 @@ from optbench.optim.multi import MultiOptimizer
 
 # Keys of an optimizer's config that are optbench's, not constructor arguments.
 RESERVED_KEYS = ("protocol", "param_groups")
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How the trainer must drive an optimizer, declared in its config's `protocol:` node."""
@@ -37,8 +39,10 @@ def protocol_of(cfg: DictConfig, name: str) -> Protocol:
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else {}
     known = {f.name for f in fields(Protocol)}
     if unknown := sorted(set(node) - known):
-        raise OptbenchError(f"optimizer={name}: protocol.{unknown[0]} is not a protocol setting; the settings are "
-                            f"{', '.join(sorted(known))}.")
+        raise OptbenchError(
+            f"optimizer={name}: protocol.{unknown[0]} is not a protocol setting; the settings are "
+            f"{', '.join(sorted(known))}."
+        )
     return Protocol(**node)
 
 
@@ -51,7 +55,8 @@ def optimizer_class(cfg: DictConfig, name: str, protocol: Protocol) -> type:
         raise OptbenchError(
             f"optimizer={name} needs the package {module!r}, which is not installed. It comes with optbench's "
             f"'{protocol.extra}' extra: pip install -e '.[{protocol.extra}]' in a checkout, or "
-            f"pip install 'optbench[{protocol.extra}]'.")
+            f"pip install 'optbench[{protocol.extra}]'."
+        )
     try:
         return get_class(target)
     except (ImportError, ValueError, AttributeError) as exc:  # what get_class raises for a bad _target_
@@ -71,9 +76,12 @@ class GroupSpec:
 
     def matches(self, name: str, param: torch.Tensor) -> bool:
         """True when the parameter meets every selector given."""
-        return ((not self.names or any(fnmatch(name, p) for p in self.names))
-                and not any(fnmatch(name, p) for p in self.not_names)
-                and (not self.ndim or param.ndim in self.ndim) and param.ndim not in self.not_ndim)
+        return (
+            (not self.names or any(fnmatch(name, p) for p in self.names))
+            and not any(fnmatch(name, p) for p in self.not_names)
+            and (not self.ndim or param.ndim in self.ndim)
+            and param.ndim not in self.not_ndim
+        )
 
 
 def _as_list(value: Any) -> list:
@@ -85,23 +93,36 @@ def group_specs(cfg: DictConfig, name: str) -> list[GroupSpec]:
     entries = cfg.get("param_groups")
     entries = OmegaConf.to_container(entries, resolve=True) if OmegaConf.is_config(entries) else entries or []
     if not isinstance(entries, list):
-        raise OptbenchError(f"optimizer.param_groups of optimizer={name} must be a list of groups, e.g. "
-                            "'+optimizer.param_groups=[{names:[\"*.bias\"],weight_decay:0.0}]'.")
+        raise OptbenchError(
+            f"optimizer.param_groups of optimizer={name} must be a list of groups, e.g. "
+            "'+optimizer.param_groups=[{names:[\"*.bias\"],weight_decay:0.0}]'."
+        )
     specs = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not {"names", "ndim", "not_names", "not_ndim"} & set(entry):
             raise OptbenchError(
                 f"optimizer.param_groups[{index}] of optimizer={name} selects no parameters: give names (globs on "
-                "parameter names, e.g. [\"*.bias\"]), not_names, ndim (e.g. 1) or not_ndim, then the settings "
-                "those parameters get (e.g. weight_decay: 0.0).")
+                'parameter names, e.g. ["*.bias"]), not_names, ndim (e.g. 1) or not_ndim, then the settings '
+                "those parameters get (e.g. weight_decay: 0.0)."
+            )
         settings = {k: v for k, v in entry.items() if k not in ("names", "not_names", "ndim", "not_ndim", "optimizer")}
         other = OmegaConf.create(entry["optimizer"]) if entry.get("optimizer") else None
-        specs.append(GroupSpec(_as_list(entry.get("names")), _as_list(entry.get("not_names")),
-                               _as_list(entry.get("ndim")), _as_list(entry.get("not_ndim")), settings, other))
+        specs.append(
+            GroupSpec(
+                _as_list(entry.get("names")),
+                _as_list(entry.get("not_names")),
+                _as_list(entry.get("ndim")),
+                _as_list(entry.get("not_ndim")),
+                settings,
+                other,
+            )
+        )
     return specs
 
 
-def split_parameters(named: list[tuple[str, torch.nn.Parameter]], specs: list[GroupSpec]) -> list[list[torch.nn.Parameter]]:
+def split_parameters(
+    named: list[tuple[str, torch.nn.Parameter]], specs: list[GroupSpec]
+) -> list[list[torch.nn.Parameter]]:
     """The parameters of each spec (first match wins), then the rest: `len(specs) + 1` lists."""
     parts: list[list[torch.nn.Parameter]] = [[] for _ in range(len(specs) + 1)]
     for param_name, param in named:
@@ -123,8 +144,9 @@ def _instantiate(cfg: DictConfig, groups: list[dict[str, Any]], name: str) -> to
         ) from exc
 
 
-def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
-                    lookahead: DictConfig | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: DictConfig, model: torch.nn.Module, name: str, lookahead: DictConfig | None = None
+) -> torch.optim.Optimizer:
     """Build `cfg` (a `_partial_: true` node, checked by `optbench.validation`) for the model's parameters: split into its
     `param_groups` (some perhaps with an optimizer of their own, stepped together), wrapped in
     Lookahead if enabled."""
@@ -132,10 +154,13 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, name: str,
     specs = group_specs(cfg, name)
     *selected, rest = split_parameters(list(model.named_parameters()), specs)
     main_groups = [{"params": rest}] * bool(rest) + [
-        {"params": params, **spec.settings} for spec, params in zip(specs, selected) if params and not spec.optimizer]
+        {"params": params, **spec.settings} for spec, params in zip(specs, selected) if params and not spec.optimizer
+    ]
     if not main_groups:
-        raise OptbenchError(f"optimizer={name}: its param_groups leave no parameter of this model to "
-                            f"{own._target_} itself. Check the selectors in optimizer.param_groups.")
+        raise OptbenchError(
+            f"optimizer={name}: its param_groups leave no parameter of this model to "
+            f"{own._target_} itself. Check the selectors in optimizer.param_groups."
+        )
     optimizers = [_instantiate(own, main_groups, name)]
     # Entries naming the same other optimizer (Muon's AdamW for biases and for embeddings) share one instance.
     others: dict[str, tuple[DictConfig, list[dict[str, Any]]]] = {}

@@ -43,8 +43,16 @@ class Recorder:
     `divergence_factor` times the first (positive) loss; None checks non-finite losses only.
     """
 
-    def __init__(self, records: RunRecords, *, capacity: int, has_accuracy: bool, divergence_factor: float | None,
-                 trajectory_columns: tuple[str, ...] = (), start: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        records: RunRecords,
+        *,
+        capacity: int,
+        has_accuracy: bool,
+        divergence_factor: float | None,
+        trajectory_columns: tuple[str, ...] = (),
+        start: torch.Tensor | None = None,
+    ) -> None:
         self.records = records
         self.outcome = Outcome()
         self.capacity = capacity
@@ -85,9 +93,9 @@ class Recorder:
         if self._losses is None:
             self._allocate(losses)
         slot = self.outcome.iterations_run - self._flushed
-        self._losses[slot:slot + count] = losses
+        self._losses[slot : slot + count] = losses
         if correct is not None:
-            self._correct[slot:slot + count] = correct
+            self._correct[slot : slot + count] = correct
         self._sizes.extend(sizes)
         self._lrs.extend(lrs)
         self.outcome.iterations_run += count
@@ -96,8 +104,11 @@ class Recorder:
         """Write the pending rows up to the first diverged one (if any). False if the run diverged."""
         pending = self.outcome.iterations_run - self._flushed
         losses = self._losses[:pending].tolist() if pending else []  # no buffers before the first step
-        accuracies = ([c / s for c, s in zip(self._correct[:pending].tolist(), self._sizes)] if self.has_accuracy and pending
-                      else [""] * pending)  # accuracy is not defined: the column stays empty
+        accuracies = (
+            [c / s for c, s in zip(self._correct[:pending].tolist(), self._sizes)]
+            if self.has_accuracy and pending
+            else [""] * pending
+        )  # accuracy is not defined: the column stays empty
         if self._flushed == 0 and losses and self.divergence_factor and math.isfinite(losses[0]) and losses[0] > 0:
             self._limit = self.divergence_factor * losses[0]
         good = next((i for i, v in enumerate(losses) if not math.isfinite(v) or v > self._limit), pending)
@@ -117,8 +128,10 @@ class Recorder:
         self.outcome.status = "diverged"
         bad = losses[good]
         self.outcome.divergence = (
-            f"loss {bad} is not finite" if not math.isfinite(bad) else
-            f"loss {bad:.4g} exceeded {self.divergence_factor:g} x the first loss ({self._limit / self.divergence_factor:.4g})")
+            f"loss {bad} is not finite"
+            if not math.isfinite(bad)
+            else f"loss {bad:.4g} exceeded {self.divergence_factor:g} x the first loss ({self._limit / self.divergence_factor:.4g})"
+        )
         return False
 
     def evaluation(self, iteration: int, result: Evaluation, seconds: float, split: str = "test") -> None:

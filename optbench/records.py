@@ -26,7 +26,12 @@ TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2
 # test.csv / valid.csv: `seconds` is the training time up to the evaluation, evaluations excluded
 # (AlgoPerf's accumulated submission time); files written before it existed lack the column.
 COLUMNS = ("iteration", "loss", "accuracy", "seconds")
-TRAIN_COLUMNS = ("iteration", "loss", "accuracy", "lr")  # train.csv: the lr each step used (the first parameter group's)
+TRAIN_COLUMNS = (
+    "iteration",
+    "loss",
+    "accuracy",
+    "lr",
+)  # train.csv: the lr each step used (the first parameter group's)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

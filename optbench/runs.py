@@ -17,8 +17,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optbench.errors import OptbenchError
-from optbench.records import COLUMNS, SUMMARY_JSON, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAJECTORY_CSV, TUNING_CSV, \
-    TUNING_DIR, VALID_CSV
+from optbench.records import (
+    COLUMNS,
+    SUMMARY_JSON,
+    TEST_CSV,
+    TRAIN_COLUMNS,
+    TRAIN_CSV,
+    TRAJECTORY_CSV,
+    TUNING_CSV,
+    TUNING_DIR,
+    VALID_CSV,
+)
 from optbench.tasks import Target
 from optbench.validation import check_target
 
@@ -80,8 +89,12 @@ def discover(paths: list[Path]) -> list[Path]:
             raise OptbenchError(f"{path} does not exist. Give a run dir, a sweep dir, or a folder holding them.")
         if path.is_file():
             raise OptbenchError(f"{path} is a file; give the run's folder (the one holding {TRAIN_CSV}).")
-        found.update(run.parent.resolve() for name in (TRAIN_CSV, SUMMARY_JSON) for run in path.rglob(name)
-                     if not _tuning_trial(run.parent, path))
+        found.update(
+            run.parent.resolve()
+            for name in (TRAIN_CSV, SUMMARY_JSON)
+            for run in path.rglob(name)
+            if not _tuning_trial(run.parent, path)
+        )
     if not found:
         where = ", ".join(str(p) for p in paths)
         raise OptbenchError(
@@ -100,8 +113,9 @@ def _tuning_trial(run_dir: Path, root: Path) -> bool:
     return False
 
 
-def read_metrics(path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS,
-                 optional: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_metrics(
+    path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS, optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`.
 
     The trailing `optional` columns may be missing (files written before they existed): they read as NaN.
@@ -144,8 +158,11 @@ def load_run(path: Path) -> Run:
     train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=("lr",))
     test = read_metrics(path / TEST_CSV, problems, optional=("seconds",))
     valid = read_metrics(path / VALID_CSV, problems, optional=("seconds",)) if (path / VALID_CSV).exists() else None
-    trajectory = (read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
-                  if (path / TRAJECTORY_CSV).exists() else None)
+    trajectory = (
+        read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
+        if (path / TRAJECTORY_CSV).exists()
+        else None
+    )
     summary: dict[str, Any] = {}
     try:
         summary = json.loads((path / SUMMARY_JSON).read_text())

@@ -30,8 +30,9 @@ def consume_test_pass_draw(generator: torch.Generator | None = None) -> None:
     _draw_int64(generator)
 
 
-def shuffled_batches(n: int, batch_size: int, device: torch.device,
-                     generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+def shuffled_batches(
+    n: int, batch_size: int, device: torch.device, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
     """Yield index tensors of minibatches for endless epochs, as `DataLoader(shuffle=True)`.
 
     The draws come from the global generator, or from `generator` (a vectorised sweep gives each
@@ -118,4 +119,4 @@ class Batching:
             if order is None or self.reshuffle:
                 order = upload(buffer_shuffle(n, self.shuffle_buffer or n, sampler), device)
             for start in range(0, self.steps_per_epoch(n, batch_size) * batch_size, batch_size):
-                yield order[start:start + batch_size]
+                yield order[start : start + batch_size]

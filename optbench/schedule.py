@@ -38,8 +38,9 @@ def cosine(optimizer: Optimizer, iterations: int, min_factor: float = 0.0) -> LR
     return CosineAnnealingLR(optimizer, T_max=iterations, eta_min=min_factor * _lr(optimizer))
 
 
-def warmup_cosine(optimizer: Optimizer, iterations: int, warmup: float = 0.05, start_factor: float = 0.01,
-                  min_factor: float = 0.0) -> LRScheduler:
+def warmup_cosine(
+    optimizer: Optimizer, iterations: int, warmup: float = 0.05, start_factor: float = 0.01, min_factor: float = 0.0
+) -> LRScheduler:
     """Linear warm-up from `start_factor` x lr over `warmup` steps, then cosine decay to `min_factor` x lr."""
     warm = phase_steps(warmup, iterations)
     ramp = LinearLR(optimizer, start_factor, 1.0, total_iters=warm)
@@ -47,8 +48,14 @@ def warmup_cosine(optimizer: Optimizer, iterations: int, warmup: float = 0.05, s
     return SequentialLR(optimizer, [ramp, decay], milestones=[warm])
 
 
-def wsd(optimizer: Optimizer, iterations: int, warmup: float = 0.05, decay: float = 0.2, start_factor: float = 0.01,
-        end_factor: float = 0.0) -> LRScheduler:
+def wsd(
+    optimizer: Optimizer,
+    iterations: int,
+    warmup: float = 0.05,
+    decay: float = 0.2,
+    start_factor: float = 0.01,
+    end_factor: float = 0.0,
+) -> LRScheduler:
     """Warmup-stable-decay: linear warm-up, the lr held, then a linear decay to `end_factor` x lr over the last `decay` steps."""
     warm, cool = phase_steps(warmup, iterations), phase_steps(decay, iterations)
     phases = [

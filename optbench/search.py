@@ -21,8 +21,10 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise OptbenchError("hydra.sweeper.search=tpe, cmaes and gp run on Optuna, which is not installed: "
-                            "pip install 'optbench[tune]' (or use search=grid, random or halton).") from None
+        raise OptbenchError(
+            "hydra.sweeper.search=tpe, cmaes and gp run on Optuna, which is not installed: "
+            "pip install 'optbench[tune]' (or use search=grid, random or halton)."
+        ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # optbench logs the trials itself (tuning.csv)
     return optuna
 

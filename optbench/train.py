@@ -27,8 +27,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import (check_length_overrides, config_dir, config_fingerprint, group_choices, hydra_node,
-                             optimizer_name, shadowed_user_configs)
+from optbench.config import (
+    check_length_overrides,
+    config_dir,
+    config_fingerprint,
+    group_choices,
+    hydra_node,
+    optimizer_name,
+    shadowed_user_configs,
+)
 from optbench.device import device_settings, hardware, numerics, resolve_device
 from optbench.errors import OptbenchError
 from optbench.optimizer import Protocol, build_optimizer, protocol_of
@@ -93,11 +100,18 @@ def _results(outcome: Outcome, target: Target) -> dict[str, Any]:
         "train_seconds": round(outcome.train_seconds, 4),
         "warmup_seconds": round(outcome.warmup_seconds, 4) if outcome.warmup_seconds is not None else None,
         # the steps the clock timed: all but the warm-up step
-        "iterations_per_second": (round((outcome.iterations_run - 1) / outcome.train_seconds, 2)
-                                  if outcome.train_seconds > 0 else None),
+        "iterations_per_second": (
+            round((outcome.iterations_run - 1) / outcome.train_seconds, 2) if outcome.train_seconds > 0 else None
+        ),
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
-        **({"final_valid_loss": outcome.validations[-1][1].loss,
-            "final_valid_accuracy": finite_or_none(outcome.validations[-1][1].accuracy)} if outcome.validations else {}),
+        **(
+            {
+                "final_valid_loss": outcome.validations[-1][1].loss,
+                "final_valid_accuracy": finite_or_none(outcome.validations[-1][1].accuracy),
+            }
+            if outcome.validations
+            else {}
+        ),
     }
 
 
@@ -161,8 +175,10 @@ def check_job(cfg: DictConfig, out_dir: Path) -> None:
         check_config(cfg)
     except OptbenchError as exc:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / SUMMARY_JSON, {**_identity(cfg), "status": "failed", "error": f"OptbenchError: {exc}",
-                                                   "finished_at": _now()})
+        write_json_atomic(
+            out_dir / SUMMARY_JSON,
+            {**_identity(cfg), "status": "failed", "error": f"OptbenchError: {exc}", "finished_at": _now()},
+        )
         raise
 
 
@@ -205,12 +221,23 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     cfg, summary = job.cfg, job.summary
     tracker = build_tracker(cfg.get("logger"))  # a missing package fails here, before any work
     choices = group_choices(cfg)
-    summary.update(task=task.name, target=task.target.as_dict(), device=str(device), **hardware(device),
-                   numerics=numerics(cfg.device), threads=torch.get_num_threads())
+    summary.update(
+        task=task.name,
+        target=task.target.as_dict(),
+        device=str(device),
+        **hardware(device),
+        numerics=numerics(cfg.device),
+        threads=torch.get_num_threads(),
+    )
     steps = budget(cfg, task.train_size, task.steps_per_epoch, task.full_batch)
     iterations = steps.iterations
-    summary.update(iterations=iterations, eval_every=steps.eval_every, kind=task.kind, dataset=task.data_name,
-                   batch_size=task.batch_size(cfg.batch_size))
+    summary.update(
+        iterations=iterations,
+        eval_every=steps.eval_every,
+        kind=task.kind,
+        dataset=task.data_name,
+        batch_size=task.batch_size(cfg.batch_size),
+    )
 
     torch.manual_seed(cfg.seed)  # the model is initialised on the CPU, as in the notebooks
     model = task.build_model().to(device)
@@ -220,9 +247,14 @@ def prepare_job(job: Job, task: Task, device: torch.device) -> None:
     scheduler = build_schedule(cfg.schedule, optimizer, iterations, choices.get("schedule", "?"))
     if task.validation:
         job.records.open_validation()  # valid.csv exists from the start, as test.csv does
-    recorder = Recorder(job.records, capacity=min(steps.eval_every, iterations), has_accuracy=task.has_accuracy,
-                        divergence_factor=cfg.divergence_factor, trajectory_columns=task.trajectory_columns,
-                        start=task.position(model))
+    recorder = Recorder(
+        job.records,
+        capacity=min(steps.eval_every, iterations),
+        has_accuracy=task.has_accuracy,
+        divergence_factor=cfg.divergence_factor,
+        trajectory_columns=task.trajectory_columns,
+        start=task.position(model),
+    )
     job.task, job.device, job.iterations, job.eval_every, job.model = task, device, iterations, steps.eval_every, model
     job.optimizer, job.protocol, job.scheduler, job.recorder = optimizer, protocol, scheduler, recorder
     if tracker is not None:
@@ -234,9 +266,11 @@ def divergence_advice(cfg: DictConfig, name: str) -> str:
     lr = OmegaConf.select(cfg, "optimizer.lr")
     task = OmegaConf.select(cfg, "task.name")
     smaller = f"optimizer.lr={lr / 10:g}" if isinstance(lr, (int, float)) and lr > 0 else "a smaller optimizer.lr"
-    return (f"It diverged before its first evaluation with optimizer.lr={lr}: that lr is too large for "
-            f"optimizer={name} on task={task}. Try a smaller one ({smaller}), or tune it: "
-            f"optbench -m hydra/sweeper=tune task={task} optimizer={name}.")
+    return (
+        f"It diverged before its first evaluation with optimizer.lr={lr}: that lr is too large for "
+        f"optimizer={name} on task={task}. Try a smaller one ({smaller}), or tune it: "
+        f"optbench -m hydra/sweeper=tune task={task} optimizer={name}."
+    )
 
 
 def record_outcome(job: Job, outcome: Outcome) -> None:
@@ -276,11 +310,26 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         device = resolve_device(cfg.device.type)
         with run_settings(cfg, device):
             prepare_job(job, load_task(cfg, device), device)
-            log.info("%s on task %s (%s), %d iterations on %s", type(job.optimizer).__name__, job.task.name,
-                     job.task.data_name, job.iterations, job.device)
-            outcome = train(job.model, job.optimizer, job.task, job.recorder, iterations=job.iterations,
-                            batch_size=cfg.batch_size, eval_every=job.eval_every, scheduler=job.scheduler,
-                            protocol=job.protocol, progress=cfg.progress)
+            log.info(
+                "%s on task %s (%s), %d iterations on %s",
+                type(job.optimizer).__name__,
+                job.task.name,
+                job.task.data_name,
+                job.iterations,
+                job.device,
+            )
+            outcome = train(
+                job.model,
+                job.optimizer,
+                job.task,
+                job.recorder,
+                iterations=job.iterations,
+                batch_size=cfg.batch_size,
+                eval_every=job.eval_every,
+                scheduler=job.scheduler,
+                protocol=job.protocol,
+                progress=cfg.progress,
+            )
             record_outcome(job, outcome)
     except Exception as exc:
         fail_job(job, exc)
@@ -320,8 +369,11 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     for path in shadowed_user_configs(hydra_cfg.runtime.config_sources):
-        log.warning("%s is hidden by optbench's own config of the same name (optbench's configs are searched "
-                    "first): give it a name of its own", path)
+        log.warning(
+            "%s is hidden by optbench's own config of the same name (optbench's configs are searched "
+            "first): give it a name of its own",
+            path,
+        )
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.resume and (previous := completed_before(out_dir, config_fingerprint(cfg))):
         log.info("resume: %s already holds a completed run of this config; skipping it", out_dir)
@@ -356,8 +408,11 @@ def entry() -> None:
     try:
         main()
     except KeyboardInterrupt:
-        print("optbench: interrupted; every completed iteration is saved in the run's CSVs "
-              "(summary.json says 'interrupted').", file=sys.stderr)
+        print(
+            "optbench: interrupted; every completed iteration is saved in the run's CSVs "
+            "(summary.json says 'interrupted').",
+            file=sys.stderr,
+        )
         sys.exit(130)
 
 

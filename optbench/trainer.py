@@ -24,8 +24,15 @@ from optbench.tasks import Evaluation, StepLoss, Task
 log = logging.getLogger(__name__)
 
 
-def record_evaluations(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol,
-                       recorder: Recorder, iteration: int, clock: TrainingClock) -> Evaluation:
+def record_evaluations(
+    model: nn.Module,
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    protocol: Protocol,
+    recorder: Recorder,
+    iteration: int,
+    clock: TrainingClock,
+) -> Evaluation:
     """Evaluate on the test split (and the validation split when on), write the rows; the test result."""
     seconds = clock.seconds
     with clock.paused():
@@ -37,8 +44,9 @@ def record_evaluations(model: nn.Module, task: Task, optimizer: torch.optim.Opti
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol,
-             split: str = "test") -> Evaluation:
+def evaluate(
+    model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, protocol: Protocol, split: str = "test"
+) -> Evaluation:
     """The task's metrics on `split`, with the model (and a schedule-free optimizer) in eval mode."""
     model.eval()
     if protocol.train_eval:
@@ -51,8 +59,9 @@ def evaluate(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, pro
             optimizer.train()
 
 
-def take_step(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batch: Any,
-              protocol: Protocol) -> StepLoss:
+def take_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batch: Any, protocol: Protocol
+) -> StepLoss:
     """One optimizer step on `batch`, driven as the protocol says; returns the loss before the step."""
     losses: list[StepLoss] = []
 
@@ -75,9 +84,19 @@ def take_step(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, ba
     return losses[0]
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, recorder: Recorder, *,
-          iterations: int, batch_size: int, eval_every: int, scheduler: LRScheduler | None = None,
-          protocol: Protocol = Protocol(), progress: bool = True) -> Outcome:
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    task: Task,
+    recorder: Recorder,
+    *,
+    iterations: int,
+    batch_size: int,
+    eval_every: int,
+    scheduler: LRScheduler | None = None,
+    protocol: Protocol = Protocol(),
+    progress: bool = True,
+) -> Outcome:
     """Train for `iterations` steps, evaluating every `eval_every` steps and at the end.
 
     The scheduler, if any, sets the lr of the next step after each optimizer step. A train/eval
@@ -100,8 +119,11 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, record
 
             if iteration % eval_every == 0 or iteration == iterations:
                 if not recorder.flush():
-                    log.warning("diverged at iteration %d (%s): stopping", recorder.outcome.diverged_at,
-                                recorder.outcome.divergence)
+                    log.warning(
+                        "diverged at iteration %d (%s): stopping",
+                        recorder.outcome.diverged_at,
+                        recorder.outcome.divergence,
+                    )
                     return recorder.outcome
                 result = record_evaluations(model, task, optimizer, protocol, recorder, iteration, clock)
                 report = f"train loss {recorder.outcome.last_train_loss:.4f} | {result}"

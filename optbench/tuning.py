@@ -27,7 +27,6 @@ from optbench.tasks import Target
 from optbench.validation import ADAPTIVE_SEARCHES
 
 
-
 @dataclass(frozen=True)
 class Dimension:
     """One searched hyper-parameter: an interval (log or linear) or a list of values."""
@@ -67,9 +66,11 @@ def parse_dimension(key: str, spec: Any) -> Dimension:
 
 
 def _bad_dimension(key: str, spec: Any, why: str) -> str:
-    return (f"The tune sweeper cannot search {key}={spec}: {why}. Give an interval such as "
-            f"'{key}=tag(log,interval(1e-5,1))' (log scale) or 'interval(0.8,0.99)', or a list such as "
-            f"'{key}=0.9,0.99'.")
+    return (
+        f"The tune sweeper cannot search {key}={spec}: {why}. Give an interval such as "
+        f"'{key}=tag(log,interval(1e-5,1))' (log scale) or 'interval(0.8,0.99)', or a list such as "
+        f"'{key}=0.9,0.99'."
+    )
 
 
 def dimension_of(override: Override) -> Dimension:
@@ -150,8 +151,11 @@ class TrialScore:
         if not self.usable:
             return (True, math.inf, math.inf)
         sign = -1.0 if self.higher_is_better else 1.0  # so that smaller sorts first either way
-        primary = {"time_to_target": math.inf if math.isnan(self.time_to_target) else self.time_to_target,
-                   "final": sign * self.final, "best": sign * self.best}[select]
+        primary = {
+            "time_to_target": math.inf if math.isnan(self.time_to_target) else self.time_to_target,
+            "final": sign * self.final,
+            "best": sign * self.best,
+        }[select]
         return (False, primary, sign * self.final)
 
 
@@ -187,15 +191,38 @@ def rank_trials(scores: list[TrialScore], select: str) -> list[int]:
     return ranks
 
 
-def tuning_rows(arm: str, points: list[dict[str, str]], scores: list[TrialScore], dirs: list[str], seed: int,
-                select: str, split: str = "test") -> list[dict[str, Any]]:
+def tuning_rows(
+    arm: str,
+    points: list[dict[str, str]],
+    scores: list[TrialScore],
+    dirs: list[str],
+    seed: int,
+    select: str,
+    split: str = "test",
+) -> list[dict[str, Any]]:
     """tuning.csv's rows for one arm: every trial, its objective and rank, and whether it was chosen."""
     ranks = rank_trials(scores, select)
-    return [{"task": score.task, "arm": arm, "trial": i, **point, "seed": seed, "status": score.status,
-             "split": split, "metric": score.metric, "final_metric": score.final, "best_metric": score.best,
-             "time_to_target": score.time_to_target, "select": select, "objective": score.objective(select),
-             "rank": rank, "chosen": rank == 1 and score.usable, "run_dir": run_dir}
-            for i, (point, score, rank, run_dir) in enumerate(zip(points, scores, ranks, dirs))]
+    return [
+        {
+            "task": score.task,
+            "arm": arm,
+            "trial": i,
+            **point,
+            "seed": seed,
+            "status": score.status,
+            "split": split,
+            "metric": score.metric,
+            "final_metric": score.final,
+            "best_metric": score.best,
+            "time_to_target": score.time_to_target,
+            "select": select,
+            "objective": score.objective(select),
+            "rank": rank,
+            "chosen": rank == 1 and score.usable,
+            "run_dir": run_dir,
+        }
+        for i, (point, score, rank, run_dir) in enumerate(zip(points, scores, ranks, dirs))
+    ]
 
 
 def write_tuning_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -86,7 +86,9 @@ class Number:
         if self.says:
             return self.says
         kind = "whole number" if self.whole else "number"
-        low, high = (f"{bound:{'d' if self.whole else 'g'}}" if bound is not None else "" for bound in (self.low, self.high))
+        low, high = (
+            f"{bound:{'d' if self.whole else 'g'}}" if bound is not None else "" for bound in (self.low, self.high)
+        )
         if self.low is not None and self.high is not None:
             text = f"a {kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         elif self.whole and self.low == 1:
@@ -166,16 +168,22 @@ class Text:
 
 
 Rule = Number | Numbers | Flag | Choice | Text
-SPLITS_VERDICT = ("must be three positive fractions (train, validation, test) summing to 1, e.g. "
-                  "dataset.splits=[0.9,0.05,0.05].")
+SPLITS_VERDICT = (
+    "must be three positive fractions (train, validation, test) summing to 1, e.g. dataset.splits=[0.9,0.05,0.05]."
+)
 WHOLE_SEED = Number("seed=0", whole=True, low=-(2**63), high=2**64 - 1)  # what torch.manual_seed takes
 
 
 def _lr_fraction(key: str, example: float, low_open: bool = False) -> Number:
     """A multiplier of the optimizer's lr in [0, 1] ((0, 1] with `low_open`)."""
     interval = "(0, 1]" if low_open else "[0, 1]"
-    return Number(f"schedule.{key}={example}", low=0, high=1, low_open=low_open,
-                  says=f"a fraction of the optimizer's lr in {interval}")
+    return Number(
+        f"schedule.{key}={example}",
+        low=0,
+        high=1,
+        low_open=low_open,
+        says=f"a fraction of the optimizer's lr in {interval}",
+    )
 
 
 def _phase(key: str, example: str) -> Number:
@@ -191,22 +199,26 @@ RULES: dict[str, Rule] = {
     "eval_every": Number("eval_every=500, or eval_every=epoch", whole=True, low=1, words=(EPOCH,)),
     "validation": Flag("validation=true"),
     "seed": WHOLE_SEED,
-    "divergence_factor": Number("divergence_factor=1000", low=1, low_open=True,
-                                null="stop only on non-finite losses"),
+    "divergence_factor": Number("divergence_factor=1000", low=1, low_open=True, null="stop only on non-finite losses"),
     "lookahead.enabled": Flag("lookahead.enabled=true"),
     "lookahead.k": Number("lookahead.k=5", whole=True, low=1),
     "lookahead.alpha": Number("lookahead.alpha=0.5", low=0, high=1, low_open=True),
     "flush_denormal": Flag("flush_denormal=true"),
-    "threads": Number("threads=1, or threads=null for torch's default", whole=True, low=1,
-                      null="torch's default, one per core"),
+    "threads": Number(
+        "threads=1, or threads=null for torch's default", whole=True, low=1, null="torch's default, one per core"
+    ),
     "progress": Flag("progress=false"),
     "auto_report": Flag("auto_report=false"),
     "resume": Flag("resume=true"),
     "device.type": Text(),
     "device.deterministic": Flag("device.deterministic=true"),
     "device.tf32": Flag("device.tf32=false"),
-    "logger.kind": Choice(("none", *KINDS), "logger=tensorboard", what="a tracker optbench knows",
-                          use=", ".join(f"logger={kind}" for kind in ("none", *KINDS))),
+    "logger.kind": Choice(
+        ("none", *KINDS),
+        "logger=tensorboard",
+        what="a tracker optbench knows",
+        use=", ".join(f"logger={kind}" for kind in ("none", *KINDS)),
+    ),
     "logger.tracking_uri": Text(null="MLflow's local SQLite store in the run or sweep dir"),
     "logger.experiment": Text(null="the sweep dir's path, or optbench"),
     "logger.log_dir": Text(null="the run or sweep dir's tensorboard/ folder"),
@@ -223,8 +235,9 @@ RULES: dict[str, Rule] = {
     "dataset.validation_seed": WHOLE_SEED,
     "dataset.input_scale": Number("dataset.input_scale=0.1"),
     "dataset.sha256": Text(null="train on a text of your own"),
-    "dataset.splits": Numbers(Number("", low=0, high=1, low_open=True, high_open=True), "", length=3,
-                              verdict=SPLITS_VERDICT),
+    "dataset.splits": Numbers(
+        Number("", low=0, high=1, low_open=True, high_open=True), "", length=3, verdict=SPLITS_VERDICT
+    ),
     "schedule.step_size": _phase("step_size", "schedule.step_size=1000"),
     "schedule.gamma": Number("schedule.gamma=0.1", low=0, high=1, low_open=True, says="a factor in (0, 1]"),
     "schedule.warmup": _phase("warmup", "schedule.warmup=200"),
@@ -236,64 +249,105 @@ RULES: dict[str, Rule] = {
     "task.description": Text(),
 }
 # A task's target (`task.target`) and batching (`task.batching`): checked as a whole, one message each.
-TARGET = {"metric": Choice(tuple(TARGET_METRICS), "task.target.metric=test_accuracy"),
-          "threshold": Number("task.target.threshold=0.97"), "mode": Choice(MODES, "task.target.mode=max")}
-BATCHING = {"drop_last": Flag("task.batching.drop_last=true"), "reshuffle": Flag("task.batching.reshuffle=true"),
-            "shuffle_buffer": Number("task.batching.shuffle_buffer=20000", whole=True, low=1, null="a full permutation")}
-LAYER_WIDTHS = Numbers(Number("", whole=True, low=1), "model.hidden=[100]", verdict=(
-    "is not a list of positive layer widths. Give at least one hidden layer, e.g. model.hidden=[100] or "
-    "model.hidden=[100,100]."))
+TARGET = {
+    "metric": Choice(tuple(TARGET_METRICS), "task.target.metric=test_accuracy"),
+    "threshold": Number("task.target.threshold=0.97"),
+    "mode": Choice(MODES, "task.target.mode=max"),
+}
+BATCHING = {
+    "drop_last": Flag("task.batching.drop_last=true"),
+    "reshuffle": Flag("task.batching.reshuffle=true"),
+    "shuffle_buffer": Number("task.batching.shuffle_buffer=20000", whole=True, low=1, null="a full permutation"),
+}
+LAYER_WIDTHS = Numbers(
+    Number("", whole=True, low=1),
+    "model.hidden=[100]",
+    verdict=(
+        "is not a list of positive layer widths. Give at least one hidden layer, e.g. model.hidden=[100] or "
+        "model.hidden=[100,100]."
+    ),
+)
 # Settings whose meaning depends on the option chosen (the `_target_` of the model or task node).
 TARGET_RULES: dict[str, dict[str, Rule]] = {
     "optbench.model.MLP": {"hidden": LAYER_WIDTHS, "init": Choice(INITS, "model.init=lab")},
     "optbench.model.Conv2c2d": {
         "channels": Numbers(Number("", whole=True, low=1), "model.channels=[32,64]", length=2),
-        "hidden": Number("model.hidden=1024", whole=True, low=1)},
+        "hidden": Number("model.hidden=1024", whole=True, low=1),
+    },
     "optbench.model.Linear": {"weight": Number("model.weight=1.0"), "bias": Number("model.bias=0.0")},
     "optbench.model.gpt.GPT": {
-        **{key: Number(f"model.{key}={value}", whole=True, low=1)
-           for key, value in (("n_layer", 2), ("n_head", 4), ("n_embd", 64), ("block_size", 64))},
+        **{
+            key: Number(f"model.{key}={value}", whole=True, low=1)
+            for key, value in (("n_layer", 2), ("n_head", 4), ("n_embd", 64), ("block_size", 64))
+        },
         "dropout": Number("model.dropout=0.2", low=0, high=1, high_open=True, says="a probability in [0, 1)"),
-        "bias": Flag("model.bias=true")},
+        "bias": Flag("model.bias=true"),
+    },
     "optbench.tasks.functions.Function2D": {
         "function": Choice(tuple(FUNCTIONS), "task.function=rosenbrock", what="a known 2-D function"),
         "start": Numbers(Number(""), "", length=2, verdict="must be two finite numbers, e.g. task.start=[-0.5,1.5]."),
-        "noise": Number("task.noise=0.5", low=0)},
+        "noise": Number("task.noise=0.5", low=0),
+    },
     "optbench.tasks.quadratic.NoisyQuadratic": {
         "dim": Number("task.dim=100", whole=True, low=1),
         "train_size": Number("task.train_size=1000", whole=True, low=1),
         "noise": Number("task.noise=0.6", low=0),
-        "instance_seed": Number("task.instance_seed=42", whole=True, low=0, high=2**32 - 4)},  # NumPy's seeds, +3 splits
+        "instance_seed": Number("task.instance_seed=42", whole=True, low=0, high=2**32 - 4),
+    },  # NumPy's seeds, +3 splits
 }
 POSITIVE_LR = Number("optimizer.lr=0.01", low=0, low_open=True)
 # What an optimizer's own constructor lets through but its step cannot take (found by tests/test_validation.py's
 # walk): by `_target_`, the hyper-parameter's rule.
 OPTIMIZER_RULES: dict[str, dict[str, Rule]] = {
-    "torch.optim.LBFGS": {"lr": POSITIVE_LR,  # its line search divides by the step length
-                          "history_size": Number("optimizer.history_size=10", whole=True, low=1)},
+    "torch.optim.LBFGS": {
+        "lr": POSITIVE_LR,  # its line search divides by the step length
+        "history_size": Number("optimizer.history_size=10", whole=True, low=1),
+    },
     "pytorch_optimizer.MARS": {"lr": POSITIVE_LR},  # it divides lr_1d by lr
     "pytorch_optimizer.Prodigy": {"d0": Number("optimizer.d0=1e-6", low=0, low_open=True)},  # its first d
-    "schedulefree.AdamWScheduleFree": {"betas": Numbers(Number("", low=0, high=1, low_open=True, high_open=True),
-                                                        "optimizer.betas=[0.9,0.999]", length=2)},  # 1/beta1
+    "schedulefree.AdamWScheduleFree": {
+        "betas": Numbers(
+            Number("", low=0, high=1, low_open=True, high_open=True), "optimizer.betas=[0.9,0.999]", length=2
+        )
+    },  # 1/beta1
 }
 # hydra/sweeper=tune and hydra/launcher=vectorized: checked by the plugins as they start.
 SWEEPER_RULES: dict[str, Rule] = {
-    "search": Choice(SEARCHES + ADAPTIVE_SEARCHES, "hydra.sweeper.search=tpe hydra.sweeper.trials=16 (tpe, cmaes "
-                     "and gp need the tune extra: pip install 'optbench[tune]')", what="a search"),
+    "search": Choice(
+        SEARCHES + ADAPTIVE_SEARCHES,
+        "hydra.sweeper.search=tpe hydra.sweeper.trials=16 (tpe, cmaes "
+        "and gp need the tune extra: pip install 'optbench[tune]')",
+        what="a search",
+    ),
     "trials": Number("hydra.sweeper.trials=16", whole=True, low=1),
     "batch": Number("hydra.sweeper.batch=4", whole=True, low=1, null="what the launcher runs at once"),
-    "select": Choice(SELECTIONS, "hydra.sweeper.select=final", what="a criterion", use=(
-        "time_to_target (iterations to the task's target, final metric breaks ties), final (last evaluation) or "
-        "best (best evaluation)")),
-    "split": Choice(SPLITS, "hydra.sweeper.split=validation", what="a split to select on", use=(
-        "validation (held out of the training examples; the reported test split is never tuned on) or test "
-        "(DeepOBS's way)")),
+    "select": Choice(
+        SELECTIONS,
+        "hydra.sweeper.select=final",
+        what="a criterion",
+        use=(
+            "time_to_target (iterations to the task's target, final metric breaks ties), final (last evaluation) or "
+            "best (best evaluation)"
+        ),
+    ),
+    "split": Choice(
+        SPLITS,
+        "hydra.sweeper.split=validation",
+        what="a split to select on",
+        use=(
+            "validation (held out of the training examples; the reported test split is never tuned on) or test "
+            "(DeepOBS's way)"
+        ),
+    ),
     "tuning_seed": WHOLE_SEED,
-    "search_seed": Number("hydra.sweeper.search_seed=0", whole=True, low=0, high=2**32 - 1),  # SciPy's and NumPy's seeds
+    "search_seed": Number(
+        "hydra.sweeper.search_seed=0", whole=True, low=0, high=2**32 - 1
+    ),  # SciPy's and NumPy's seeds
     "digits": Number("hydra.sweeper.digits=3", whole=True, low=1, high=17),
 }
-LAUNCHER_RULES: dict[str, Rule] = {"max_members": Number("hydra.launcher.max_members=32", whole=True, low=1,
-                                                          says="a whole number >= 1")}
+LAUNCHER_RULES: dict[str, Rule] = {
+    "max_members": Number("hydra.launcher.max_members=32", whole=True, low=1, says="a whole number >= 1")
+}
 
 
 def fail(message: str) -> NoReturn:
@@ -344,9 +398,11 @@ def check_target(task: str, node: Any) -> None:
     if good and node["metric"] == "test_loss" and node["threshold"] < 0:
         good = False  # no loss of optbench's tasks goes below 0
     if not good:
-        fail(f"task={task}: target={node} is not a valid target. Give task.target.metric (one of "
-             f"{', '.join(TARGET_METRICS)}), task.target.threshold (a finite number: a fraction in [0, 1] for an "
-             "accuracy, >= 0 for a loss) and task.target.mode (max or min), e.g. task.target.threshold=0.97.")
+        fail(
+            f"task={task}: target={node} is not a valid target. Give task.target.metric (one of "
+            f"{', '.join(TARGET_METRICS)}), task.target.threshold (a finite number: a fraction in [0, 1] for an "
+            "accuracy, >= 0 for a loss) and task.target.mode (max or min), e.g. task.target.threshold=0.97."
+        )
 
 
 def check_batching(task: str, node: Any) -> None:
@@ -354,27 +410,38 @@ def check_batching(task: str, node: Any) -> None:
     values = _plain(node)
     if values is None:
         return
-    if not isinstance(values, dict) or set(values) - set(BATCHING) or any(
-            rule.problem("", values[key]) for key, rule in BATCHING.items() if key in values):
-        fail(f"task={task}: batching={values} is not a valid batching. It takes drop_last (true/false), reshuffle "
-             "(true/false) and shuffle_buffer (a positive number, or null for a full permutation), e.g. "
-             "task.batching.reshuffle=true.")
+    if (
+        not isinstance(values, dict)
+        or set(values) - set(BATCHING)
+        or any(rule.problem("", values[key]) for key, rule in BATCHING.items() if key in values)
+    ):
+        fail(
+            f"task={task}: batching={values} is not a valid batching. It takes drop_last (true/false), reshuffle "
+            "(true/false) and shuffle_buffer (a positive number, or null for a full permutation), e.g. "
+            "task.batching.reshuffle=true."
+        )
 
 
 def _check_relations(cfg: DictConfig, task: str | None) -> None:
     """What single settings cannot say: the ones that must agree with each other."""
     model = cfg.get("model")
     if OmegaConf.select(cfg, "task.batching") is not None and model is not None and "block_size" in model:
-        fail(f"task={task}: task.batching does not apply to a language model, whose minibatches are random windows "
-             "of the text. Remove the task.batching override.")
+        fail(
+            f"task={task}: task.batching does not apply to a language model, whose minibatches are random windows "
+            "of the text. Remove the task.batching override."
+        )
     if (splits := OmegaConf.select(cfg, "dataset.splits")) is not None and abs(sum(splits) - 1) > 1e-9:
         fail(f"dataset.splits={list(splits)} {SPLITS_VERDICT}")
     if model is not None and "n_head" in model and model.n_embd % model.n_head:
-        fail(f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}: each head gets "
-             "n_embd / n_head channels. Choose e.g. model.n_embd=64 model.n_head=4.")
+        fail(
+            f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}: each head gets "
+            "n_embd / n_head channels. Choose e.g. model.n_embd=64 model.n_head=4."
+        )
     if OmegaConf.select(cfg, "task.function") is not None:  # a 2-D function has no training split
-        for key, value, fix in (("epochs", cfg.epochs, "iterations=... instead (e.g. iterations=500)"),
-                                ("eval_every", cfg.eval_every, "eval_every in steps (e.g. eval_every=25)")):
+        for key, value, fix in (
+            ("epochs", cfg.epochs, "iterations=... instead (e.g. iterations=500)"),
+            ("eval_every", cfg.eval_every, "eval_every in steps (e.g. eval_every=25)"),
+        ):
             if value is not None and (key == "epochs" or value == EPOCH):
                 fail(f"{key}={value} needs a task with a training split; task={task} has none. Give {fix}.")
 
@@ -394,11 +461,18 @@ def check_hyperparameter(name: str, key: str, value: Any, default: Any, node: st
     if isinstance(default, bool) and not isinstance(value, bool):
         fail(f"{where} must be true or false (optimizer={name}).")
     if _is_number(default) and not (_is_number(value) and (math.isfinite(value) or not math.isfinite(default))):
-        fail(f"{where} must be a {'finite ' if _is_number(value) else ''}number, e.g. {node}.{key}={default} "
-             f"(the default of optimizer={name}).")
-    if isinstance(default, tuple) and not (isinstance(value, list) and len(value) == len(default) and all(
+        fail(
+            f"{where} must be a {'finite ' if _is_number(value) else ''}number, e.g. {node}.{key}={default} "
+            f"(the default of optimizer={name})."
+        )
+    if isinstance(default, tuple) and not (
+        isinstance(value, list)
+        and len(value) == len(default)
+        and all(
             (_is_number(v) and math.isfinite(v)) or (v is None and d is None)  # Adafactor's eps=(None, 1e-3)
-            for v, d in zip(value, default))):
+            for v, d in zip(value, default)
+        )
+    ):
         example = ",".join("null" if v is None else str(float(v)) for v in default)
         fail(f"{where} must be a list of {len(default)} numbers, e.g. {node}.{key}=[{example}].")
     if key in OPTIMIZER_RANGES and _is_number(value):
@@ -443,15 +517,22 @@ def check_schedule(cfg: DictConfig, iterations: int) -> None:
     protocol = protocol_of(cfg.optimizer, optimizer)
     if name != "constant" and protocol.schedule is not True:
         fail(f"schedule={name} does not apply to optimizer={optimizer}: {protocol.schedule} Use schedule=constant.")
-    phases = {key: phase_steps(cfg.schedule[key], iterations) for key in ("warmup", "decay", "step_size")
-              if key in cfg.schedule}
+    phases = {
+        key: phase_steps(cfg.schedule[key], iterations)
+        for key in ("warmup", "decay", "step_size")
+        if key in cfg.schedule
+    }
     for key, steps in phases.items():
         if steps >= iterations:
-            fail(f"schedule.{key}={cfg.schedule[key]!r} is {steps} steps, not shorter than the whole run "
-                 f"(iterations={iterations}). Use fewer, e.g. {RULES[f'schedule.{key}'].example}.")
+            fail(
+                f"schedule.{key}={cfg.schedule[key]!r} is {steps} steps, not shorter than the whole run "
+                f"(iterations={iterations}). Use fewer, e.g. {RULES[f'schedule.{key}'].example}."
+            )
     if "warmup" in phases and "decay" in phases and phases["warmup"] + phases["decay"] >= iterations:
-        fail(f"schedule.warmup ({phases['warmup']} steps) and schedule.decay ({phases['decay']} steps) leave no "
-             f"stable phase in iterations={iterations}: shorten one of them.")
+        fail(
+            f"schedule.warmup ({phases['warmup']} steps) and schedule.decay ({phases['decay']} steps) leave no "
+            f"stable phase in iterations={iterations}: shorten one of them."
+        )
 
 
 def check_sweeper(settings: Mapping[str, Any]) -> None:
@@ -460,8 +541,10 @@ def check_sweeper(settings: Mapping[str, Any]) -> None:
     seeds = _plain(settings.get("seeds"))
     count = WHOLE_SEED.accepts(seeds) and isinstance(seeds, int) and seeds >= 1
     if not count and not (isinstance(seeds, list) and seeds and all(WHOLE_SEED.accepts(s) for s in seeds)):
-        fail(f"hydra.sweeper.seeds={seeds!r} must be a number of seeds (e.g. hydra.sweeper.seeds=5 for seeds 0..4) "
-             "or a list of seeds (hydra.sweeper.seeds=[0,1,2]).")
+        fail(
+            f"hydra.sweeper.seeds={seeds!r} must be a number of seeds (e.g. hydra.sweeper.seeds=5 for seeds 0..4) "
+            "or a list of seeds (hydra.sweeper.seeds=[0,1,2])."
+        )
 
 
 def check_launcher(settings: Mapping[str, Any]) -> None:
@@ -480,8 +563,9 @@ class Budget:
     eval_every: int
 
 
-def budget(cfg: DictConfig, train_size: int | None, steps_per_epoch: Callable[[int], int | None],
-           full_batch: bool = False) -> Budget:
+def budget(
+    cfg: DictConfig, train_size: int | None, steps_per_epoch: Callable[[int], int | None], full_batch: bool = False
+) -> Budget:
     """The job's budget in steps, from its checked settings and the training split's size (`train_size`
     None: a task without a dataset, where batch_size and epochs do not apply)."""
     task = OmegaConf.select(cfg, "task.name")
@@ -491,8 +575,10 @@ def budget(cfg: DictConfig, train_size: int | None, steps_per_epoch: Callable[[i
         if full_batch:
             log.info("task=%s trains full-batch: every step uses all %d examples", task, train_size)
         elif batch_size > train_size:
-            fail(f"batch_size={batch_size} is larger than the training split ({train_size} examples of task={task}). "
-                 f"Use batch_size={train_size} or less.")
+            fail(
+                f"batch_size={batch_size} is larger than the training split ({train_size} examples of task={task}). "
+                f"Use batch_size={train_size} or less."
+            )
         per_epoch = steps_per_epoch(batch_size)
         if cfg.epochs is not None:
             iterations = cfg.epochs * per_epoch
@@ -500,21 +586,28 @@ def budget(cfg: DictConfig, train_size: int | None, steps_per_epoch: Callable[[i
             check_schedule(cfg, iterations)
     eval_every = per_epoch if cfg.eval_every == EPOCH else cfg.eval_every
     if eval_every > iterations:
-        log.warning("eval_every=%s is larger than iterations=%d: the test split is evaluated only at the end.",
-                    cfg.eval_every, iterations)
+        log.warning(
+            "eval_every=%s is larger than iterations=%d: the test split is evaluated only at the end.",
+            cfg.eval_every,
+            iterations,
+        )
     return Budget(iterations, eval_every)
 
 
 def check_held_out(size: int, available: int, dataset: str) -> None:
     """`dataset.validation_size` leaves training examples: at most `available` - 1 of them."""
     if size >= available:
-        fail(f"dataset.validation_size={size!r} must be a whole number between 1 and {available - 1} (the {dataset} "
-             f"training split has {available} examples), e.g. dataset.validation_size=10000.")
+        fail(
+            f"dataset.validation_size={size!r} must be a whole number between 1 and {available - 1} (the {dataset} "
+            f"training split has {available} examples), e.g. dataset.validation_size=10000."
+        )
 
 
 def check_text_parts(block_size: int, parts: Mapping[str, int]) -> None:
     """Every part of the text (`parts`: name -> characters) holds at least one window of `block_size` + 1."""
     for part, length in parts.items():
         if length <= block_size:
-            fail(f"The {part} part of the text has {length} characters, not more than model.block_size={block_size}: "
-                 "no window fits. Use a smaller model.block_size or change dataset.splits.")
+            fail(
+                f"The {part} part of the text has {length} characters, not more than model.block_size={block_size}: "
+                "no window fits. Use a smaller model.block_size or change dataset.splits."
+            )

@@ -43,6 +43,7 @@ def run(tmp_path: Path, *overrides: str) -> dict:
 def assert_same_metrics(got: Path, expected: Path, what: str) -> None:
     """Two runs' metric CSVs are equal bit for bit, except test.csv's `seconds`: a clock reading,
     never equal between two runs."""
+
     def read(path: Path) -> pd.DataFrame:
         return pd.read_csv(path).drop(columns="seconds", errors="ignore")
 

@@ -13,8 +13,9 @@ from conftest import assert_same_metrics, run
 
 def test_run_gives_the_clis_numbers_and_files(tmp_path):
     """optbench.run composes and checks as the CLI does and writes the same files (with .hydra/ for reports)."""
-    result = optbench.run("optimizer=adam", "iterations=40", "eval_every=20", "device=cpu", "progress=false",
-                          out_dir=tmp_path / "api")
+    result = optbench.run(
+        "optimizer=adam", "iterations=40", "eval_every=20", "device=cpu", "progress=false", out_dir=tmp_path / "api"
+    )
     run(tmp_path / "job", "optimizer=adam", "iterations=40", "eval_every=20", "device=cpu")
     for name in ("train.csv", "test.csv"):
         assert_same_metrics(tmp_path / "api" / name, tmp_path / "job" / name, name)
@@ -24,11 +25,14 @@ def test_run_gives_the_clis_numbers_and_files(tmp_path):
     assert "<table" in result._repr_html_() and "adam" in result._repr_html_()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (("optimizer=nosuch",), "Could not find 'optimizer/nosuch'"),
-    (("iterations=0",), "iterations=0 must be a positive whole number"),
-    (("iterations=10", "epochs=1"), "Both iterations=... and epochs=... were given"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("optimizer=nosuch",), "Could not find 'optimizer/nosuch'"),
+        (("iterations=0",), "iterations=0 must be a positive whole number"),
+        (("iterations=10", "epochs=1"), "Both iterations=... and epochs=... were given"),
+    ],
+)
 def test_run_raises_the_clis_messages(tmp_path, overrides, message):
     with pytest.raises(optbench.OptbenchError, match=message.replace("(", r"\(").replace(".", r"\.")):
         optbench.run(*overrides, "device=cpu", out_dir=tmp_path)
@@ -36,8 +40,15 @@ def test_run_raises_the_clis_messages(tmp_path, overrides, message):
 
 def test_report_displays_inline_and_saves(tmp_path):
     """optbench.report(...) is callable although optbench.report is also the report package."""
-    optbench.run("task=rosenbrock", "optimizer=adam", "iterations=30", "eval_every=10", "device=cpu",
-                 "progress=false", out_dir=tmp_path / "run")
+    optbench.run(
+        "task=rosenbrock",
+        "optimizer=adam",
+        "iterations=30",
+        "eval_every=10",
+        "device=cpu",
+        "progress=false",
+        out_dir=tmp_path / "run",
+    )
     view = optbench.report(tmp_path / "run")
     assert callable(optbench.report) and optbench.report.build_report  # the package's names still work
     assert view.out_dir == tmp_path / "run" / "report" and view.figures
@@ -51,9 +62,17 @@ def test_report_displays_inline_and_saves(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_runs_the_command_line_and_returns_its_runs(tmp_path, capsys):
-    done = optbench.sweep("task=rosenbrock", "optimizer=sgd,adam", "optimizer.lr=0.001", "iterations=20",
-                          "eval_every=10", "device=cpu",
-                          "auto_report=false", sweep_dir=tmp_path / "sweep", quiet=True)
+    done = optbench.sweep(
+        "task=rosenbrock",
+        "optimizer=sgd,adam",
+        "optimizer.lr=0.001",
+        "iterations=20",
+        "eval_every=10",
+        "device=cpu",
+        "auto_report=false",
+        sweep_dir=tmp_path / "sweep",
+        quiet=True,
+    )
     assert [r.summary["optimizer"] for r in done.results] == ["sgd", "adam"]
     assert done.table.status.tolist() == ["completed"] * 2 and "<table" in done._repr_html_()
     assert capsys.readouterr().out == ""  # quiet
@@ -62,13 +81,24 @@ def test_sweep_runs_the_command_line_and_returns_its_runs(tmp_path, capsys):
 
 
 def test_python_dash_m_optbench_is_the_command():
-    result = subprocess.run([sys.executable, "-m", "optbench", "--version"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "optbench", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.strip() == f"optbench {optbench.__version__}"
 
 
 def test_plain_reprs_stay_short(tmp_path):
-    result = optbench.run("task=rosenbrock", "optimizer=adam", "iterations=10", "eval_every=10", "device=cpu",
-                          "progress=false", out_dir=tmp_path / "run")
-    assert repr(result) == f"Result('{tmp_path / 'run'}', status='completed', task='rosenbrock', optimizer='adam', seed=0)"
+    result = optbench.run(
+        "task=rosenbrock",
+        "optimizer=adam",
+        "iterations=10",
+        "eval_every=10",
+        "device=cpu",
+        "progress=false",
+        out_dir=tmp_path / "run",
+    )
+    assert (
+        repr(result) == f"Result('{tmp_path / 'run'}', status='completed', task='rosenbrock', optimizer='adam', seed=0)"
+    )
     view = optbench.report(tmp_path / "run")
     assert repr(view).startswith(f"Report('{tmp_path / 'run' / 'report'}', 1 runs, ") and len(repr(view)) < 200

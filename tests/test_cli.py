@@ -43,16 +43,22 @@ def test_default_output_dir_is_hydras(tmp_path):
 
 @pytest.mark.slow
 def test_module_entry_point(tmp_path):
-    result = cli("optimizer=sgd", *SHORT, f"hydra.run.dir={tmp_path}", cwd=tmp_path,
-                 command=[sys.executable, "-m", "optbench.train"])
+    result = cli(
+        "optimizer=sgd",
+        *SHORT,
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+        command=[sys.executable, "-m", "optbench.train"],
+    )
     assert result.returncode == 0, result.stderr
     assert summary(tmp_path)["status"] == "completed"
 
 
 @pytest.mark.slow
 def test_sweep_goes_on_past_a_failed_job(tmp_path):
-    result = cli("-m", "optimizer=sgd,momentum", "optimizer.lr=0.1,-1", *SHORT,
-                 f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = cli(
+        "-m", "optimizer=sgd,momentum", "optimizer.lr=0.1,-1", *SHORT, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     jobs = [d for d in tmp_path.iterdir() if d.name.isdigit()]
     statuses = sorted(summary(d)["status"] for d in jobs)
@@ -86,8 +92,21 @@ def test_version(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr
     wheel = next((tmp_path / "dist").glob("optbench-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -101,10 +120,22 @@ def test_wheel_ships_configs_and_data_and_runs_elsewhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); import optbench.train as t; "
-         "print('from', t.__file__, file=sys.stderr); t.main()", str(site), "optimizer=adam",
-         "iterations=5", "eval_every=5", f"hydra.run.dir={elsewhere / 'run'}"],
-        cwd=elsewhere, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv.pop(1)); import optbench.train as t; "
+            "print('from', t.__file__, file=sys.stderr); t.main()",
+            str(site),
+            "optimizer=adam",
+            "iterations=5",
+            "eval_every=5",
+            f"hydra.run.dir={elsewhere / 'run'}",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert f"from {site}" in result.stderr
     assert summary(elsewhere / "run")["status"] == "completed"
@@ -134,8 +165,21 @@ def test_a_users_own_optimizer_and_task_from_an_installed_wheel(tmp_path):
     and a task of their own, run against the wheel-installed optbench from a temporary folder: the run
     completes under the user's names, --help lists the user's task, and a user config named like a
     shipped one is reported as hidden (optbench's configs are searched first)."""
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr
     site = tmp_path / "site"
     zipfile.ZipFile(next((tmp_path / "dist").glob("optbench-*.whl"))).extractall(site)
@@ -148,15 +192,20 @@ def test_a_users_own_optimizer_and_task_from_an_installed_wheel(tmp_path):
     (work / "myconf" / "optimizer" / "sgd.yaml").write_text("_target_: torch.optim.SGD\n_partial_: true\nlr: 0.5\n")
     shipped = (REPO / "configs" / "task" / "rosenbrock.yaml").read_text()
     (work / "myconf" / "task" / "myvalley.yaml").write_text(
-        shipped.replace("name: rosenbrock", "name: myvalley").replace("description: \"Rosenbrock", "description: \"Mine: Rosenbrock"))
+        shipped.replace("name: rosenbrock", "name: myvalley").replace(
+            'description: "Rosenbrock', 'description: "Mine: Rosenbrock'
+        )
+    )
 
     def optbench_from_wheel(*args: str) -> subprocess.CompletedProcess:
         code = "import sys; sys.path[:0] = [sys.argv.pop(1), '.']; import optbench.cli as c; sys.argv[0] = 'optbench'; c.main()"
-        return subprocess.run([sys.executable, "-c", code, str(site), *args], cwd=work, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-c", code, str(site), *args], cwd=work, capture_output=True, text=True, timeout=300
+        )
 
-    result = optbench_from_wheel("--config-dir", "myconf", "task=myvalley", "optimizer=signsgd", "iterations=20",
-                                 f"hydra.run.dir={work / 'run'}")
+    result = optbench_from_wheel(
+        "--config-dir", "myconf", "task=myvalley", "optimizer=signsgd", "iterations=20", f"hydra.run.dir={work / 'run'}"
+    )
     assert result.returncode == 0, result.stderr
     assert summary(work / "run")["optimizer"] == "signsgd" and summary(work / "run")["task"] == "myvalley"
     assert "hidden by optbench's own config" in result.stderr and "myconf/optimizer/sgd.yaml" in result.stderr

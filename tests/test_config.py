@@ -20,8 +20,11 @@ from optbench.validation import check_config
 
 OPTIMIZERS = sorted(p.stem for p in (Path(config_dir()) / "optimizer").glob("*.yaml"))
 # Those torch itself provides (the others come with the zoo extra; tests/test_modern_optimizers.py).
-TORCH_OPTIMIZERS = [name for name in OPTIMIZERS
-                    if OmegaConf.load(Path(config_dir()) / "optimizer" / f"{name}.yaml")._target_.startswith("torch.")]
+TORCH_OPTIMIZERS = [
+    name
+    for name in OPTIMIZERS
+    if OmegaConf.load(Path(config_dir()) / "optimizer" / f"{name}.yaml")._target_.startswith("torch.")
+]
 NAMED = {  # the values the notebooks (and the README's optimizer table) use instead of torch's defaults
     "sgd": {"lr": 0.1},
     "momentum": {"lr": 0.1, "momentum": 0.9},
@@ -34,8 +37,21 @@ NAMED = {  # the values the notebooks (and the README's optimizer table) use ins
 
 
 def test_all_issue_optimizers_are_there():
-    expected = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adadelta",
-                "adamax", "nadam", "radam", "asgd", "rprop"}
+    expected = {
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "adadelta",
+        "adamax",
+        "nadam",
+        "radam",
+        "asgd",
+        "rprop",
+    }
     assert expected <= set(OPTIMIZERS)
 
 

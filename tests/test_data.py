@@ -54,10 +54,14 @@ def test_mnist_tensors(data_root):
 def test_inputs_are_bit_identical_to_torchvision_transforms(data_root, normalize):
     ds = load_dataset(cfg(data_root, normalize=normalize))
     pipeline = [transforms.ToTensor()] + ([transforms.Normalize((0.1307,), (0.3081,))] if normalize else [])
-    expected = torch.stack([
-        transforms.Compose(pipeline)(Image.fromarray(ds.train.pixels[i].reshape(28, 28).numpy(), mode="L")).flatten()
-        for i in range(50)
-    ])
+    expected = torch.stack(
+        [
+            transforms.Compose(pipeline)(
+                Image.fromarray(ds.train.pixels[i].reshape(28, 28).numpy(), mode="L")
+            ).flatten()
+            for i in range(50)
+        ]
+    )
     inputs, labels = ds.train.batch(torch.arange(50))
     assert torch.equal(inputs, expected)
     assert torch.equal(labels, ds.train.labels[:50])

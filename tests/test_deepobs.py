@@ -25,16 +25,44 @@ DEEPOBS_INITIAL_TEST_LOSS = 353.44676426478793
 # Final test losses (after 100 epochs) of DeepOBS's ten reruns, seeds 42..51, at its tuned settings.
 DEEPOBS_FINAL_TEST_LOSS = {
     # GradientDescentOptimizer, lr 1.5848931925e-02
-    "deepobs/sgd": [87.27961948939732, 87.52840859549386, 87.2349112374442, 87.52428436279297, 87.51817212785993,
-                    87.15270342145648, 87.16471099853516, 87.48712267194476, 87.59065682547433, 87.49415479387555],
+    "deepobs/sgd": [
+        87.27961948939732,
+        87.52840859549386,
+        87.2349112374442,
+        87.52428436279297,
+        87.51817212785993,
+        87.15270342145648,
+        87.16471099853516,
+        87.48712267194476,
+        87.59065682547433,
+        87.49415479387555,
+    ],
     # MomentumOptimizer, momentum 0.99, use_nesterov False, lr 2.5118864315e-03
-    "deepobs/momentum": [87.0404074532645, 87.03777095249721, 87.02500479561942, 87.0701174054827,
-                         87.04070063999721, 86.99585287911552, 87.0719964163644, 87.0713882446289,
-                         87.06754411969867, 87.02962711879185],
+    "deepobs/momentum": [
+        87.0404074532645,
+        87.03777095249721,
+        87.02500479561942,
+        87.0701174054827,
+        87.04070063999721,
+        86.99585287911552,
+        87.0719964163644,
+        87.0713882446289,
+        87.06754411969867,
+        87.02962711879185,
+    ],
     # AdamOptimizer, beta1 0.9, beta2 0.999, epsilon 1e-08, lr 3.9810717055e-02
-    "deepobs/adam": [87.12013244628906, 87.14368656703404, 87.06753322056362, 87.07570975167411, 87.1228256225586,
-                     87.12172372000558, 87.12100219726562, 87.12173897879464, 87.09616088867188,
-                     87.12828935895648],
+    "deepobs/adam": [
+        87.12013244628906,
+        87.14368656703404,
+        87.06753322056362,
+        87.07570975167411,
+        87.1228256225586,
+        87.12172372000558,
+        87.12100219726562,
+        87.12173897879464,
+        87.09616088867188,
+        87.12828935895648,
+    ],
 }
 
 
@@ -91,8 +119,10 @@ def test_buffer_shuffle_is_tfs_local_shuffle():
     # output k is one of the first 100 + k inputs: it was in the buffer when it was picked
     assert all(value < 100 + k for k, value in enumerate(order.tolist()))
     assert torch.equal(order, buffer_shuffle(1000, 100, torch.Generator().manual_seed(0)))
-    assert torch.equal(buffer_shuffle(50, 100, torch.Generator().manual_seed(3)),
-                       torch.randperm(50, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(
+        buffer_shuffle(50, 100, torch.Generator().manual_seed(3)),
+        torch.randperm(50, generator=torch.Generator().manual_seed(3)),
+    )
 
 
 def test_bad_batching_is_one_clear_error():
@@ -127,8 +157,16 @@ def test_held_out_images_are_never_trained_on():
 
 
 def test_a_run_with_the_split_on_trains_only_on_training_images(tmp_path):
-    cfg = compose("optimizer=sgd", "iterations=60", "eval_every=30", "batch_size=1000", "validation=true",
-                  "dataset.validation_size=10000", "device=cpu", "progress=false")
+    cfg = compose(
+        "optimizer=sgd",
+        "iterations=60",
+        "eval_every=30",
+        "batch_size=1000",
+        "validation=true",
+        "dataset.validation_size=10000",
+        "device=cpu",
+        "progress=false",
+    )
     task = build_task(cfg)
     task.setup(torch.device("cpu"))
     assert len(task.data.train) == 50000 and len(task.data.valid) == 10000
@@ -153,8 +191,13 @@ def test_the_default_task_writes_no_validation_split(tmp_path):
 @pytest.mark.parametrize("optimizer", list(DEEPOBS_FINAL_TEST_LOSS))
 def test_quadratic_deep_lands_on_deepobs_baselines(tmp_path, optimizer):
     """Ten seeds at DeepOBS's tuned settings end where DeepOBS's ten runs ended, within their spread."""
-    finals = [run_job(compose("task=quadratic_deep", f"optimizer={optimizer}", f"seed={seed}", "device=cpu",
-                              "progress=false"), tmp_path / str(seed))["final_test_loss"] for seed in range(42, 52)]
+    finals = [
+        run_job(
+            compose("task=quadratic_deep", f"optimizer={optimizer}", f"seed={seed}", "device=cpu", "progress=false"),
+            tmp_path / str(seed),
+        )["final_test_loss"]
+        for seed in range(42, 52)
+    ]
     theirs = np.array(DEEPOBS_FINAL_TEST_LOSS[optimizer])
     assert abs(np.mean(finals) - theirs.mean()) < theirs.std(ddof=1) + 0.02, (np.mean(finals), theirs.mean())
     assert np.std(finals, ddof=1) < 2 * theirs.std(ddof=1) + 0.02  # before: 0.77 against DeepOBS's 0.025
@@ -172,6 +215,8 @@ def test_eval_every_epoch_needs_a_training_split():
 
 
 def test_deepobs_run_dir_is_self_describing(tmp_path: Path):
-    summary = run_job(compose("task=quadratic_deep", "optimizer=deepobs/momentum", "epochs=2", "device=cpu",
-                              "progress=false"), tmp_path)
+    summary = run_job(
+        compose("task=quadratic_deep", "optimizer=deepobs/momentum", "epochs=2", "device=cpu", "progress=false"),
+        tmp_path,
+    )
     assert summary["iterations"] == 14 and summary["eval_every"] == 7 and summary["iterations_run"] == 14

@@ -26,8 +26,7 @@ from optbench.vectorized import batched
 from optbench.vectorized.engine import run_group
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
-DEVICES = [pytest.param("cpu", marks=pytest.mark.device),
-           pytest.param("cuda", marks=[pytest.mark.device, CUDA])]
+DEVICES = [pytest.param("cpu", marks=pytest.mark.device), pytest.param("cuda", marks=[pytest.mark.device, CUDA])]
 SHORT = ["iterations=60", "eval_every=30", "batch_size=100"]
 # CUDA's kernels are not the CPU's (cuBLAS products reduce in other orders, torch steps optimizers with
 # its foreach kernels there): runs on the two, and a vectorised member against its single run on a
@@ -77,8 +76,7 @@ def test_a_run_records_its_device_and_repeats_bit_for_bit(tmp_path, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_language_windows_are_the_cpus_on_every_device(device):
     """The LM task draws its window offsets on the CPU: a GPU run trains on a CPU run's windows."""
-    overrides = ("task=shakespeare_char", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
-                 "model.block_size=16")
+    overrides = ("task=shakespeare_char", "model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16")
     windows = {}
     for where in ("cpu", device):
         task = build_task(make_cfg(*overrides))
@@ -107,8 +105,9 @@ def test_vectorized_members_match_their_single_runs_on_the_device(tmp_path, devi
             for name in ("train.csv", "test.csv"):
                 assert_same_metrics(tmp_path / f"member{i}" / name, tmp_path / f"alone{i}" / name, name)
         else:
-            (member_loss, member_acc), (alone_loss, alone_acc) = (final_losses(tmp_path / f"{side}{i}")
-                                                                  for side in ("member", "alone"))
+            (member_loss, member_acc), (alone_loss, alone_acc) = (
+                final_losses(tmp_path / f"{side}{i}") for side in ("member", "alone")
+            )
             assert member_loss.to_numpy() == pytest.approx(alone_loss.to_numpy(), rel=CUDA_LOSS_RTOL)
             assert member_acc.to_numpy() == pytest.approx(alone_acc.to_numpy(), abs=CUDA_ACCURACY_ABS)
 
@@ -138,8 +137,13 @@ def test_the_numerics_policy_is_applied_on_a_gpu_and_restored_after():
     """The flags torch's CUDA backends read (set even where no GPU is present) follow device.* inside the
     block and are torch's own again after it; a CPU run leaves them alone."""
     backends = torch.backends
-    before = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
-              backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    before = (
+        backends.cuda.matmul.allow_tf32,
+        backends.cudnn.allow_tf32,
+        backends.cudnn.deterministic,
+        backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+    )
     for preset, deterministic, tf32 in (("cuda", True, False), ("cuda_fast", False, True)):
         node = make_cfg(f"device={preset}").device
         with device_module.device_settings(node, torch.device("cuda")) as policy:
@@ -147,8 +151,13 @@ def test_the_numerics_policy_is_applied_on_a_gpu_and_restored_after():
             assert backends.cuda.matmul.allow_tf32 is tf32 and backends.cudnn.allow_tf32 is tf32
             assert backends.cudnn.deterministic is deterministic and backends.cudnn.benchmark is not deterministic
             assert torch.are_deterministic_algorithms_enabled() is deterministic
-        assert (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
-                backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
+        assert (
+            backends.cuda.matmul.allow_tf32,
+            backends.cudnn.allow_tf32,
+            backends.cudnn.deterministic,
+            backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(),
+        ) == before
     with device_module.device_settings(make_cfg("device=cuda_fast").device, torch.device("cpu")) as policy:
         assert policy["tf32"] and backends.cudnn.allow_tf32 == before[1]  # recorded, not applied
 
@@ -189,15 +198,20 @@ def test_batched_steps_make_no_device_tensor_per_step(monkeypatch):
         block.step()
     assert block.hyper._rows is buffer
     t = 4.0  # the last step's hyper-parameters: each member's float32 of torch's double expression
-    expected = [float(numpy.float32(-(lr / (1 - 0.9 ** t)))) for lr in (0.1, 0.01, 0.001)]
+    expected = [float(numpy.float32(-(lr / (1 - 0.9**t)))) for lr in (0.1, 0.01, 0.001)]
     assert block.v["step_size"].tolist() == expected
 
 
 @pytest.mark.slow
 def test_the_gpu_check_runs_on_a_cpu(tmp_path):
     """benchmarks/gpu_check.py --device cpu --quick: every section runs and prints its rows, none fails."""
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = result.stdout
     for section in ("versions", "smoke", "determinism", "CPU vs device", "sync audit", "vectorised", "speed", "tests"):

@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess:
     """`mkdocs build --strict` of `config` into `site`."""
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 def test_docs_site_builds_strict_with_every_page_in_the_nav(tmp_path):

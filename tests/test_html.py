@@ -17,8 +17,11 @@ from test_report import make_run
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-needs_browser = pytest.mark.skipif(BROWSER is None, reason="no headless browser: install Debian's chromium "
-                                   "(apt-get install chromium; .ci/run does) to test report.html in one")
+needs_browser = pytest.mark.skipif(
+    BROWSER is None,
+    reason="no headless browser: install Debian's chromium "
+    "(apt-get install chromium; .ci/run does) to test report.html in one",
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +66,27 @@ def test_page_is_self_contained_and_escapes_every_label(hostile_report):
 def browse(page: Path, tmp_path: Path, fragment: str = "") -> tuple[str, list[str]]:
     """The page's DOM after its scripts ran, and every console message chromium logged."""
     result = subprocess.run(
-        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom",
-         "--virtual-time-budget=10000",  # timers and promises (Plotly's drawing) settle before the dump
-         page.resolve().as_uri() + fragment],
-        capture_output=True, text=True, timeout=120)
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            "--virtual-time-budget=10000",  # timers and promises (Plotly's drawing) settle before the dump
+            page.resolve().as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout, [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
 
@@ -87,8 +105,8 @@ def test_report_loads_in_a_browser_without_errors_and_shows_every_group(hostile_
     assert console == []
     assert re.search(r'<html[^>]*data-ready="yes"', dom) and not re.search(r"<html[^>]*data-errors", dom)
     cells = re.findall(r"<tr><td>([^<]*)</td>", dom)
-    assert {"adam", "sgd", "&lt;img src=x onerror=\"alert(1)\"&gt;"} <= set(cells)
-    assert "<img src=\"x\"" not in dom and "alert(2)" in dom and "<script>alert(2)" not in dom
+    assert {"adam", "sgd", '&lt;img src=x onerror="alert(1)"&gt;'} <= set(cells)
+    assert '<img src="x"' not in dom and "alert(2)" in dom and "<script>alert(2)" not in dom
 
 
 @needs_browser
@@ -140,6 +158,8 @@ def test_every_figure_is_drawn_with_hover_values(hostile_report, tmp_path):
         assert figure["svg"] >= 1 and figure["traces"] == figure["expected"], figure
     for figure in toy:
         assert figure["traces"] >= 6, figure  # three groups: curve and raw curve or error bars each
-        assert re.search(r"^(adam \(n=2\)|sgd \(n=2\)|<img src=x onerror=\"alert\(1\)\">)iteration: \d+", figure["hover"]), figure
+        assert re.search(
+            r"^(adam \(n=2\)|sgd \(n=2\)|<img src=x onerror=\"alert\(1\)\">)iteration: \d+", figure["hover"]
+        ), figure
     train_loss = next(f for f in toy if f["name"] == "train_loss")
     assert re.search(r"iteration: 2minibatch loss \(log scale\): \d", train_loss["hover"]), train_loss

@@ -21,7 +21,7 @@ def figure() -> tuple[Figure, object]:
 def test_lines_bands_error_bars_and_log_axes_translate_with_their_labels():
     fig, axes = figure()
     x = np.arange(1, 5001)
-    axes.plot(x, 1 / x, color="tab:blue", alpha=0.2)                      # a faint raw curve, no label
+    axes.plot(x, 1 / x, color="tab:blue", alpha=0.2)  # a faint raw curve, no label
     axes.plot(x, 2 / x, color="tab:blue", linestyle="--", label="adam <b>")  # its labelled curve
     axes.fill_between(x, 1 / x, 3 / x, color="tab:blue", alpha=0.2)
     axes.errorbar([10, 20], [0.5, 0.4], yerr=[0.1, 0.1], color="tab:orange", marker="o", label="sgd")
@@ -41,7 +41,9 @@ def test_lines_bands_error_bars_and_log_axes_translate_with_their_labels():
     assert any(t.get("fill") == "toself" for t in traces)  # the band
     assert named["target"]["x"] == pytest.approx(list(axes.get_xlim()), rel=1e-5)  # axhline spans the axes
     layout = spec["layout"]
-    assert layout["yaxis"]["type"] == "log" and layout["yaxis"]["range"] == pytest.approx(np.log10(axes.get_ylim()), abs=1e-4)
+    assert layout["yaxis"]["type"] == "log" and layout["yaxis"]["range"] == pytest.approx(
+        np.log10(axes.get_ylim()), abs=1e-4
+    )
     assert layout["title"]["text"] == "Training loss" and layout["xaxis"]["title"]["text"] == "iteration"
 
 
@@ -52,8 +54,16 @@ def test_categorical_ticks_and_annotations_translate():
     axes.set_yticks([0], ["adam"])
     spec = to_plotly(fig)
     assert spec["layout"]["yaxis"]["ticktext"] == ["adam"] and spec["layout"]["yaxis"]["tickvals"] == [0]
-    assert spec["layout"]["annotations"][0] == {"x": 97.5, "y": 0, "text": "97.50 [97.4, 97.6]", "showarrow": False,
-                                                "yshift": 8, "font": {"size": 11}, "xref": "x", "yref": "y"}
+    assert spec["layout"]["annotations"][0] == {
+        "x": 97.5,
+        "y": 0,
+        "text": "97.50 [97.4, 97.6]",
+        "showarrow": False,
+        "yshift": 8,
+        "font": {"size": 11},
+        "xref": "x",
+        "yref": "y",
+    }
 
 
 def test_images_and_contours_do_not_translate():

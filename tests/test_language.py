@@ -27,8 +27,14 @@ from optbench.vectorized.grouping import solo_reason
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # A transformer small enough for tests: one block, 16 wide, context 16.
-TINY = ("task=shakespeare_char", "model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16",
-        "batch_size=4")
+TINY = (
+    "task=shakespeare_char",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=16",
+    "model.block_size=16",
+    "batch_size=4",
+)
 
 
 def tiny_task(*overrides: str):
@@ -53,7 +59,7 @@ def test_the_model_is_nanogpts():
     assert sum(p.numel() for p in big.parameters()) == 10_770_816
     assert big.lm_head.weight is big.transformer.wte.weight  # weight tying
     c_proj = big.transformer.h[0].mlp.c_proj.weight
-    assert c_proj.std().item() == pytest.approx(0.02 / 12 ** 0.5, rel=0.05)  # GPT-2's scaled residual init
+    assert c_proj.std().item() == pytest.approx(0.02 / 12**0.5, rel=0.05)  # GPT-2's scaled residual init
 
 
 def test_the_attention_is_causal():
@@ -64,9 +70,9 @@ def test_the_attention_is_causal():
         before = model(tokens)
         for t in range(15):
             changed = tokens.clone()
-            changed[:, t + 1:] = (changed[:, t + 1:] + 7) % 65
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 7) % 65
             after = model(changed)
-            assert torch.equal(after[:, :t + 1], before[:, :t + 1]), f"position {t} saw the future"
+            assert torch.equal(after[:, : t + 1], before[:, : t + 1]), f"position {t} saw the future"
             assert not torch.equal(after[:, t + 1], before[:, t + 1])
 
 
@@ -74,8 +80,11 @@ def test_the_parts_are_contiguous_disjoint_and_cover_the_text():
     corpus = load_corpus(make_cfg("task=shakespeare_char").dataset)
     assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (1_003_854, 55_770, 55_770)  # train: nanoGPT's
     assert len(corpus.vocabulary) == 65
-    text = gzip.decompress((Path(__file__).resolve().parents[1] / "optbench" / "resources" / "tinyshakespeare"
-                            / "input.txt.gz").read_bytes()).decode()
+    text = gzip.decompress(
+        (
+            Path(__file__).resolve().parents[1] / "optbench" / "resources" / "tinyshakespeare" / "input.txt.gz"
+        ).read_bytes()
+    ).decode()
     assert corpus.decode(torch.cat([corpus.train, corpus.valid, corpus.test])) == text
     assert corpus.decode(corpus.train[:14]) == "First Citizen:"
 
@@ -93,7 +102,7 @@ def test_minibatches_are_seeded_windows_of_the_training_part():
     assert torch.equal(draws[0][0], task.corpus.train[starts.unsqueeze(1) + torch.arange(17)])
     train = task.corpus.train
     for window in draws[0].reshape(-1, 17):  # each window is a stretch of the training part
-        starts = (train[:len(train) - 16].unfold(0, 17, 1) == window).all(dim=1).nonzero()
+        starts = (train[: len(train) - 16].unfold(0, 17, 1) == window).all(dim=1).nonzero()
         assert len(starts) >= 1
 
 
@@ -101,7 +110,7 @@ def test_evaluation_is_deterministic_and_covers_the_part():
     task = tiny_task("model.dropout=0.5")
     windows = task.eval_windows("valid")
     assert windows.shape == ((55_770 - 16 + 15) // 16, 17)  # side by side, each predicting 16 characters
-    assert torch.equal(windows[:, 1:].reshape(-1), task.corpus.valid[1:1 + 16 * len(windows)])
+    assert torch.equal(windows[:, 1:].reshape(-1), task.corpus.valid[1 : 1 + 16 * len(windows)])
     torch.manual_seed(0)
     model = task.build_model()
     cfg = make_cfg(*TINY, "optimizer=adamw")
@@ -132,13 +141,18 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     model = GPT(65)
     optimizer = build_optimizer(cfg.optimizer, model, "muon")
     names = {id(p): n for n, p in model.named_parameters()}
-    placed = {type(o).__name__: [names[id(p)] for g in o.param_groups for p in g["params"]]
-              for o in optimizer.optimizers}
+    placed = {
+        type(o).__name__: [names[id(p)] for g in o.param_groups for p in g["params"]] for o in optimizer.optimizers
+    }
     assert set(placed) == {"Muon", "AdamW"}  # one AdamW for biases, norms and embeddings
     suffixes = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
     assert sorted(placed["Muon"]) == sorted(f"transformer.h.{i}.{s}" for i in range(2) for s in suffixes)
-    assert {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
-            "transformer.h.0.attn.c_attn.bias"} <= set(placed["AdamW"])
+    assert {
+        "transformer.wte.weight",
+        "transformer.wpe.weight",
+        "transformer.ln_f.weight",
+        "transformer.h.0.attn.c_attn.bias",
+    } <= set(placed["AdamW"])
     assert sorted(placed["Muon"] + placed["AdamW"]) == sorted(names.values())
     adamw = next(o for o in optimizer.optimizers if type(o).__name__ == "AdamW")
     assert {g["lr"] for g in adamw.param_groups} == {0.001}
@@ -146,8 +160,12 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
 
 def test_no_weight_decay_on_norms_and_biases():
     # the README's example: every 1-D tensor (LayerNorm weights and biases, Linear biases) without decay
-    cfg = compose("task=shakespeare_char", "optimizer=adamw", "optimizer.weight_decay=0.1",
-                  "+optimizer.param_groups=[{ndim:1,weight_decay:0.0}]")
+    cfg = compose(
+        "task=shakespeare_char",
+        "optimizer=adamw",
+        "optimizer.weight_decay=0.1",
+        "+optimizer.param_groups=[{ndim:1,weight_decay:0.0}]",
+    )
     model = GPT(65)
     optimizer = build_optimizer(cfg.optimizer, model, "adamw")
     decay = {g["weight_decay"]: {p.ndim for p in g["params"]} for g in optimizer.param_groups}
@@ -178,9 +196,17 @@ def test_a_bad_text_file_is_one_clear_message(tmp_path, damage):
 @pytest.mark.slow
 def test_a_bad_text_file_from_the_command_line(tmp_path):
     (tmp_path / "input.txt").write_text("too short")
-    result = subprocess.run([Path(sys.executable).with_name("optbench"), "task=shakespeare_char",
-                             f"dataset.root={tmp_path}", f"hydra.run.dir={tmp_path / 'out'}"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            Path(sys.executable).with_name("optbench"),
+            "task=shakespeare_char",
+            f"dataset.root={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "does not match dataset.sha256" in result.stderr and "Traceback" not in result.stderr
 
@@ -195,6 +221,12 @@ def test_dataset_root_reads_another_copy():
 def test_the_presets_are_nanogpts_sizes():
     cpu, gpu = make_cfg("task=shakespeare_char"), make_cfg("task=shakespeare_char_gpu")
     assert (cpu.model.n_layer, cpu.model.n_embd, cpu.model.block_size, cpu.batch_size) == (2, 64, 64, 32)
-    assert OmegaConf.to_container(gpu.model) == {**OmegaConf.to_container(cpu.model), "n_layer": 6, "n_head": 6,
-                                                 "n_embd": 384, "block_size": 256, "dropout": 0.2}
+    assert OmegaConf.to_container(gpu.model) == {
+        **OmegaConf.to_container(cpu.model),
+        "n_layer": 6,
+        "n_head": 6,
+        "n_embd": 384,
+        "block_size": 256,
+        "dropout": 0.2,
+    }
     assert (gpu.batch_size, gpu.iterations, gpu.task.name) == (64, 5000, "shakespeare_char_gpu")

@@ -23,8 +23,13 @@ SWEEP = ["optimizer=sgd,adam", "iterations=30", "eval_every=15", "device=cpu", "
 
 def sweep(tmp_path: Path, name: str, *args: str) -> Path:
     out = tmp_path / name
-    result = subprocess.run([str(OPTBENCH), "-m", *SWEEP, *args, f"hydra.sweep.dir={out}"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(OPTBENCH), "-m", *SWEEP, *args, f"hydra.sweep.dir={out}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -37,8 +42,10 @@ def assert_same_runs(expected: Path, got: Path) -> None:
 
 LAUNCHERS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", ["hydra.launcher.n_jobs=2"]),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", ["hydra.launcher.cpus_per_task=1",
-                                                                  "hydra.launcher.timeout_min=10"]),
+    "submitit_local": (
+        "hydra_plugins.hydra_submitit_launcher",
+        ["hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"],
+    ),
     "ray": ("hydra_plugins.hydra_ray_launcher", []),
 }
 
@@ -78,7 +85,9 @@ def test_threads_per_job_follow_the_launcher(monkeypatch):
     assert launcher_threads(OmegaConf.create({"_target_": local, "cpus_per_task": None})) == 1  # unknown: 1 each
     for at_once in (1, 2, 64):
         monkeypatch.setenv(JOBS_AT_ONCE, str(at_once))
-        assert launcher_threads(OmegaConf.create({"_target_": local, "cpus_per_task": None})) == max(1, cores // at_once)
+        assert launcher_threads(OmegaConf.create({"_target_": local, "cpus_per_task": None})) == max(
+            1, cores // at_once
+        )
     slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher_threads(OmegaConf.create({"_target_": slurm, "cpus_per_task": 6})) == 6
     assert launcher_threads(OmegaConf.create({"_target_": slurm, "cpus_per_task": None})) == cores  # the affinity mask
@@ -92,9 +101,17 @@ def test_threads_per_job_follow_the_launcher(monkeypatch):
 def test_the_basic_sweeper_announces_its_jobs_at_once(monkeypatch):
     """The callback counts the sweep's jobs (or max_batch_size of them) for submitit_local's jobs to share the cores."""
     monkeypatch.delenv(JOBS_AT_ONCE, raising=False)
-    cfg = OmegaConf.create({"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                                                  "max_batch_size": None},
-                                      "overrides": {"task": ["optimizer=sgd,adam", "seed=0,1,2", "iterations=10"]}}})
+    cfg = OmegaConf.create(
+        {
+            "hydra": {
+                "sweeper": {
+                    "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "max_batch_size": None,
+                },
+                "overrides": {"task": ["optimizer=sgd,adam", "seed=0,1,2", "iterations=10"]},
+            }
+        }
+    )
     JobsAtOnce().on_multirun_start(cfg)
     assert jobs_at_once() == 6
     cfg.hydra.sweeper.max_batch_size = 4
@@ -107,18 +124,38 @@ def test_submitit_local_jobs_take_their_share_of_the_cores(tmp_path):
     """Four jobs at once on this machine's cores: each gets cores // 4 threads (at least one), not torch's default."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     out = tmp_path / "sweep"
-    result = subprocess.run([str(OPTBENCH), "-m", "optimizer=sgd,adam", "seed=0,1", "iterations=20", "eval_every=10",
-                             "device=cpu", "auto_report=false", "hydra/launcher=submitit_local",
-                             "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={out}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "optimizer=sgd,adam",
+            "seed=0,1",
+            "iterations=20",
+            "eval_every=10",
+            "device=cpu",
+            "auto_report=false",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     threads = [json.loads((out / job / "summary.json").read_text())["threads"] for job in "0123"]
     assert threads == [max(1, available_cores() // 4)] * 4
 
+
 def test_a_job_returns_its_targets_metric_or_none():
     """The return value every Hydra sweeper sees: the target's metric (its mode says the direction)."""
-    accuracy = {"status": "completed", "target": {"metric": "test_accuracy", "threshold": 0.97, "mode": "max"},
-                "final_test_accuracy": 0.95, "final_test_loss": 0.2}
+    accuracy = {
+        "status": "completed",
+        "target": {"metric": "test_accuracy", "threshold": 0.97, "mode": "max"},
+        "final_test_accuracy": 0.95,
+        "final_test_loss": 0.2,
+    }
     loss = {**accuracy, "target": {"metric": "test_loss", "threshold": 1.9, "mode": "min"}}
     assert objective(accuracy) == 0.95 and objective(loss) == 0.2
     for status in ("diverged", "failed", "interrupted"):
@@ -131,15 +168,33 @@ def test_a_job_returns_its_targets_metric_or_none():
 def test_sweepers_receive_the_target_metric(tmp_path, launcher):
     """Hydra's LogJobReturnCallback sees each job's return value: the final test loss for a loss target
     (quadratic_deep), the final test accuracy for an accuracy target, None for a diverged job."""
-    cases = {"quadratic_deep": ("optimizer.lr=0.01,1e6", "final_test_loss"),
-             "mnist_mlp": ("optimizer.lr=0.1,1e6", "final_test_accuracy")}
+    cases = {
+        "quadratic_deep": ("optimizer.lr=0.01,1e6", "final_test_loss"),
+        "mnist_mlp": ("optimizer.lr=0.1,1e6", "final_test_accuracy"),
+    }
     for task, (lrs, field) in cases.items():
         out = tmp_path / task
         extra = ["hydra/launcher=vectorized"] if launcher == "vectorized" else []
-        result = subprocess.run([str(OPTBENCH), "-m", f"task={task}", "optimizer=sgd", lrs, "iterations=30",
-                                 "eval_every=10", "device=cpu", "auto_report=false", *extra, f"hydra.sweep.dir={out}",
-                                 "+hydra.callbacks.log_return._target_=hydra.experimental.callbacks.LogJobReturnCallback"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [
+                str(OPTBENCH),
+                "-m",
+                f"task={task}",
+                "optimizer=sgd",
+                lrs,
+                "iterations=30",
+                "eval_every=10",
+                "device=cpu",
+                "auto_report=false",
+                *extra,
+                f"hydra.sweep.dir={out}",
+                "+hydra.callbacks.log_return._target_=hydra.experimental.callbacks.LogJobReturnCallback",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         summaries = [json.loads((out / job / "summary.json").read_text()) for job in ("0", "1")]
         assert summaries[0]["status"] == "completed" and summaries[1]["status"] == "diverged"

@@ -66,12 +66,26 @@ def test_bad_settings_rejected(k, alpha):
 
 
 def test_lookahead_from_the_config(tmp_path):
-    summary = run(tmp_path / "la", "optimizer=adam", "optimizer.lr=0.01", "lookahead.enabled=true",
-                  "iterations=60", "eval_every=30")
+    summary = run(
+        tmp_path / "la",
+        "optimizer=adam",
+        "optimizer.lr=0.01",
+        "lookahead.enabled=true",
+        "iterations=60",
+        "eval_every=30",
+    )
     plain = run(tmp_path / "plain", "optimizer=adam", "optimizer.lr=0.01", "iterations=60", "eval_every=30")
     assert summary["status"] == "completed"
     assert summary["final_train_loss"] != plain["final_train_loss"]  # the wrapper really acts
     assert summary["config_fingerprint"] != plain["config_fingerprint"]
-    k1 = run(tmp_path / "k1", "optimizer=adam", "optimizer.lr=0.01", "lookahead.enabled=true",
-             "lookahead.k=1", "lookahead.alpha=1.0", "iterations=60", "eval_every=30")
+    k1 = run(
+        tmp_path / "k1",
+        "optimizer=adam",
+        "optimizer.lr=0.01",
+        "lookahead.enabled=true",
+        "lookahead.k=1",
+        "lookahead.alpha=1.0",
+        "iterations=60",
+        "eval_every=30",
+    )
     assert k1["final_train_loss"] == plain["final_train_loss"]

@@ -21,14 +21,23 @@ from optbench.trainer import train
 from optbench.validation import check_config
 
 FROM_TORCH = ["muon", "adafactor", "lbfgs"]
-FROM_ZOO = {"schedulefree_adamw": "schedulefree", "schedulefree_sgd": "schedulefree", "lion": "pytorch_optimizer",
-            "prodigy": "pytorch_optimizer", "soap": "pytorch_optimizer", "adopt": "pytorch_optimizer",
-            "mars": "pytorch_optimizer", "ademamix": "pytorch_optimizer", "sophiah": "pytorch_optimizer"}
+FROM_ZOO = {
+    "schedulefree_adamw": "schedulefree",
+    "schedulefree_sgd": "schedulefree",
+    "lion": "pytorch_optimizer",
+    "prodigy": "pytorch_optimizer",
+    "soap": "pytorch_optimizer",
+    "adopt": "pytorch_optimizer",
+    "mars": "pytorch_optimizer",
+    "ademamix": "pytorch_optimizer",
+    "sophiah": "pytorch_optimizer",
+}
 
 
 def needs(package: str):
-    return pytest.mark.skipif(importlib.util.find_spec(package) is None,
-                              reason=f"{package} is not installed: pip install -e '.[zoo]'")
+    return pytest.mark.skipif(
+        importlib.util.find_spec(package) is None, reason=f"{package} is not installed: pip install -e '.[zoo]'"
+    )
 
 
 @pytest.mark.slow
@@ -43,7 +52,8 @@ def test_zoo_configs_name_their_extra_and_only_their_protocol():
     for name in FROM_ZOO:
         assert protocol_of(make_cfg(f"optimizer={name}").optimizer, name).extra == "zoo"
     assert protocol_of(make_cfg("optimizer=lbfgs").optimizer, "lbfgs") == Protocol(
-        closure=True, lookahead=protocol_of(make_cfg("optimizer=lbfgs").optimizer, "lbfgs").lookahead)
+        closure=True, lookahead=protocol_of(make_cfg("optimizer=lbfgs").optimizer, "lbfgs").lookahead
+    )
     assert protocol_of(make_cfg("optimizer=adam").optimizer, "adam") == Protocol()
 
 
@@ -65,7 +75,7 @@ def test_a_schedule_scales_every_part_and_lookahead_wraps_the_split():
     cfg = make_cfg("optimizer=muon", "lookahead.enabled=true")
     optimizer = build_optimizer(cfg.optimizer, MLP(784, 10), "muon", cfg.lookahead)
     assert isinstance(optimizer, Lookahead) and isinstance(optimizer.base, MultiOptimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
     for _ in range(2):
         optimizer.step()
         scheduler.step()
@@ -73,8 +83,9 @@ def test_a_schedule_scales_every_part_and_lookahead_wraps_the_split():
 
 
 def test_param_groups_by_name_and_dimension():
-    cfg = make_cfg("optimizer=adamw", "+optimizer.param_groups=[{names:['*.bias'],weight_decay:0.0},"
-                   "{ndim:2,names:['2.*'],lr:0.5}]")
+    cfg = make_cfg(
+        "optimizer=adamw", "+optimizer.param_groups=[{names:['*.bias'],weight_decay:0.0},{ndim:2,names:['2.*'],lr:0.5}]"
+    )
     model = MLP(784, 10, hidden=[100])
     optimizer = build_optimizer(cfg.optimizer, model, "adamw")
     names = {id(p): n for n, p in model.named_parameters()}
@@ -87,14 +98,22 @@ def test_param_groups_by_name_and_dimension():
 
 def test_bad_param_groups_and_protocols_are_one_message():
     with pytest.raises(OptbenchError, match="selects no parameters"):
-        build_optimizer(make_cfg("optimizer=adam", "+optimizer.param_groups=[{lr:0.1}]").optimizer, MLP(784, 10), "adam")
+        build_optimizer(
+            make_cfg("optimizer=adam", "+optimizer.param_groups=[{lr:0.1}]").optimizer, MLP(784, 10), "adam"
+        )
     with pytest.raises(OptbenchError, match="protocol.closures is not a protocol setting"):
         protocol_of(make_cfg("optimizer=adam", "+optimizer.protocol={closures:true}").optimizer, "adam")
     with pytest.raises(OptbenchError, match="leave no parameter"):
-        build_optimizer(make_cfg("optimizer=adam", "+optimizer.param_groups=[{ndim:[1,2],optimizer:"
-                                 "{_target_:torch.optim.SGD,lr:0.1}}]").optimizer, MLP(784, 10), "adam")
-    with pytest.raises(OptbenchError, match="optimizer=muon: its param_groups leave no parameter of this model to "
-                                            "torch.optim.Muon"):  # a 2-D task's point has no matrix
+        build_optimizer(
+            make_cfg(
+                "optimizer=adam", "+optimizer.param_groups=[{ndim:[1,2],optimizer:{_target_:torch.optim.SGD,lr:0.1}}]"
+            ).optimizer,
+            MLP(784, 10),
+            "adam",
+        )
+    with pytest.raises(
+        OptbenchError, match="optimizer=muon: its param_groups leave no parameter of this model to torch.optim.Muon"
+    ):  # a 2-D task's point has no matrix
         build_optimizer(make_cfg("optimizer=muon").optimizer, torch.nn.BatchNorm1d(2), "muon")
 
 
@@ -112,7 +131,9 @@ def test_schedule_free_refuses_a_schedule(tmp_path):
 
 def test_a_missing_extra_names_the_install_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytorch_optimizer" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pytorch_optimizer" else real(name, *a)
+    )
     with pytest.raises(OptbenchError) as error:
         check_config(make_cfg("optimizer=lion"))
     assert "optimizer=lion needs the package 'pytorch_optimizer'" in str(error.value)
@@ -148,8 +169,17 @@ def short_training(tmp_path, protocol: Protocol, optimizer_cls=ModeRecorder, ite
     evaluate = task.evaluate
     task.evaluate = lambda m, split="test": (optimizer.log.append(("evaluate", optimizer.mode)), evaluate(m, split))[1]
     recorder = Recorder(RunRecords(tmp_path), capacity=3, has_accuracy=False, divergence_factor=None)
-    outcome = train(model, optimizer, task, recorder, iterations=iterations, batch_size=11, eval_every=3,
-                    protocol=protocol, progress=False)
+    outcome = train(
+        model,
+        optimizer,
+        task,
+        recorder,
+        iterations=iterations,
+        batch_size=11,
+        eval_every=3,
+        protocol=protocol,
+        progress=False,
+    )
     return optimizer, outcome, model
 
 
@@ -192,7 +222,8 @@ def test_real_schedule_free_is_in_eval_mode_exactly_during_evaluations(tmp_path)
     optimizer, outcome, _ = short_training(tmp_path, Protocol(train_eval=True), Recording)
     assert outcome.status == "completed"
     assert optimizer.log == [("step", "train")] * 3 + [("evaluate", "eval")] + [("step", "train")] * 3 + [
-        ("evaluate", "eval")]
+        ("evaluate", "eval")
+    ]
     assert optimizer.mode == "eval"
 
 

@@ -20,8 +20,19 @@ SCRATCH = sorted(p.stem for p in (Path(config_dir()) / "optimizer" / "scratch").
 
 
 def test_every_issue_algorithm_has_a_scratch_config():
-    assert set(SCRATCH) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
-                            "adamax", "nadam", "radam"}
+    assert set(SCRATCH) == {
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adadelta",
+        "adam",
+        "adamw",
+        "adamax",
+        "nadam",
+        "radam",
+    }
 
 
 @pytest.mark.parametrize("name", SCRATCH)

@@ -19,9 +19,20 @@ def table(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 def test_ratios_charge_misses_and_absent_runs_as_infinite():
-    ratio = ratios(table([("a", "adam", 10), ("a", "sgd", 20), ("b", "adam", 30), ("b", "sgd", math.inf),
-                          ("c", "adam", math.inf), ("c", "sgd", math.inf), ("d", "adam", 5),
-                          ("none", "adam", math.nan)]))  # a task without a target is left out
+    ratio = ratios(
+        table(
+            [
+                ("a", "adam", 10),
+                ("a", "sgd", 20),
+                ("b", "adam", 30),
+                ("b", "sgd", math.inf),
+                ("c", "adam", math.inf),
+                ("c", "sgd", math.inf),
+                ("d", "adam", 5),
+                ("none", "adam", math.nan),
+            ]
+        )
+    )  # a task without a target is left out
     assert list(ratio.columns) == ["a", "b", "c", "d"]
     # Task c, which nobody reached, is inf / inf = NaN in AlgoPerf's code: it never counts as <= tau.
     assert ratio.loc["adam", ["a", "b", "d"]].tolist() == [1.0, 1.0, 1.0] and math.isnan(ratio.loc["adam", "c"])
@@ -38,28 +49,70 @@ INF = math.inf
 # Steps to target per seed on 8 tasks (AlgoPerf's 8 base workloads; each seed is one of its studies):
 # ties, misses, a median over a miss, a task nobody reaches, exactly 4x the fastest, a task not run.
 ALGOPERF_TIMES = {
-    "adam": {"t0": [100, 120, 110], "t1": [300, 300, 300], "t2": [INF, 500, 400], "t3": [1000, 900, 800],
-             "t4": [INF, INF, INF], "t5": [200, 200, 200], "t6": [50, 70, 60], "t7": [400, INF, INF]},
-    "sgd": {"t0": [200, 220, 210], "t1": [300, 300, 300], "t2": [600, 700, 800], "t3": [INF, INF, 100],
-            "t4": [INF, INF, INF], "t5": [900, 800, 850], "t6": [240, 260, 250], "t7": [1000, 1200, 1100]},
-    "momentum": {"t0": [150, 160, 170], "t1": [INF, 900, 1200], "t2": [300, 350, 325], "t3": [500, 450, 400],
-                 "t4": [INF, INF, INF], "t5": [INF, INF, INF], "t6": [61, 59, 60], "t7": [2500, 2000, 3000]},
-    "rmsprop": {"t0": [400, 440, 420], "t1": [250, 260, 255], "t3": [700, 600, 650],
-                "t4": [INF, INF, INF], "t5": [199, 201, 200], "t6": [180, 179, 181], "t7": [4400, 4401, 4399]},
+    "adam": {
+        "t0": [100, 120, 110],
+        "t1": [300, 300, 300],
+        "t2": [INF, 500, 400],
+        "t3": [1000, 900, 800],
+        "t4": [INF, INF, INF],
+        "t5": [200, 200, 200],
+        "t6": [50, 70, 60],
+        "t7": [400, INF, INF],
+    },
+    "sgd": {
+        "t0": [200, 220, 210],
+        "t1": [300, 300, 300],
+        "t2": [600, 700, 800],
+        "t3": [INF, INF, 100],
+        "t4": [INF, INF, INF],
+        "t5": [900, 800, 850],
+        "t6": [240, 260, 250],
+        "t7": [1000, 1200, 1100],
+    },
+    "momentum": {
+        "t0": [150, 160, 170],
+        "t1": [INF, 900, 1200],
+        "t2": [300, 350, 325],
+        "t3": [500, 450, 400],
+        "t4": [INF, INF, INF],
+        "t5": [INF, INF, INF],
+        "t6": [61, 59, 60],
+        "t7": [2500, 2000, 3000],
+    },
+    "rmsprop": {
+        "t0": [400, 440, 420],
+        "t1": [250, 260, 255],
+        "t3": [700, 600, 650],
+        "t4": [INF, INF, INF],
+        "t5": [199, 201, 200],
+        "t6": [180, 179, 181],
+        "t7": [4400, 4401, 4399],
+    },
 }
 # What mlcommons/algorithmic-efficiency's scoring code (commit of 2025-09-05) computed from that table:
 # performance_profile.compute_performance_profiles(time_col="global_step", min_tau=1, max_tau=4,
 # num_points=100) and score_submissions.compute_leaderboard_score (normalize=True), each study one
 # trial whose global_step is the time above (a miss: the target metric never reached).
-ALGOPERF_SCORES = {"adam": 0.6799242424242425, "sgd": 0.4071969696969697, "momentum": 0.5530303030303041,
-                   "rmsprop": 0.40782828282828293}
-ALGOPERF_RHO = {"adam": [0.375, 0.75, 0.75, 0.75], "sgd": [0.125, 0.375, 0.5, 0.5],
-                "momentum": [0.375, 0.5, 0.625, 0.625], "rmsprop": [0.25, 0.375, 0.5, 0.75]}  # tau 1, 2, 3, 4
+ALGOPERF_SCORES = {
+    "adam": 0.6799242424242425,
+    "sgd": 0.4071969696969697,
+    "momentum": 0.5530303030303041,
+    "rmsprop": 0.40782828282828293,
+}
+ALGOPERF_RHO = {
+    "adam": [0.375, 0.75, 0.75, 0.75],
+    "sgd": [0.125, 0.375, 0.5, 0.5],
+    "momentum": [0.375, 0.5, 0.625, 0.625],
+    "rmsprop": [0.25, 0.375, 0.5, 0.75],
+}  # tau 1, 2, 3, 4
 
 
 def test_scores_equal_algoperfs_own_scoring_code():
-    medians = [(task, label, float(np.median(times))) for label, tasks in ALGOPERF_TIMES.items()
-               for task, times in tasks.items()]
+    medians = [
+        (task, label, float(np.median(times)))
+        for label, tasks in ALGOPERF_TIMES.items()
+        for task, times in tasks.items()
+    ]
     rho, scores = profiles(table(medians))
     assert len(rho) == 100 and rho.index[0] == 1.0 and rho.index[-1] == 4.0
     for label, expected in ALGOPERF_SCORES.items():
@@ -81,9 +134,9 @@ def test_profile_and_score_match_the_step_function():
 def test_a_report_over_two_tasks_writes_profiles(tmp_path):
     runs = tmp_path / "runs"
     make_run(runs / "a_adam", "adam", 0, [0.4, 0.3], task="a")  # reaches 0.5 at 10
-    make_run(runs / "a_sgd", "sgd", 0, [0.6, 0.45], task="a")   # at 20
+    make_run(runs / "a_sgd", "sgd", 0, [0.6, 0.45], task="a")  # at 20
     make_run(runs / "b_adam", "adam", 0, [0.9, 0.8, 0.4], task="b")  # at 30
-    make_run(runs / "b_sgd", "sgd", 0, [0.9, 0.8, 0.7], task="b")    # never
+    make_run(runs / "b_sgd", "sgd", 0, [0.9, 0.8, 0.7], task="b")  # never
     build_report([runs], tmp_path / "out")
     scores = pd.read_csv(tmp_path / "out" / "performance_profiles.csv").set_index("label")
     assert scores.loc["adam", "score"] == pytest.approx(1.0)
@@ -102,8 +155,12 @@ def test_one_task_has_no_profiles(tmp_path):
 def test_a_report_scores_both_clocks(tmp_path):
     """Steps and training seconds (test.csv's `seconds`) each get a profile, as AlgoPerf reports both."""
     runs = tmp_path / "runs"
-    for name, task, losses, seconds in [("a_adam", "a", [0.4, 0.3], [1.0, 2.0]), ("a_sgd", "a", [0.6, 0.45], [0.2, 0.4]),
-                                        ("b_adam", "b", [0.4, 0.3], [3.0, 6.0]), ("b_sgd", "b", [0.4, 0.3], [1.0, 2.0])]:
+    for name, task, losses, seconds in [
+        ("a_adam", "a", [0.4, 0.3], [1.0, 2.0]),
+        ("a_sgd", "a", [0.6, 0.45], [0.2, 0.4]),
+        ("b_adam", "b", [0.4, 0.3], [3.0, 6.0]),
+        ("b_sgd", "b", [0.4, 0.3], [1.0, 2.0]),
+    ]:
         run = make_run(runs / name, name.split("_")[1], 0, losses, task=task)
         test = pd.read_csv(run / "test.csv").assign(seconds=seconds)
         test.to_csv(run / "test.csv", index=False)

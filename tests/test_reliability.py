@@ -45,7 +45,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides,status,message", BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    "overrides,status,message", BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
 def test_bad_input_is_one_clear_message(tmp_path, overrides, status, message):
     result = cli(*SHORT, *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     output = result.stdout + result.stderr
@@ -75,7 +77,12 @@ def test_eval_every_beyond_iterations_warns_and_evaluates_at_the_end(tmp_path):
 def test_damaged_fashion_mnist_names_the_folder(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 10)  # a header cut short
     cfg = OmegaConf.create(dict(name="fashion_mnist", root=str(tmp_path), normalize=False, mean=0.0, std=1.0))
     with pytest.raises(OptbenchError, match=f"{raw}.*damaged.*Delete"):
@@ -88,9 +95,14 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     # As in a terminal: SIGINT at its default, even when the tests themselves were started in the
     # background (a non-interactive shell starts background jobs with SIGINT ignored, and a child
     # inherits that, so Python would never raise KeyboardInterrupt in it).
-    return subprocess.Popen([str(OPTBENCH), *args, "device=cpu", "progress=false"], cwd=tmp_path,
-                            stdout=out, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [str(OPTBENCH), *args, "device=cpu", "progress=false"],
+        cwd=tmp_path,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def wait_for_rows(csv: Path, rows: int, timeout: float = 120) -> None:
@@ -154,8 +166,9 @@ def test_interrupted_sweep_keeps_finished_runs(tmp_path):
 
 @pytest.mark.slow
 def test_crash_in_one_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    result = cli("-m", "model._target_=optbench.model.MLP,nosuch.Model", *SHORT, f"hydra.sweep.dir={tmp_path}",
-                 cwd=tmp_path)
+    result = cli(
+        "-m", "model._target_=optbench.model.MLP,nosuch.Model", *SHORT, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert summary(tmp_path / "0")["status"] == "completed"
     failed = summary(tmp_path / "1")

@@ -31,8 +31,15 @@ def seed_sweep(tmp_path_factory) -> Path:
 def lr_sweep(tmp_path_factory) -> Path:
     """A sweep over learning rates, one of which diverges."""
     sweep = tmp_path_factory.mktemp("lr")
-    result = cli("-m", "optimizer=sgd", "optimizer.lr=0.1,1e30", *SHORT, f"hydra.sweep.dir={sweep}",
-                 "auto_report=false", cwd=sweep)
+    result = cli(
+        "-m",
+        "optimizer=sgd",
+        "optimizer.lr=0.1,1e30",
+        *SHORT,
+        f"hydra.sweep.dir={sweep}",
+        "auto_report=false",
+        cwd=sweep,
+    )
     assert result.returncode == 0, result.stderr
     return sweep
 
@@ -53,8 +60,12 @@ def config_of(run: Path) -> tuple[str, int]:
 @pytest.mark.slow
 def test_auto_report_after_multirun(seed_sweep):
     out = seed_sweep / "report"
-    expected = {f"{name}.png" for name in [*FIGURES, "pairwise"]} | {"summary.csv", "summary.md", "results.csv",
-                                                                     "pairwise.csv"}
+    expected = {f"{name}.png" for name in [*FIGURES, "pairwise"]} | {
+        "summary.csv",
+        "summary.md",
+        "results.csv",
+        "pairwise.csv",
+    }
     assert expected <= {p.name for p in out.iterdir()}
 
 
@@ -102,8 +113,15 @@ def test_single_run_and_default_output_dir(seed_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_several_dirs_labelled_by_what_differs(seed_sweep, lr_sweep, tmp_path):
-    result = report(str(lr_sweep), *map(str, runs_under(seed_sweep)[:1]), "-o", str(tmp_path / "cmp"),
-                    "--format", "svg", cwd=tmp_path)
+    result = report(
+        str(lr_sweep),
+        *map(str, runs_under(seed_sweep)[:1]),
+        "-o",
+        str(tmp_path / "cmp"),
+        "--format",
+        "svg",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     labels = set(pd.read_csv(tmp_path / "cmp" / "summary.csv").label)
     assert {"sgd lr=0.1", "sgd lr=1e+30"} <= labels
@@ -181,37 +199,65 @@ def test_report_help(tmp_path):
     assert OPTBENCH.exists()
 
 
-def make_run(path: Path, optimizer: str, seed: int, test_losses: list[float], task: str = "toy",
-             target: dict | None = None, batch_size: int | None = None) -> Path:
+def make_run(
+    path: Path,
+    optimizer: str,
+    seed: int,
+    test_losses: list[float],
+    task: str = "toy",
+    target: dict | None = None,
+    batch_size: int | None = None,
+) -> Path:
     """A run dir written by hand: a function-kind task whose target is on the test loss (trained with
     `batch_size`, an override of the run, when given)."""
     target = target or {"metric": "test_loss", "threshold": 0.5, "mode": "min"}
     batch = {"batch_size": batch_size} if batch_size else {}
     (path / ".hydra").mkdir(parents=True)
     iterations = 10 * len(test_losses)
-    pd.DataFrame({"iteration": range(1, iterations + 1), "loss": np.linspace(2, 1, iterations),
-                  "accuracy": [None] * iterations}).to_csv(path / "train.csv", index=False)
-    pd.DataFrame({"iteration": [10 * (i + 1) for i in range(len(test_losses))], "loss": test_losses,
-                  "accuracy": [None] * len(test_losses)}).to_csv(path / "test.csv", index=False)
-    (path / "summary.json").write_text(json.dumps({"status": "completed", "task": task, "kind": "function",
-                                                   "target": target, "optimizer": optimizer, "seed": seed, **batch}))
-    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
-        {"task": {"name": task, "target": target}, "optimizer": {"lr": 0.1}, "seed": seed, **batch}))
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
-        [f"optimizer={optimizer}", f"seed={seed}", *(f"{k}={v}" for k, v in batch.items())]))
-    (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {"optimizer": optimizer}}}}))
+    pd.DataFrame(
+        {"iteration": range(1, iterations + 1), "loss": np.linspace(2, 1, iterations), "accuracy": [None] * iterations}
+    ).to_csv(path / "train.csv", index=False)
+    pd.DataFrame(
+        {
+            "iteration": [10 * (i + 1) for i in range(len(test_losses))],
+            "loss": test_losses,
+            "accuracy": [None] * len(test_losses),
+        }
+    ).to_csv(path / "test.csv", index=False)
+    (path / "summary.json").write_text(
+        json.dumps(
+            {
+                "status": "completed",
+                "task": task,
+                "kind": "function",
+                "target": target,
+                "optimizer": optimizer,
+                "seed": seed,
+                **batch,
+            }
+        )
+    )
+    (path / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"task": {"name": task, "target": target}, "optimizer": {"lr": 0.1}, "seed": seed, **batch})
+    )
+    (path / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump([f"optimizer={optimizer}", f"seed={seed}", *(f"{k}={v}" for k, v in batch.items())])
+    )
+    (path / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": {"optimizer": optimizer}}}})
+    )
     return path
 
 
 @pytest.mark.slow
 def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
     runs = tmp_path / "runs"
-    make_run(runs / "a", "adam", 0, [1.0, 0.4, 0.45])         # reaches at 20, final 0.45
-    make_run(runs / "b", "sgd", 0, [0.9, 0.6, 0.55])          # never reaches
-    make_run(runs / "c0", "momentum", 0, [0.3, 0.2, 0.1])     # reaches at 10
-    make_run(runs / "c1", "momentum", 1, [0.7, 0.6, 0.4])     # reaches at 30
-    make_run(runs / "d0", "rmsprop", 0, [0.45, 0.3, 0.2])     # reaches at 10
-    make_run(runs / "d1", "rmsprop", 1, [0.9, 0.8, 0.8])      # never: half the group missed, median infinite
+    make_run(runs / "a", "adam", 0, [1.0, 0.4, 0.45])  # reaches at 20, final 0.45
+    make_run(runs / "b", "sgd", 0, [0.9, 0.6, 0.55])  # never reaches
+    make_run(runs / "c0", "momentum", 0, [0.3, 0.2, 0.1])  # reaches at 10
+    make_run(runs / "c1", "momentum", 1, [0.7, 0.6, 0.4])  # reaches at 30
+    make_run(runs / "d0", "rmsprop", 0, [0.45, 0.3, 0.2])  # reaches at 10
+    make_run(runs / "d1", "rmsprop", 1, [0.9, 0.8, 0.8])  # never: half the group missed, median infinite
     for seed, losses in enumerate([[0.6, 0.5, 0.9], [0.6, 0.6, 0.3], [0.9, 0.9, 0.9]]):  # 20, 30, never
         make_run(runs / f"e{seed}", "nesterov", seed, losses)
     result = report(str(runs), "-o", str(tmp_path / "out"), cwd=tmp_path)
@@ -233,8 +279,17 @@ def test_time_to_target_and_order_follow_each_tasks_target(tmp_path):
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"train_loss.png", "test_loss.png"} <= names and "test_accuracy.png" not in names
     results = pd.read_csv(tmp_path / "out" / "results.csv")  # tidy: one row per run and evaluation
-    assert list(results.columns) == ["task", "group", "run", "seed", "status", "optimizer", "iteration",
-                                     "test_loss", "test_accuracy"]
+    assert list(results.columns) == [
+        "task",
+        "group",
+        "run",
+        "seed",
+        "status",
+        "optimizer",
+        "iteration",
+        "test_loss",
+        "test_accuracy",
+    ]
     assert len(results) == 9 * 3 and set(results.optimizer) == {"adam", "sgd", "momentum", "rmsprop", "nesterov"}
     c1 = results[(results.optimizer == "momentum") & (results.seed == 1)]
     assert c1.iteration.tolist() == [10, 20, 30] and c1.test_loss.tolist() == [0.7, 0.6, 0.4]
@@ -267,8 +322,16 @@ def test_an_accuracy_target_sorts_by_final_accuracy_and_a_loss_target_by_final_l
 def two_d_sweep(tmp_path_factory) -> Path:
     """A real sweep over two 2-D tasks and two optimizers, one of which diverges on rosenbrock."""
     sweep = tmp_path_factory.mktemp("twod")
-    result = cli("-m", "task=rosenbrock,beale", "optimizer=sgd,adam", "optimizer.lr=0.01", "iterations=60",
-                 "eval_every=20", f"hydra.sweep.dir={sweep}", cwd=sweep)
+    result = cli(
+        "-m",
+        "task=rosenbrock,beale",
+        "optimizer=sgd,adam",
+        "optimizer.lr=0.01",
+        "iterations=60",
+        "eval_every=20",
+        f"hydra.sweep.dir={sweep}",
+        cwd=sweep,
+    )
     assert result.returncode == 0, result.stderr
     return sweep
 
@@ -310,8 +373,9 @@ def test_summary_statistics(tmp_path):
     summary = summarize([*values, None, float("nan")])  # missing values are left out
     assert (summary.n, summary.mean, summary.median) == (3, pytest.approx(values.mean()), pytest.approx(97.1))
     assert summary.std == pytest.approx(values.std(ddof=1))
-    interval = scipy.stats.bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000,
-                                     method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    interval = scipy.stats.bootstrap(
+        (values,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
     assert (summary.ci_low, summary.ci_high) == (interval.low, interval.high)
     # on a larger sample the percentile interval is close to the normal one: mean ± 1.96 s / sqrt(n)
     sample = np.random.default_rng(1).normal(10.0, 2.0, 200)

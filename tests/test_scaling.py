@@ -24,20 +24,29 @@ def write_sweep(root, plan):
     """Hand-made runs: plan maps (optimizer, batch size, lr tag) to the steps each seed takes (None: never)."""
     for (optimizer, batch, tag), steps in plan.items():
         for seed, step in enumerate(steps):
-            path = make_run(root / f"{optimizer}_{batch}_{tag}_{seed}", optimizer, seed,
-                            REACH_AT[step] if step else NEVER, batch_size=batch)
+            path = make_run(
+                root / f"{optimizer}_{batch}_{tag}_{seed}",
+                optimizer,
+                seed,
+                REACH_AT[step] if step else NEVER,
+                batch_size=batch,
+            )
             if tag != "a":  # a second lr: a config difference the report labels by
-                config = (path / ".hydra" / "config.yaml")
+                config = path / ".hydra" / "config.yaml"
                 config.write_text(config.read_text().replace("lr: 0.1", "lr: 0.01"))
                 overrides = path / ".hydra" / "overrides.yaml"
                 overrides.write_text(overrides.read_text() + "- optimizer.lr=0.01\n")
 
 
 PLAN = {
-    ("sgd", 8, "a"): [40, 40, 30], ("sgd", 8, "b"): [30, 30, 30],   # best lr at batch 8: median 30
-    ("sgd", 16, "a"): [20, 20, None], ("sgd", 16, "b"): [None, None, None],
-    ("sgd", 32, "a"): [20, None, None],                                # median over seeds: missed
-    ("adam", 8, "a"): [40, 40, 40], ("adam", 16, "a"): [20, 20, 30], ("adam", 32, "a"): [10, 10, 10],
+    ("sgd", 8, "a"): [40, 40, 30],
+    ("sgd", 8, "b"): [30, 30, 30],  # best lr at batch 8: median 30
+    ("sgd", 16, "a"): [20, 20, None],
+    ("sgd", 16, "b"): [None, None, None],
+    ("sgd", 32, "a"): [20, None, None],  # median over seeds: missed
+    ("adam", 8, "a"): [40, 40, 40],
+    ("adam", 16, "a"): [20, 20, 30],
+    ("adam", 32, "a"): [10, 10, 10],
 }
 
 
@@ -45,8 +54,14 @@ def test_scaling_points_take_the_best_setting_per_batch_size(tmp_path):
     write_sweep(tmp_path / "runs", PLAN)
     groups = group_runs([load_run(path) for path in discover([tmp_path / "runs"])])
     points = scaling_points(groups, summary_table(groups, window=1)).set_index(["optimizer", "batch_size"])
-    assert points.steps.to_dict() == {("adam", 8): 40, ("adam", 16): 20, ("adam", 32): 10,
-                                      ("sgd", 8): 30, ("sgd", 16): 20, ("sgd", 32): math.inf}
+    assert points.steps.to_dict() == {
+        ("adam", 8): 40,
+        ("adam", 16): 20,
+        ("adam", 32): 10,
+        ("sgd", 8): 30,
+        ("sgd", 16): 20,
+        ("sgd", 32): math.inf,
+    }
     assert "lr=0.01" in points.loc[("sgd", 8), "label"] and "lr=0.01" not in points.loc[("sgd", 16), "label"]
 
 
@@ -81,5 +96,6 @@ def test_a_run_diverging_before_its_first_evaluation_names_its_lr(tmp_path):
 @pytest.mark.parametrize("steps", [[10, 20], [np.inf, np.inf]])
 def test_no_figure_without_two_reached_batch_sizes(tmp_path, steps):
     from optbench.report.scaling import applies
+
     points = pd.DataFrame({"optimizer": ["sgd", "sgd"], "batch_size": [8, 16], "steps": steps, "label": ["a", "b"]})
     assert applies(points) == bool(np.isfinite(steps).all())

@@ -55,6 +55,7 @@ def test_lr_column_follows_the_schedule(tmp_path, schedule):
 @pytest.mark.parametrize("schedule", SCHEDULES[1:])
 def test_schedules_are_torchs_own(schedule):
     """Each schedule is torch's scheduler pieces: the lr sequence equals stepping them by hand."""
+
     def sequence(make) -> list[float]:
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
         scheduler = make(optimizer)
@@ -72,8 +73,9 @@ def test_schedules_are_torchs_own(schedule):
         "cosine": lambda o: S.CosineAnnealingLR(o, N),
         "linear": lambda o: S.LinearLR(o, 1.0, 0.0, N),
         "warmup_cosine": lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.01, 1.0, 3), S.CosineAnnealingLR(o, N - 3)], [3]),
-        "wsd": lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.01, 1.0, 3), S.ConstantLR(o, 1.0, N - 15),
-                                            S.LinearLR(o, 1.0, 0.0, 12)], [3, N - 12]),
+        "wsd": lambda o: S.SequentialLR(
+            o, [S.LinearLR(o, 0.01, 1.0, 3), S.ConstantLR(o, 1.0, N - 15), S.LinearLR(o, 1.0, 0.0, 12)], [3, N - 12]
+        ),
     }[schedule]
     assert ours == sequence(theirs)
 
@@ -84,8 +86,9 @@ def test_constant_builds_no_scheduler():
 
 
 def test_schedule_with_lookahead_sets_the_base_lr(tmp_path):
-    summary = run(tmp_path, "optimizer=adam", "lookahead.enabled=true", "schedule=cosine", f"iterations={N}",
-                  "eval_every=30")
+    summary = run(
+        tmp_path, "optimizer=adam", "lookahead.enabled=true", "schedule=cosine", f"iterations={N}", "eval_every=30"
+    )
     train = pd.read_csv(tmp_path / "train.csv")
     assert summary["status"] == "completed"
     assert train.lr.to_numpy() == pytest.approx(cosine(np.arange(N), N, 1e-3), rel=1e-9, abs=1e-15)
@@ -106,14 +109,23 @@ def test_schedule_with_a_scratch_optimizer(tmp_path):
     assert math.isfinite(train.loss.iloc[-1])
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["schedule=warmup_cosine", "schedule.warmup=100"], "schedule.warmup=100 is 100 steps, not shorter than the whole run"),
-    (["schedule=wsd", "schedule.warmup=0.5", "schedule.decay=0.5"], "leave no stable phase"),
-    (["schedule=step", "schedule.gamma=0"], "schedule.gamma=0 must be a factor in (0, 1]"),
-    (["schedule=cosine", "schedule.min_factor=2"], "schedule.min_factor=2 must be a fraction of the optimizer's lr"),
-    (["schedule=wsd", "schedule.decay=-1"], "schedule.decay=-1 must be a positive number of steps"),
-    (["schedule=linear", "+schedule.nosuch=1"], "schedule=linear could not be built"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["schedule=warmup_cosine", "schedule.warmup=100"],
+            "schedule.warmup=100 is 100 steps, not shorter than the whole run",
+        ),
+        (["schedule=wsd", "schedule.warmup=0.5", "schedule.decay=0.5"], "leave no stable phase"),
+        (["schedule=step", "schedule.gamma=0"], "schedule.gamma=0 must be a factor in (0, 1]"),
+        (
+            ["schedule=cosine", "schedule.min_factor=2"],
+            "schedule.min_factor=2 must be a fraction of the optimizer's lr",
+        ),
+        (["schedule=wsd", "schedule.decay=-1"], "schedule.decay=-1 must be a positive number of steps"),
+        (["schedule=linear", "+schedule.nosuch=1"], "schedule=linear could not be built"),
+    ],
+)
 def test_bad_schedule_settings_are_one_clear_message(tmp_path, overrides, message):
     with pytest.raises(OptbenchError) as error:
         run(tmp_path, *overrides, f"iterations={N}", "eval_every=30")

@@ -85,8 +85,15 @@ def test_thermometer_unscaled_inputs_diverge(tmp_path):
 @pytest.mark.slow
 def test_report_of_regression_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    result = cli("-m", "task=thermometer", "optimizer.lr=1e-2,1e-3", "iterations=300",
-                 "eval_every=100", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result = cli(
+        "-m",
+        "task=thermometer",
+        "optimizer.lr=1e-2,1e-3",
+        "iterations=300",
+        "eval_every=100",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep / "report" / "summary.csv")
     assert table.label.tolist() == ["sgd lr=0.01", "sgd lr=0.001"]  # no accuracy: sorted by loss
@@ -96,8 +103,9 @@ def test_report_of_regression_runs(tmp_path):
 @pytest.mark.slow
 def test_report_pairs_scratch_with_torch(tmp_path):
     sweep = tmp_path / "sweep"
-    result = cli("-m", "optimizer=sgd,scratch/sgd,momentum,scratch/momentum", *SHORT, f"hydra.sweep.dir={sweep}",
-                 cwd=tmp_path)
+    result = cli(
+        "-m", "optimizer=sgd,scratch/sgd,momentum,scratch/momentum", *SHORT, f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert (sweep / "report" / "pair_sgd.png").exists() and (sweep / "report" / "pair_momentum.png").exists()
     table = pd.read_csv(sweep / "report" / "summary.csv").set_index("label")

@@ -165,15 +165,21 @@ def test_target_directions():
     assert accuracy.met(0.97) and not accuracy.met(0.9699) and not accuracy.met(math.nan)
     assert loss.met(1e-3) and loss.met(0.0) and not loss.met(0.0011)
     assert str(accuracy) == "test_accuracy >= 0.97" and str(loss) == "test_loss <= 0.001"
-    for bad in ({"metric": "speed", "threshold": 1, "mode": "max"}, {"metric": "test_loss", "threshold": "x", "mode": "min"},
-                {"metric": "test_loss", "threshold": 1, "mode": "down"}):
+    for bad in (
+        {"metric": "speed", "threshold": 1, "mode": "max"},
+        {"metric": "test_loss", "threshold": "x", "mode": "min"},
+        {"metric": "test_loss", "threshold": 1, "mode": "down"},
+    ):
         with pytest.raises(OptbenchError, match="is not a valid target"):
             check_target("t", bad)
 
 
 def test_reached_target_at_is_the_first_evaluation_meeting_it():
-    outcome = Outcome(status="completed", iterations_run=30,
-                      evaluations=[(10, Evaluation(0.5, 0.95)), (20, Evaluation(0.4, 0.971)), (30, Evaluation(0.3, 0.969))])
+    outcome = Outcome(
+        status="completed",
+        iterations_run=30,
+        evaluations=[(10, Evaluation(0.5, 0.95)), (20, Evaluation(0.4, 0.971)), (30, Evaluation(0.3, 0.969))],
+    )
     assert _results(outcome, Target("test_accuracy", 0.97, "max"))["reached_target_at"] == 20
     assert _results(outcome, Target("test_loss", 0.35, "min"))["reached_target_at"] == 30
     assert _results(outcome, Target("test_accuracy", 0.99, "max"))["reached_target_at"] is None
@@ -197,13 +203,19 @@ def test_command_line_overrides_beat_the_task_preset(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides,message", [
-    (["task=rosenbrock", "task.function=nosuch"], "task.function='nosuch' is not a known 2-D function: use one of rosenbrock"),
-    (["task=rosenbrock", "task.start=[1]"], "task.start=[1] must be two finite numbers"),
-    (["task=rosenbrock", "task.noise=-1"], "task.noise=-1 must be a number >= 0"),
-    (["task=beale", "task.target.metric=speed"], "task=beale: target="),
-    (["task=beale", "epochs=2"], "epochs=2 needs a task with a training split"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["task=rosenbrock", "task.function=nosuch"],
+            "task.function='nosuch' is not a known 2-D function: use one of rosenbrock",
+        ),
+        (["task=rosenbrock", "task.start=[1]"], "task.start=[1] must be two finite numbers"),
+        (["task=rosenbrock", "task.noise=-1"], "task.noise=-1 must be a number >= 0"),
+        (["task=beale", "task.target.metric=speed"], "task=beale: target="),
+        (["task=beale", "epochs=2"], "epochs=2 needs a task with a training split"),
+    ],
+)
 def test_bad_task_settings_are_one_clear_message(tmp_path, overrides, message):
     result = cli(*overrides, "eval_every=5", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr

@@ -33,14 +33,29 @@ def csv(path: Path) -> pd.DataFrame:
 def sweep(tmp_path: Path, *overrides: str) -> Path:
     """Run `optbench -m OVERRIDES` into tmp_path/sweep and return the sweep dir."""
     out = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-m", "optbench", "-m", *overrides, "progress=false", "auto_report=false",
-                           "device=cpu", f"hydra.sweep.dir={out}"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "WANDB_SILENT": "true"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optbench",
+            "-m",
+            *overrides,
+            "progress=false",
+            "auto_report=false",
+            "device=cpu",
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WANDB_SILENT": "true"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
 # --- the config group and its errors ---------------------------------------------------------------------------
+
 
 def test_no_tracker_by_default_and_the_logger_never_changes_the_fingerprint():
     assert make_cfg().logger.kind == "none" and build_tracker(make_cfg().logger) is None
@@ -65,12 +80,28 @@ def test_missing_tracker_package_fails_the_run_before_training(tmp_path, monkeyp
 
 def test_flatten_and_names():
     assert flatten({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 0}) == {
-        "optimizer.lr": 0.1, "optimizer.betas": [0.9, 0.99], "seed": 0}
-    assert distinguishing(["optimizer=adam", "seed=1", "progress=false", "logger=wandb", "logger.mode=online",
-                           "hydra.sweep.dir=x", "threads=1"]) == "optimizer=adam,seed=1"
+        "optimizer.lr": 0.1,
+        "optimizer.betas": [0.9, 0.99],
+        "seed": 0,
+    }
+    assert (
+        distinguishing(
+            [
+                "optimizer=adam",
+                "seed=1",
+                "progress=false",
+                "logger=wandb",
+                "logger.mode=online",
+                "hydra.sweep.dir=x",
+                "threads=1",
+            ]
+        )
+        == "optimizer=adam,seed=1"
+    )
 
 
 # --- a failing tracker ------------------------------------------------------------------------------------------
+
 
 def test_tracker_failing_mid_run_warns_once_and_training_goes_on(tmp_path, caplog):
     pytest.importorskip("tensorboard")
@@ -101,18 +132,24 @@ def test_tracker_server_gone_does_not_stop_the_run(tmp_path, caplog, monkeypatch
     pytest.importorskip("mlflow")
     # without the user's MLFLOW_HTTP_* settings optbench's own bound on MLflow's retries applies; setenv first makes
     # monkeypatch remove what optbench sets when the test ends
-    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    ):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     with caplog.at_level(logging.WARNING, logger="optbench.trackers"):
         summary = run(tmp_path, "logger=mlflow", "logger.tracking_uri=http://127.0.0.1:9", *SHORT)
     assert summary["status"] == "completed" and len(csv(tmp_path / "test.csv")) == 3
     assert [r.getMessage() for r in caplog.records if r.name == "optbench.trackers"][0].startswith(
-        "logger=mlflow failed while starting its run")
+        "logger=mlflow failed while starting its run"
+    )
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # not MLflow's 7 retries with 2^k s backoff
 
 
 # --- each tracker, read back with its own reader ----------------------------------------------------------------
+
 
 def tensorboard_scalars(folder: Path) -> dict[str, pd.Series]:
     """Every scalar tag of one TensorBoard run folder, by step, read with TensorBoard's EventAccumulator."""
@@ -141,8 +178,10 @@ def test_tensorboard_sweep_one_folder_per_job_same_numbers_as_the_csvs(tmp_path)
     pytest.importorskip("tensorboard")
     out = sweep(tmp_path, "logger=tensorboard", "seed=0,1", "validation=true", *SHORT)
     folders = sorted((out / "tensorboard").iterdir())
-    assert [f.name for f in folders] == ["0_seed=0,validation=True,iterations=300,eval_every=100,device=cpu",
-                                         "1_seed=1,validation=True,iterations=300,eval_every=100,device=cpu"]
+    assert [f.name for f in folders] == [
+        "0_seed=0,validation=True,iterations=300,eval_every=100,device=cpu",
+        "1_seed=1,validation=True,iterations=300,eval_every=100,device=cpu",
+    ]
     for folder, job in zip(folders, ("0", "1")):
         scalars = tensorboard_scalars(folder)
         assert_logged(scalars, out / job, rtol=1e-6)  # TensorBoard keeps scalars as float32
@@ -153,8 +192,15 @@ def test_tensorboard_sweep_one_folder_per_job_same_numbers_as_the_csvs(tmp_path)
 @pytest.mark.slow
 def test_vectorised_sweep_logs_every_member(tmp_path):
     pytest.importorskip("tensorboard")
-    out = sweep(tmp_path, "hydra/launcher=vectorized", "logger=tensorboard", "optimizer=sgd,adam",
-                "optimizer.lr=0.01", "seed=0,1", *SHORT)
+    out = sweep(
+        tmp_path,
+        "hydra/launcher=vectorized",
+        "logger=tensorboard",
+        "optimizer=sgd,adam",
+        "optimizer.lr=0.01",
+        "seed=0,1",
+        *SHORT,
+    )
     folders = sorted((out / "tensorboard").iterdir())
     assert len(folders) == 4
     for folder in folders:
@@ -170,15 +216,19 @@ def test_mlflow_sweep_is_one_experiment_with_the_csvs_numbers(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(str(out))
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.run_name"])
-    assert [r.info.run_name for r in runs] == [f"0_optimizer=sgd,optimizer.lr=0.01,{','.join(SHORT)},device=cpu",
-                                               f"1_optimizer=adam,optimizer.lr=0.01,{','.join(SHORT)},device=cpu"]
+    assert [r.info.run_name for r in runs] == [
+        f"0_optimizer=sgd,optimizer.lr=0.01,{','.join(SHORT)},device=cpu",
+        f"1_optimizer=adam,optimizer.lr=0.01,{','.join(SHORT)},device=cpu",
+    ]
     for mlflow_run, job, name in zip(runs, ("0", "1"), ("sgd", "adam")):
         assert mlflow_run.info.status == "FINISHED"
         assert mlflow_run.data.tags["optimizer"] == name and mlflow_run.data.tags["task"] == "mnist_mlp"
         assert mlflow_run.data.tags["seed"] == "0" and mlflow_run.data.tags["sweep"] == str(out)
         assert mlflow_run.data.params["optimizer.lr"] == "0.01" and mlflow_run.data.params["batch_size"] == "100"
-        scalars = {key: pd.Series({m.step: m.value for m in client.get_metric_history(mlflow_run.info.run_id, key)})
-                   for key in ("train/loss", "train/accuracy", "train/lr", "test/loss", "test/accuracy")}
+        scalars = {
+            key: pd.Series({m.step: m.value for m in client.get_metric_history(mlflow_run.info.run_id, key)})
+            for key in ("train/loss", "train/accuracy", "train/lr", "test/loss", "test/accuracy")
+        }
         assert_logged(scalars, out / job, rtol=0)  # MLflow stores float64: exactly the CSV's numbers
         summary = json.loads((out / job / "summary.json").read_text())
         assert mlflow_run.data.metrics["summary/final_test_accuracy"] == summary["final_test_accuracy"]
@@ -199,8 +249,8 @@ def wandb_records(run_file: Path) -> list:
         if 32768 - position % 32768 < 7:  # a block's tail too short for a header is padding
             position += 32768 - position % 32768
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        pending += data[position + 7:position + 7 + length]
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
@@ -249,8 +299,9 @@ def test_export_replays_finished_runs_into_each_tracker(tmp_path):
     pytest.importorskip("mlflow")
     out = sweep(tmp_path, "optimizer=sgd,adam", "optimizer.lr=0.01", "validation=true", *SHORT)
     for kind in ("tensorboard", "mlflow"):
-        done = subprocess.run([sys.executable, "-m", "optbench", "export", kind, str(out)], capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "optbench", "export", kind, str(out)], capture_output=True, text=True
+        )
         assert done.returncode == 0 and "exported 2 of 2 runs" in done.stdout, done.stderr
     folders = sorted((out / "tensorboard").iterdir())
     assert len(folders) == 2
@@ -259,22 +310,37 @@ def test_export_replays_finished_runs_into_each_tracker(tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name(str(out)).experiment_id],
-                              order_by=["attributes.run_name"])
+    runs = client.search_runs([client.get_experiment_by_name(str(out)).experiment_id], order_by=["attributes.run_name"])
     for mlflow_run, job in zip(runs, ("0", "1")):
-        scalars = {key: pd.Series({m.step: m.value for m in client.get_metric_history(mlflow_run.info.run_id, key)})
-                   for key in ("train/loss", "train/accuracy", "train/lr", "test/loss", "test/accuracy",
-                               "valid/loss", "valid/accuracy")}
+        scalars = {
+            key: pd.Series({m.step: m.value for m in client.get_metric_history(mlflow_run.info.run_id, key)})
+            for key in (
+                "train/loss",
+                "train/accuracy",
+                "train/lr",
+                "test/loss",
+                "test/accuracy",
+                "valid/loss",
+                "valid/accuracy",
+            )
+        }
         assert_logged(scalars, out / job, rtol=0)
         assert mlflow_run.info.status == "FINISHED"
     if importlib.util.find_spec("wandb") is not None:  # W&B needs steps in order: a replay interleaves evaluations
-        done = subprocess.run([sys.executable, "-m", "optbench", "export", "wandb", str(out)], capture_output=True,
-                              text=True, env={**os.environ, "WANDB_SILENT": "true"})
+        done = subprocess.run(
+            [sys.executable, "-m", "optbench", "export", "wandb", str(out)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WANDB_SILENT": "true"},
+        )
         assert done.returncode == 0 and "exported 2 of 2 runs" in done.stdout, done.stderr
         for run_file in sorted((out / "wandb").glob("offline-run-*/run-*.wandb")):
             records = wandb_records(run_file)
             header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
             assert_logged(wandb_history(records), out / header.display_name.split("_")[0], rtol=0)
-    wrong = subprocess.run([sys.executable, "-m", "optbench", "export", "mlflow", str(out), "--log-dir", "x"],
-                           capture_output=True, text=True)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "optbench", "export", "mlflow", str(out), "--log-dir", "x"],
+        capture_output=True,
+        text=True,
+    )
     assert wrong.returncode == 2 and "--log-dir is an option of `optbench export tensorboard`" in wrong.stderr

@@ -16,8 +16,11 @@ from hydra.utils import instantiate
 
 
 def read(run_dir):
-    return (pd.read_csv(run_dir / "train.csv"), pd.read_csv(run_dir / "test.csv"),
-            json.loads((run_dir / "summary.json").read_text()))
+    return (
+        pd.read_csv(run_dir / "train.csv"),
+        pd.read_csv(run_dir / "test.csv"),
+        json.loads((run_dir / "summary.json").read_text()),
+    )
 
 
 def test_csv_schema_and_row_counts(tmp_path):
@@ -57,16 +60,35 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 # Exactly the notebooks' loop, against optbench, over an epoch boundary: the notebooks' 600 batches of 100
 # (slow tier, every optimizer), or 240 batches of 250 (fast tier: the same draws, a few hundred steps).
-@pytest.mark.parametrize("name, batch_size, iterations", [
-    ("sgd", 250, 300),
-    *(pytest.param(name, 100, 700, marks=pytest.mark.slow)
-      for name in ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"])])
+@pytest.mark.parametrize(
+    "name, batch_size, iterations",
+    [
+        ("sgd", 250, 300),
+        *(
+            pytest.param(name, 100, 700, marks=pytest.mark.slow)
+            for name in ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"]
+        ),
+    ],
+)
 def test_matches_notebook_loop_exactly(tmp_path, data_root, name, batch_size, iterations):
     cfg = make_cfg(f"optimizer={name}")
-    reference = notebook_run(instantiate(cfg.optimizer, _convert_="all"), data_root, iterations=iterations,
-                             batch_size=batch_size, eval_every=iterations // 2, per_sample_transforms=False)
-    run(tmp_path, f"optimizer={name}", f"iterations={iterations}", f"batch_size={batch_size}",
-        f"eval_every={iterations // 2}", "device=cpu", "flush_denormal=false")
+    reference = notebook_run(
+        instantiate(cfg.optimizer, _convert_="all"),
+        data_root,
+        iterations=iterations,
+        batch_size=batch_size,
+        eval_every=iterations // 2,
+        per_sample_transforms=False,
+    )
+    run(
+        tmp_path,
+        f"optimizer={name}",
+        f"iterations={iterations}",
+        f"batch_size={batch_size}",
+        f"eval_every={iterations // 2}",
+        "device=cpu",
+        "flush_denormal=false",
+    )
     train, test, _ = read(tmp_path)
     assert (100 * test.accuracy).tolist() == pytest.approx(reference.test_accuracy, abs=1e-9)
     assert train.loss.tolist() == reference.train_loss  # bit for bit
@@ -109,8 +131,9 @@ def test_huge_but_finite_losses_count_as_divergence(tmp_path):
 
 
 def test_divergence_factor_null_stops_only_on_non_finite(tmp_path):
-    summary = run(tmp_path, "optimizer=sgd", "optimizer.lr=1000", "iterations=300", "eval_every=100",
-                  "divergence_factor=null")
+    summary = run(
+        tmp_path, "optimizer=sgd", "optimizer.lr=1000", "iterations=300", "eval_every=100", "divergence_factor=null"
+    )
     assert summary["status"] == "completed"
 
 

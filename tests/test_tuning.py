@@ -22,9 +22,13 @@ OPTBENCH = Path(sys.executable).with_name("optbench")
 
 
 def tune(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=tune", "progress=false", *args,
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [str(OPTBENCH), "-m", "hydra/sweeper=tune", "progress=false", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_default_log_grid_is_half_decades_from_1e_5_to_1():
@@ -42,13 +46,14 @@ def test_grid_crosses_intervals_and_lists():
 
 
 def test_halton_is_scipys_scrambled_sequence_mapped_to_the_log_interval():
-    dims = [parse_dimension("optimizer.lr", "tag(log, interval(1e-4, 1e-1))"),
-            parse_dimension("optimizer.weight_decay", "interval(0, 0.01)")]
+    dims = [
+        parse_dimension("optimizer.lr", "tag(log, interval(1e-4, 1e-1))"),
+        parse_dimension("optimizer.weight_decay", "interval(0, 0.01)"),
+    ]
     points = search_points(dims, "halton", 8, seed=3)
     draws = qmc.Halton(d=2, scramble=True, rng=np.random.default_rng(3)).random(8)
     assert [float(p["optimizer.lr"]) for p in points] == pytest.approx(10 ** (-4 + 3 * draws[:, 0]), rel=5e-3)
-    assert [float(p["optimizer.weight_decay"]) for p in points] == pytest.approx(0.01 * draws[:, 1], rel=5e-3,
-                                                                                 abs=1e-6)
+    assert [float(p["optimizer.weight_decay"]) for p in points] == pytest.approx(0.01 * draws[:, 1], rel=5e-3, abs=1e-6)
     assert points == search_points(dims, "halton", 8, seed=3)  # reproducible
     assert points != search_points(dims, "halton", 8, seed=4)
 
@@ -59,8 +64,15 @@ def test_random_search_stays_inside_the_interval():
     assert len(values) == 50 and min(values) >= 1e-3 * 0.999 and max(values) <= 1e-2 * 1.001
 
 
-@pytest.mark.parametrize("spec, words", [("tag(log, interval(0, 1))", "low > 0"), ("interval(1, 0.5)", "low < high"),
-                                         ("0.1", "not an interval"), ("interval(", "does not parse")])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("tag(log, interval(0, 1))", "low > 0"),
+        ("interval(1, 0.5)", "low < high"),
+        ("0.1", "not an interval"),
+        ("interval(", "does not parse"),
+    ],
+)
 def test_bad_search_dimension_is_one_clear_error(spec, words):
     with pytest.raises(OptbenchError, match="cannot search optimizer.lr") as error:
         parse_dimension("optimizer.lr", spec)
@@ -77,20 +89,30 @@ def test_bad_search_settings_are_clear_errors():
 
 
 def score(status="completed", final=0.9, best=None, ttt=math.nan, higher=True) -> TrialScore:
-    return TrialScore(status, "toy", "test_accuracy" if higher else "test_loss", higher, final,
-                      final if best is None else best, ttt)
+    return TrialScore(
+        status, "toy", "test_accuracy" if higher else "test_loss", higher, final, final if best is None else best, ttt
+    )
 
 
 def test_time_to_target_ranks_first_then_the_final_metric_breaks_ties():
-    scores = [score(final=0.95), score(final=0.97, ttt=400), score(final=0.98, ttt=400), score(final=0.99, ttt=500),
-              score("diverged", final=0.98, ttt=100), score("failed", final=math.nan)]
+    scores = [
+        score(final=0.95),
+        score(final=0.97, ttt=400),
+        score(final=0.98, ttt=400),
+        score(final=0.99, ttt=500),
+        score("diverged", final=0.98, ttt=100),
+        score("failed", final=math.nan),
+    ]
     assert rank_trials(scores, "time_to_target") == [4, 2, 1, 3, 5, 6]
     assert rank_trials(scores, "final") == [4, 3, 2, 1, 5, 6]
 
 
 def test_best_and_loss_targets_rank_the_right_way():
-    scores = [score(final=0.5, best=0.2, higher=False), score(final=0.3, best=0.3, higher=False),
-              score("incomplete", final=0.1, higher=False)]
+    scores = [
+        score(final=0.5, best=0.2, higher=False),
+        score(final=0.3, best=0.3, higher=False),
+        score("incomplete", final=0.1, higher=False),
+    ]
     assert rank_trials(scores, "final") == [2, 1, 3]
     assert rank_trials(scores, "best") == [1, 2, 3]
     # equal trials: the earlier one wins
@@ -110,15 +132,28 @@ def recompute_choice(sweep: Path, trials: pd.DataFrame) -> int:
         assert target["metric"] == "test_loss" and target["mode"] == "min"
         hits = test.iteration[test.loss <= target["threshold"]]
         usable = summary["status"] == "completed"
-        keys.append((not usable, hits.min() if usable and len(hits) else math.inf,
-                     test.loss.iloc[-1] if usable else math.inf, trial.trial))
+        keys.append(
+            (
+                not usable,
+                hits.min() if usable and len(hits) else math.inf,
+                test.loss.iloc[-1] if usable else math.inf,
+                trial.trial,
+            )
+        )
     return min(keys)[-1]
 
 
 @pytest.mark.slow
 def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_path):
-    result = tune(tmp_path, "task=rosenbrock", "optimizer=sgd,adam", "iterations=200", "eval_every=20",
-                  "hydra.sweeper.trials=4", "hydra.sweeper.seeds=2")
+    result = tune(
+        tmp_path,
+        "task=rosenbrock",
+        "optimizer=sgd,adam",
+        "iterations=200",
+        "eval_every=20",
+        "hydra.sweeper.trials=4",
+        "hydra.sweeper.seeds=2",
+    )
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "sweep"
     trials = pd.read_csv(sweep / "tuning.csv")
@@ -134,8 +169,9 @@ def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_
         assert bad.objective.isna().all()
         # stage 2: the chosen lr over seeds 0 and 1, in the sweep's top-level job dirs
         lr = rows.set_index("trial").loc[winner, "optimizer.lr"]
-        reruns = [yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in sweep.iterdir()
-                  if d.name.isdigit()]
+        reruns = [
+            yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) for d in sweep.iterdir() if d.name.isdigit()
+        ]
         optimizer = arm.split("=")[1]
         mine = [c for c in reruns if c["optimizer"]["_target_"].lower().endswith(optimizer)]
         assert sorted(c["seed"] for c in mine) == [0, 1]
@@ -147,12 +183,15 @@ def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_
     assert "Tuned by `time_to_target`" in (sweep / "report" / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["seed=1,2"], "seed=... cannot be given to the tune sweeper"),
-    pytest.param(["hydra.sweeper.select=fastest"], "is not a criterion", marks=pytest.mark.slow),
-    pytest.param(["hydra.sweeper.seeds=0"], "must be a number of seeds", marks=pytest.mark.slow),
-    pytest.param(["optimizer=sgd,nosuch"], "Could not find 'optimizer/nosuch'", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["seed=1,2"], "seed=... cannot be given to the tune sweeper"),
+        pytest.param(["hydra.sweeper.select=fastest"], "is not a criterion", marks=pytest.mark.slow),
+        pytest.param(["hydra.sweeper.seeds=0"], "must be a number of seeds", marks=pytest.mark.slow),
+        pytest.param(["optimizer=sgd,nosuch"], "Could not find 'optimizer/nosuch'", marks=pytest.mark.slow),
+    ],
+)
 def test_bad_tune_settings_fail_before_any_trial_runs(tmp_path, args, words):
     result = tune(tmp_path, "task=rosenbrock", *args)
     assert result.returncode != 0 and words in result.stderr
@@ -167,10 +206,15 @@ def test_the_sweep_arguments_split_into_arms_fixed_settings_and_searched_keys():
 
     sweeper = TuneSweeper(params={"optimizer": {"lr": "tag(log, interval(1e-5, 1))"}})  # as a CLI override nests it
     sweeper.hydra_context = SimpleNamespace(config_loader=None)
-    arms, common, dims = sweeper._plan(["optimizer=sgd,adam", "schedule=constant,cosine", "task=rosenbrock",
-                                        "optimizer.momentum=interval(0.8,0.99)"])
-    assert arms == [["optimizer=sgd", "schedule=constant"], ["optimizer=sgd", "schedule=cosine"],
-                    ["optimizer=adam", "schedule=constant"], ["optimizer=adam", "schedule=cosine"]]
+    arms, common, dims = sweeper._plan(
+        ["optimizer=sgd,adam", "schedule=constant,cosine", "task=rosenbrock", "optimizer.momentum=interval(0.8,0.99)"]
+    )
+    assert arms == [
+        ["optimizer=sgd", "schedule=constant"],
+        ["optimizer=sgd", "schedule=cosine"],
+        ["optimizer=adam", "schedule=constant"],
+        ["optimizer=adam", "schedule=cosine"],
+    ]
     assert common == ["task=rosenbrock"]
     assert [(d.key, d.log) for d in dims] == [("optimizer.lr", True), ("optimizer.momentum", False)]
     # a searched key given one value is fixed, not searched; a list for it is searched as those values
@@ -187,8 +231,9 @@ def trial_dir(path: Path, test_loss: float, valid_loss: float) -> Path:
     (path / "train.csv").write_text("iteration,loss,accuracy,lr\n1,1.0,,0.1\n")
     (path / "test.csv").write_text(f"iteration,loss,accuracy,seconds\n1,{test_loss},,0.1\n")
     (path / "valid.csv").write_text(f"iteration,loss,accuracy,seconds\n1,{valid_loss},,0.1\n")
-    (path / "summary.json").write_text('{"status": "completed", "task": "toy", "target": '
-                                       '{"metric": "test_loss", "threshold": 0.5, "mode": "min"}}')
+    (path / "summary.json").write_text(
+        '{"status": "completed", "task": "toy", "target": {"metric": "test_loss", "threshold": 0.5, "mode": "min"}}'
+    )
     return path
 
 
@@ -206,15 +251,26 @@ def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
 
 @pytest.mark.slow
 def test_tune_selects_on_the_validation_split_and_reports_the_test_split(tmp_path):
-    result = tune(tmp_path, "task=quadratic_deep", "optimizer=sgd", "epochs=3", "hydra.sweeper.select=final",
-                  "hydra.sweeper.trials=4", "hydra.sweeper.seeds=2", "optimizer.lr=tag(log,interval(1e-3,1e-1))")
+    result = tune(
+        tmp_path,
+        "task=quadratic_deep",
+        "optimizer=sgd",
+        "epochs=3",
+        "hydra.sweeper.select=final",
+        "hydra.sweeper.trials=4",
+        "hydra.sweeper.seeds=2",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+    )
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "sweep"
     trials = pd.read_csv(sweep / "tuning.csv")
     assert (trials.split == "validation").all() and len(trials) == 4
     assert all((sweep / t.run_dir / "valid.csv").exists() for t in trials.itertuples())  # diverged ones too
-    finals = {t.trial: pd.read_csv(sweep / t.run_dir / "valid.csv").loss.iloc[-1] for t in trials.itertuples()
-              if t.status == "completed"}  # lr 0.1 may diverge before its first evaluation
+    finals = {
+        t.trial: pd.read_csv(sweep / t.run_dir / "valid.csv").loss.iloc[-1]
+        for t in trials.itertuples()
+        if t.status == "completed"
+    }  # lr 0.1 may diverge before its first evaluation
     assert len(finals) >= 3
     assert trials.set_index("trial").chosen[min(finals, key=finals.get)]  # the argmin, recomputed from valid.csv
     assert trials.set_index("trial").final_metric[list(finals)].tolist() == pytest.approx(list(finals.values()))
@@ -228,10 +284,24 @@ def test_tune_selects_on_the_validation_split_and_reports_the_test_split(tmp_pat
 
 @pytest.mark.slow
 def test_deepobs_protocol_tries_deepobs_learning_rates(tmp_path):
-    result = subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=deepobs", "task=quadratic_deep", "optimizer=deepobs/sgd",
-                             "epochs=1", "hydra.sweeper.seeds=[42,43]", "progress=false", "auto_report=false",
-                             f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "hydra/sweeper=deepobs",
+            "task=quadratic_deep",
+            "optimizer=deepobs/sgd",
+            "epochs=1",
+            "hydra.sweeper.seeds=[42,43]",
+            "progress=false",
+            "auto_report=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(tmp_path / "sweep" / "tuning.csv", dtype={"optimizer.lr": str})
     # DeepOBS_Baselines' folder names: lr__1.e-05, lr__1.5848931925e-05, ..., lr__1.e+02
@@ -244,6 +314,7 @@ def test_deepobs_protocol_tries_deepobs_learning_rates(tmp_path):
 
 def test_an_arm_is_named_by_its_optimizer_even_when_only_one_is_tuned():
     from hydra_plugins.optbench_tune.tune_sweeper import arm_name
+
     assert arm_name([], ["task=shakespeare_char", "optimizer=adamw"]) == "optimizer=adamw"
     assert arm_name(["optimizer=sgd", "schedule=cosine"], ["task=x"]) == "optimizer=sgd schedule=cosine"
     assert arm_name(["batch_size=8"], ["optimizer=sgd"]) == "optimizer=sgd batch_size=8"
@@ -252,11 +323,22 @@ def test_an_arm_is_named_by_its_optimizer_even_when_only_one_is_tuned():
 
 def test_a_report_over_several_sweeps_keeps_their_arms_apart(tmp_path):
     from optbench.report.sensitivity import load_tuning
+
     for sweep, lr in (("first", 0.1), ("second", 0.01)):
         (tmp_path / sweep).mkdir()
-        pd.DataFrame({"task": ["t"], "arm": ["default"], "trial": [0], "optimizer.lr": [lr], "seed": [1000],
-                      "status": ["completed"], "metric": ["test_loss"], "final_metric": [1.0], "chosen": [True]}
-                     ).to_csv(tmp_path / sweep / "tuning.csv", index=False)
+        pd.DataFrame(
+            {
+                "task": ["t"],
+                "arm": ["default"],
+                "trial": [0],
+                "optimizer.lr": [lr],
+                "seed": [1000],
+                "status": ["completed"],
+                "metric": ["test_loss"],
+                "final_metric": [1.0],
+                "chosen": [True],
+            }
+        ).to_csv(tmp_path / sweep / "tuning.csv", index=False)
     assert sorted(load_tuning([tmp_path]).arm) == ["default (first)", "default (second)"]
     assert load_tuning([tmp_path / "first"]).arm.tolist() == ["default"]
 
@@ -264,9 +346,22 @@ def test_a_report_over_several_sweeps_keeps_their_arms_apart(tmp_path):
 def sweep_to(tmp_path: Path, name: str, *args: str) -> pd.DataFrame:
     """Run a tune sweep into tmp_path/name; its tuning.csv."""
     out = tmp_path / name
-    result = subprocess.run([str(OPTBENCH), "-m", "hydra/sweeper=tune", "progress=false", "auto_report=false",
-                             "device=cpu", *args, f"hydra.sweep.dir={out}"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "hydra/sweeper=tune",
+            "progress=false",
+            "auto_report=false",
+            "device=cpu",
+            *args,
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return pd.read_csv(out / "tuning.csv")
 
@@ -276,8 +371,16 @@ def test_tpe_search_beats_the_median_grid_point_and_repeats(tmp_path):
     """search=tpe (Optuna) with the grid's trial budget: its best trial beats the grid's median trial,
     and the same seed asks the same points again."""
     pytest.importorskip("optuna")
-    common = ["task=rosenbrock", "optimizer=adam", "iterations=150", "eval_every=50", "hydra.sweeper.trials=12",
-              "hydra.sweeper.seeds=1", "hydra.sweeper.select=final", "hydra.sweeper.batch=3"]
+    common = [
+        "task=rosenbrock",
+        "optimizer=adam",
+        "iterations=150",
+        "eval_every=50",
+        "hydra.sweeper.trials=12",
+        "hydra.sweeper.seeds=1",
+        "hydra.sweeper.select=final",
+        "hydra.sweeper.batch=3",
+    ]
     grid = sweep_to(tmp_path, "grid", *common)
     tpe = sweep_to(tmp_path, "tpe", *common, "hydra.sweeper.search=tpe")
     again = sweep_to(tmp_path, "again", *common, "hydra.sweeper.search=tpe")
@@ -293,13 +396,22 @@ def test_stage_one_is_one_launch_across_arms(tmp_path):
     """With the vectorised launcher, every arm's stage-1 trials train in one group (a grid: all at once;
     tpe: one round of asked points per launch), and stage 2 in another."""
     pytest.importorskip("optuna")
-    base = ["task=mnist_mlp", "optimizer=sgd,adam", "iterations=20", "eval_every=10", "hydra/launcher=vectorized",
-            "hydra.sweeper.trials=3", "hydra.sweeper.seeds=2"]
+    base = [
+        "task=mnist_mlp",
+        "optimizer=sgd,adam",
+        "iterations=20",
+        "eval_every=10",
+        "hydra/launcher=vectorized",
+        "hydra.sweeper.trials=3",
+        "hydra.sweeper.seeds=2",
+    ]
     for search, stage_one_group in (("grid", 6), ("tpe", 2)):  # tpe: ceil(3 / 4) = 1 point per arm per round
         trials = sweep_to(tmp_path, search, *base, f"hydra.sweeper.search={search}")
         sweep = tmp_path / search
-        members = [json.loads((sweep / run_dir / "summary.json").read_text())["vectorized_members"]
-                   for run_dir in trials.run_dir]
+        members = [
+            json.loads((sweep / run_dir / "summary.json").read_text())["vectorized_members"]
+            for run_dir in trials.run_dir
+        ]
         assert members == [stage_one_group] * 6, search
         reruns = [json.loads((d / "summary.json").read_text()) for d in sweep.iterdir() if d.name.isdigit()]
         assert len(reruns) == 4 and {r["vectorized_members"] for r in reruns} == {4}

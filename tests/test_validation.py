@@ -30,15 +30,21 @@ from test_cli import cli
 BAD = (0, -1, "abc", math.nan, math.inf)
 CONFIGS = Path(config_dir())
 PRESETS = sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml"))
-OPTIMIZERS = sorted(p.relative_to(CONFIGS / "optimizer").with_suffix("").as_posix()
-                    for p in (CONFIGS / "optimizer").rglob("*.yaml"))
+OPTIMIZERS = sorted(
+    p.relative_to(CONFIGS / "optimizer").with_suffix("").as_posix() for p in (CONFIGS / "optimizer").rglob("*.yaml")
+)
 GROUPS = {group: sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")) for group in ("schedule", "logger", "device")}
 # A legal value runs for a few steps on a small version of the task: the walked setting keeps its value.
 SHORT = {"iterations": 3, "eval_every": 3, "epochs": None, "progress": False, "auto_report": False}
 SMALL = {  # per preset: a model and data small enough for a few seconds
     "shakespeare_char": {"model.n_layer": 1, "model.n_embd": 16, "model.n_head": 2, "model.block_size": 8},
-    "shakespeare_char_gpu": {"model.n_layer": 1, "model.n_embd": 16, "model.n_head": 2, "model.block_size": 8,
-                             "batch_size": 4},
+    "shakespeare_char_gpu": {
+        "model.n_layer": 1,
+        "model.n_embd": 16,
+        "model.n_head": 2,
+        "model.block_size": 8,
+        "batch_size": 4,
+    },
     "fmnist_2c2d": {"model.channels": [2, 2], "model.hidden": 8},
 }
 
@@ -150,8 +156,11 @@ def test_every_legal_value_runs(tmp_path, walked):
         task = cfg.task.name
         if task.startswith("fmnist") and not DEBIAN_FASHION_MNIST.exists():
             pytest.skip("Fashion-MNIST is not installed (Debian's dataset-fashion-mnist)")
-        small = {key: v for key, v in {**SHORT, **SMALL.get(task, {})}.items()
-                 if key != path and not path.startswith(f"{key}.")}
+        small = {
+            key: v
+            for key, v in {**SHORT, **SMALL.get(task, {})}.items()
+            if key != path and not path.startswith(f"{key}.")
+        }
         summary = run_job(_with(cfg, small), tmp_path / f"{path}={value}")  # _with copies the cached config
         if summary["status"] not in ("completed", "diverged"):
             failed.append(f"{path}={value!r}: {summary.get('error')}")
@@ -161,15 +170,26 @@ def test_every_legal_value_runs(tmp_path, walked):
 def test_the_walk_reaches_every_group_and_the_known_regression():
     paths = {(overrides, path) for walked in CONFIGS_WALKED for overrides, path, _ in cases(*walked)}
     assert (("task=mnist_mlp",), "batch_size") in paths and (("task=shakespeare_char",), "batch_size") in paths
-    assert {path.split(".")[0] for _, path in paths} >= {"iterations", "lookahead", "dataset", "model", "optimizer",
-                                                       "schedule", "task"}
+    assert {path.split(".")[0] for _, path in paths} >= {
+        "iterations",
+        "lookahead",
+        "dataset",
+        "model",
+        "optimizer",
+        "schedule",
+        "task",
+    }
     assert verdict(("task=mnist_mlp",), "batch_size", 0)[1].startswith("batch_size=0 must be a positive whole number")
 
 
-@pytest.mark.parametrize("settings, check", [
-    *((f"hydra/sweeper={name}", check_sweeper) for name in ("tune", "deepobs")),
-    ("hydra/launcher=vectorized", check_launcher),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "settings, check",
+    [
+        *((f"hydra/sweeper={name}", check_sweeper) for name in ("tune", "deepobs")),
+        ("hydra/launcher=vectorized", check_launcher),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_every_numeric_sweeper_and_launcher_setting(settings, check):
     """The plugins' settings: refused with one message, or legal (those are run by the slow test below)."""
     node = make_cfg(settings).hydra[settings.split("/")[1].split("=")[0]]
@@ -189,19 +209,35 @@ def test_every_numeric_sweeper_and_launcher_setting(settings, check):
 # Plugin settings whose walked values are legal (each run by test_legal_plugin_values_run).
 LEGAL_PLUGIN_VALUES = {
     "hydra/sweeper=tune": [("tuning_seed", 0), ("tuning_seed", -1), ("search_seed", 0)],
-    "hydra/sweeper=deepobs": [*((f"seeds.{i}", v) for i in range(10) for v in (0, -1)), ("tuning_seed", 0),
-                              ("tuning_seed", -1), ("search_seed", 0)],
+    "hydra/sweeper=deepobs": [
+        *((f"seeds.{i}", v) for i in range(10) for v in (0, -1)),
+        ("tuning_seed", 0),
+        ("tuning_seed", -1),
+        ("search_seed", 0),
+    ],
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", ["hydra.sweeper.tuning_seed=-1", "hydra.sweeper.search_seed=0",
-                                     "hydra.sweeper.seeds=[0,-1]"])
+@pytest.mark.parametrize(
+    "setting", ["hydra.sweeper.tuning_seed=-1", "hydra.sweeper.search_seed=0", "hydra.sweeper.seeds=[0,-1]"]
+)
 def test_legal_plugin_values_run(tmp_path, setting):
     seeds = [] if setting.startswith("hydra.sweeper.seeds=") else ["hydra.sweeper.seeds=1"]
-    result = cli("-m", "hydra/sweeper=tune", "task=rosenbrock", "optimizer=sgd", "iterations=20", "eval_every=10",
-                 "hydra.sweeper.trials=2", "hydra.sweeper.search=random", *seeds, setting,
-                 f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = cli(
+        "-m",
+        "hydra/sweeper=tune",
+        "task=rosenbrock",
+        "optimizer=sgd",
+        "iterations=20",
+        "eval_every=10",
+        "hydra.sweeper.trials=2",
+        "hydra.sweeper.search=random",
+        *seeds,
+        setting,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert all(json.loads(p.read_text())["status"] == "completed" for p in tmp_path.glob("*/summary.json"))
 

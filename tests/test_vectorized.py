@@ -33,9 +33,14 @@ def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[d
     for i, cfg in enumerate(cfgs):
         alone = run_job(cfg, tmp_path / f"alone{i}")
         assert summaries[i]["status"] == alone["status"], members[i]
-        for name in ("train.csv", "test.csv", *(["valid.csv"] if (tmp_path / f"alone{i}" / "valid.csv").exists() else [])):
-            assert_same_metrics(tmp_path / f"member{i}" / name, tmp_path / f"alone{i}" / name,
-                                f"{' '.join(members[i])}: {name}")
+        for name in (
+            "train.csv",
+            "test.csv",
+            *(["valid.csv"] if (tmp_path / f"alone{i}" / "valid.csv").exists() else []),
+        ):
+            assert_same_metrics(
+                tmp_path / f"member{i}" / name, tmp_path / f"alone{i}" / name, f"{' '.join(members[i])}: {name}"
+            )
         assert summaries[i]["final_test_accuracy"] == alone["final_test_accuracy"]
     return summaries
 
@@ -43,18 +48,19 @@ def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[d
 @pytest.mark.slow  # the fast tier keeps the members-equal-single-runs test below (without a validation split)
 def test_members_with_a_validation_split_equal_their_single_runs(tmp_path):
     """The tuner's default (validation=true): members train on the same 50,000 images and write valid.csv."""
-    summaries = compare_with_single_runs(tmp_path, [["optimizer=sgd", "validation=true"],
-                                                    ["optimizer=adam", "seed=1", "validation=true"]])
+    summaries = compare_with_single_runs(
+        tmp_path, [["optimizer=sgd", "validation=true"], ["optimizer=adam", "seed=1", "validation=true"]]
+    )
     assert all(s["vectorized_members"] == 2 for s in summaries)
     assert all((tmp_path / f"member{i}" / "valid.csv").exists() for i in range(2))
 
 
 def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_path):
     members = [
-        ["optimizer=sgd", "optimizer.weight_decay=0"],                  # batched SGD block (an int setting) ...
-        ["optimizer=sgd", "optimizer.lr=0.05", "seed=1"],               # ... with per-member lr and seed
-        ["optimizer=sgd", "optimizer.lr=3000"],                         # diverges early
-        ["optimizer=scratch/adam", "seed=3", "schedule=cosine"],        # the per-member path, with a schedule
+        ["optimizer=sgd", "optimizer.weight_decay=0"],  # batched SGD block (an int setting) ...
+        ["optimizer=sgd", "optimizer.lr=0.05", "seed=1"],  # ... with per-member lr and seed
+        ["optimizer=sgd", "optimizer.lr=3000"],  # diverges early
+        ["optimizer=scratch/adam", "seed=3", "schedule=cosine"],  # the per-member path, with a schedule
     ]
     summaries = compare_with_single_runs(tmp_path, members)
     assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "completed"]
@@ -62,10 +68,37 @@ def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_
     assert all(s["vectorized_members"] == len(members) for s in summaries)
 
 
-ELEMENTWISE_TORCH = ["sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", "radam", "rmsprop",
-                     "adagrad", "adadelta", "asgd", "rprop"]
-SCRATCH = [f"scratch/{name}" for name in ("sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", "radam",
-                                          "rmsprop", "adagrad", "adadelta")]
+ELEMENTWISE_TORCH = [
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "asgd",
+    "rprop",
+]
+SCRATCH = [
+    f"scratch/{name}"
+    for name in (
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adam",
+        "adamw",
+        "adamax",
+        "nadam",
+        "radam",
+        "rmsprop",
+        "adagrad",
+        "adadelta",
+    )
+]
 
 
 @pytest.mark.slow
@@ -120,10 +153,16 @@ def test_the_benchmarks_optimizers_step_in_batched_blocks():
 
 
 def test_grouping_reasons_and_member_bound():
-    cfgs = [make_cfg("optimizer=sgd", "seed=0"), make_cfg("optimizer=adam", "seed=1"),
-            make_cfg("optimizer=sgd", "schedule=cosine"), make_cfg("optimizer=lbfgs"),
-            make_cfg("optimizer=muon"), make_cfg("task=rosenbrock"), make_cfg("task=fmnist_2c2d"),
-            make_cfg("optimizer=sgd", "batch_size=50")]
+    cfgs = [
+        make_cfg("optimizer=sgd", "seed=0"),
+        make_cfg("optimizer=adam", "seed=1"),
+        make_cfg("optimizer=sgd", "schedule=cosine"),
+        make_cfg("optimizer=lbfgs"),
+        make_cfg("optimizer=muon"),
+        make_cfg("task=rosenbrock"),
+        make_cfg("task=fmnist_2c2d"),
+        make_cfg("optimizer=sgd", "batch_size=50"),
+    ]
     groups, alone = plan_groups(cfgs, max_members=2)
     assert groups == [[0, 1], [2]]
     assert "step(closure)" in alone[3] and "Newton-Schulz" in alone[4]
@@ -135,9 +174,23 @@ def test_grouping_reasons_and_member_bound():
 @pytest.mark.slow
 def test_vectorized_launcher_writes_every_jobs_files(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run([str(OPTBENCH), "-m", "hydra/launcher=vectorized", "optimizer=sgd,adam,lbfgs",
-                             "iterations=30", "eval_every=15", "device=cpu", "auto_report=false",
-                             f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "hydra/launcher=vectorized",
+            "optimizer=sgd,adam,lbfgs",
+            "iterations=30",
+            "eval_every=15",
+            "device=cpu",
+            "auto_report=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr  # Hydra's own lines go to stdout, the jobs' to stderr
     assert "Launching 3 jobs: 2 in 1 vectorised group(s), 1 alone" in output
@@ -153,9 +206,21 @@ def test_vectorized_launcher_writes_every_jobs_files(tmp_path):
 
 @pytest.mark.slow
 def test_bad_member_bound_is_one_message(tmp_path):
-    result = subprocess.run([str(OPTBENCH), "-m", "hydra/launcher=vectorized", "hydra.launcher.max_members=0",
-                             "optimizer=sgd,adam", "iterations=5", f"hydra.sweep.dir={tmp_path / 's'}"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "hydra/launcher=vectorized",
+            "hydra.launcher.max_members=0",
+            "optimizer=sgd,adam",
+            "iterations=5",
+            f"hydra.sweep.dir={tmp_path / 's'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "hydra.launcher.max_members=0 must be a whole number >= 1" in result.stderr
     assert "Traceback" not in result.stderr

@@ -49,9 +49,19 @@ def arm_name(arm: list[str], common: list[str]) -> str:
 class TuneSweeper(Sweeper):
     """Stage 1: every search point per arm on `tuning_seed`; stage 2: each arm's best point over `seeds`."""
 
-    def __init__(self, search: str = "grid", trials: int = 11, params: Any = None, select: str = "time_to_target",
-                 seeds: Any = 5, tuning_seed: int = 1000, search_seed: int = 0, split: str = "validation",
-                 digits: int = 3, batch: Any = None) -> None:
+    def __init__(
+        self,
+        search: str = "grid",
+        trials: int = 11,
+        params: Any = None,
+        select: str = "time_to_target",
+        seeds: Any = 5,
+        tuning_seed: int = 1000,
+        search_seed: int = 0,
+        split: str = "validation",
+        digits: int = 3,
+        batch: Any = None,
+    ) -> None:
         super().__init__()
         self.batch = batch
         self.search, self.trials, self.select, self.split, self.digits = search, trials, select, split, digits
@@ -67,7 +77,8 @@ class TuneSweeper(Sweeper):
 
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def _stage_seeds(self) -> list[int]:
         """Stage 2's seeds: 0..seeds-1, or the list given."""
@@ -76,9 +87,17 @@ class TuneSweeper(Sweeper):
 
     def settings(self) -> dict[str, Any]:
         """The sweeper's own settings (`hydra.sweeper.*`), as `optbench.validation.check_sweeper` reads them."""
-        return {"search": self.search, "trials": self.trials, "batch": self.batch, "select": self.select,
-                "split": self.split, "seeds": self.seeds, "tuning_seed": self.tuning_seed,
-                "search_seed": self.search_seed, "digits": self.digits}
+        return {
+            "search": self.search,
+            "trials": self.trials,
+            "batch": self.batch,
+            "select": self.select,
+            "split": self.split,
+            "seeds": self.seeds,
+            "tuning_seed": self.tuning_seed,
+            "search_seed": self.search_seed,
+            "digits": self.digits,
+        }
 
     def _plan(self, arguments: list[str]) -> tuple[list[list[str]], list[str], list]:
         """(the arms: each a list of overrides, the overrides common to every job, the search dimensions)."""
@@ -94,7 +113,8 @@ class TuneSweeper(Sweeper):
                 raise OptbenchError(
                     "seed=... cannot be given to the tune sweeper: it runs every stage-1 trial with "
                     f"hydra.sweeper.tuning_seed (now {self.tuning_seed}) and stage 2 with hydra.sweeper.seeds "
-                    f"(now {self.seeds}). Set those instead, e.g. hydra.sweeper.seeds=10.")
+                    f"(now {self.seeds}). Set those instead, e.g. hydra.sweeper.seeds=10."
+                )
             if override.is_sweep_override() and (override.is_interval_sweep() or key in dimensions):
                 dimensions[key] = dimension_of(override)  # a searched parameter given on the command line
             elif override.is_sweep_override():
@@ -143,11 +163,21 @@ class TuneSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        log.info("tune: %d arms x %d trials (%s search over %s%s) on seed %d, selected on the %s split, then the "
-                 "best of each arm over seeds %s", len(arms), per_arm, self.search,
-                 ", ".join(d.key for d in dimensions) or "nothing",
-                 f", {batch} per arm at a time" if adaptive else "", self.tuning_seed, self.split, seeds)
-        probe = {d.key: d.at(0.5) for d in dimensions}  # every arm composes before the first trial runs: a typo fails at once
+        log.info(
+            "tune: %d arms x %d trials (%s search over %s%s) on seed %d, selected on the %s split, then the "
+            "best of each arm over seeds %s",
+            len(arms),
+            per_arm,
+            self.search,
+            ", ".join(d.key for d in dimensions) or "nothing",
+            f", {batch} per arm at a time" if adaptive else "",
+            self.tuning_seed,
+            self.split,
+            seeds,
+        )
+        probe = {
+            d.key: d.at(0.5) for d in dimensions
+        }  # every arm composes before the first trial runs: a typo fails at once
         for arm in stage_one:
             self.validate_batch_is_legal([self._trial(common, arm, probe, "probe")])
 
@@ -157,7 +187,7 @@ class TuneSweeper(Sweeper):
             launch = []  # one launch for every arm's next trials: a vectorised group spans optimizers
             for index, arm in enumerate(stage_one):
                 count = min(batch, per_arm - len(arm.points))
-                new = arm.search.ask(count) if adaptive else points[len(arm.points):len(arm.points) + count]
+                new = arm.search.ask(count) if adaptive else points[len(arm.points) : len(arm.points) + count]
                 for point in new:
                     arm.dirs.append(f"{TUNING_DIR}/{index * per_arm + len(arm.points)}")
                     arm.points.append(point)
@@ -181,8 +211,13 @@ class TuneSweeper(Sweeper):
 
     def _trial(self, common: list[str], arm: Arm, point: dict[str, str], run_dir: str) -> list[str]:
         """A stage-1 trial's overrides."""
-        return [*common, *arm.overrides, *(f"{k}={v}" for k, v in point.items()), f"seed={self.tuning_seed}",
-                f"hydra.sweep.subdir={run_dir}"]
+        return [
+            *common,
+            *arm.overrides,
+            *(f"{k}={v}" for k, v in point.items()),
+            f"seed={self.tuning_seed}",
+            f"hydra.sweep.subdir={run_dir}",
+        ]
 
     def _rows(self, arm: Arm) -> list[dict[str, Any]]:
         from optbench.tuning import tuning_rows
@@ -196,14 +231,23 @@ class TuneSweeper(Sweeper):
         chosen = next((row for row in self._rows(arm) if row["chosen"]), None)
         what = " ".join(arm.overrides) or "the sweep"
         if chosen is None:
-            log.warning("tune: no trial of %s completed (all diverged or failed; see %s); it is left out of "
-                        "stage 2", what, Path(self.config.hydra.sweep.dir) / TUNING_CSV)
+            log.warning(
+                "tune: no trial of %s completed (all diverged or failed; see %s); it is left out of stage 2",
+                what,
+                Path(self.config.hydra.sweep.dir) / TUNING_CSV,
+            )
             return None
         setting = [f"{k}={chosen[k]}" for k in arm.points[0]]
         reached = chosen["time_to_target"]
-        log.info("tune: %s: chose %s (final %s %s %.4g, %s)", what, " ".join(setting), self.split,
-                 chosen["metric"].removeprefix("test_"), chosen["final_metric"],
-                 "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}")
+        log.info(
+            "tune: %s: chose %s (final %s %s %.4g, %s)",
+            what,
+            " ".join(setting),
+            self.split,
+            chosen["metric"].removeprefix("test_"),
+            chosen["final_metric"],
+            "target missed" if math.isnan(reached) else f"target reached at iteration {reached:.0f}",
+        )
         return [*common, *arm.overrides, *setting]
 
     def _batch_size(self, arms: int) -> int:

@@ -83,8 +83,13 @@ class VectorizedLauncher(Launcher):
         return sweep_config
 
     def _run_alone(self, config: DictConfig) -> JobReturn:
-        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
@@ -102,14 +107,20 @@ class VectorizedLauncher(Launcher):
             check_launcher({"max_members": self.max_members})
         configs = [self._sweep_config(overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
         groups, alone = plan_groups(configs, self.max_members)
-        log.info("Launching %d jobs: %d in %d vectorised group(s), %d alone", len(configs),
-                 sum(map(len, groups)), len(groups), len(alone))
+        log.info(
+            "Launching %d jobs: %d in %d vectorised group(s), %d alone",
+            len(configs),
+            sum(map(len, groups)),
+            len(groups),
+            len(alone),
+        )
         returns: dict[int, JobReturn] = {}
         for group in groups:
             returns.update(zip(group, self._launch_group([configs[i] for i in group])))
         for i, reason in sorted(alone.items()):
-            log.info("\t#%d : %s runs alone: %s", initial_job_idx + i,
-                     " ".join(filter_overrides(job_overrides[i])), reason)
+            log.info(
+                "\t#%d : %s runs alone: %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])), reason
+            )
             returns[i] = self._run_alone(configs[i])
         return [returns[i] for i in range(len(configs))]
 
@@ -120,12 +131,22 @@ class VectorizedLauncher(Launcher):
         from optbench.vectorized.engine import run_group
 
         quiet = HydraContext(config_loader=self.hydra_context.config_loader, callbacks=_NoCallbacks())
-        returns = [run_job(hydra_context=quiet, task_function=_output_dir, config=config,
-                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir") for config in configs]
+        returns = [
+            run_job(
+                hydra_context=quiet,
+                task_function=_output_dir,
+                config=config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            for config in configs
+        ]
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         out_dirs = [ret.return_value for ret in returns]
-        loggers = [_job_logger(config.hydra.job.num, out_dir, config.hydra.job.name)
-                   for config, out_dir in zip(configs, out_dirs)]
+        loggers = [
+            _job_logger(config.hydra.job.num, out_dir, config.hydra.job.name)
+            for config, out_dir in zip(configs, out_dirs)
+        ]
         for config, ret in zip(configs, returns):
             log.info("\t#%d : %s", config.hydra.job.num, " ".join(filter_overrides(ret.overrides)))
             self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)

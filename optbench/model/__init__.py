@@ -19,9 +19,12 @@ from optbench.errors import OptbenchError
 def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Module:
     """Instantiate the configured model for inputs of `in_features` and `num_classes` outputs."""
     return instantiate_checked(
-        cfg, in_features=in_features, num_classes=num_classes, _convert_="all",
-        what="The model", hint="Check model=... and the model.* overrides against configs/model/ "
-                               "(e.g. model=mlp model.hidden=[100]).",
+        cfg,
+        in_features=in_features,
+        num_classes=num_classes,
+        _convert_="all",
+        what="The model",
+        hint="Check model=... and the model.* overrides against configs/model/ (e.g. model=mlp model.hidden=[100]).",
     )
 
 
@@ -35,8 +38,9 @@ class MLP(nn.Sequential):
     N(0, 1/n_in) (the lab's variant of Xavier) and zeroes the biases.
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,),
-                 init: str = "default") -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,), init: str = "default"
+    ) -> None:
         widths = list(hidden)
         layers: list[nn.Module] = []
         for n_in, n_out in zip([in_features, *widths], widths):
@@ -68,8 +72,9 @@ class Conv2c2d(nn.Sequential):
     Inputs arrive as flat rows (the dataset group's format) and are reshaped to square images.
     """
 
-    def __init__(self, in_features: int, num_classes: int, channels: Sequence[int] = (32, 64),
-                 hidden: int = 1024) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, channels: Sequence[int] = (32, 64), hidden: int = 1024
+    ) -> None:
         side = math.isqrt(in_features)
         if side * side != in_features or side % 4:
             raise OptbenchError(
@@ -80,10 +85,15 @@ class Conv2c2d(nn.Sequential):
         first, second = channels
         super().__init__(
             nn.Unflatten(1, (1, side, side)),
-            nn.Conv2d(1, first, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(first, second, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, first, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(first, second, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(second * (side // 4) ** 2, hidden), nn.ReLU(),
+            nn.Linear(second * (side // 4) ** 2, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
         for layer in self:

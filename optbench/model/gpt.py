@@ -32,8 +32,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, time, n_embd) -> (batch, time, n_embd)."""
         batch, time, width = x.shape
-        q, k, v = (t.view(batch, time, self.n_head, width // self.n_head).transpose(1, 2)
-                   for t in self.c_attn(x).split(self.n_embd, dim=2))
+        q, k, v = (
+            t.view(batch, time, self.n_head, width // self.n_head).transpose(1, 2)
+            for t in self.c_attn(x).split(self.n_embd, dim=2)
+        )
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(batch, time, width)))
 
@@ -72,17 +74,27 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """nanoGPT's GPT: `vocab_size` tokens in, the logits of the next token at every position out."""
 
-    def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 2, n_head: int = 4, n_embd: int = 64,
-                 dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int = 64,
+        n_layer: int = 2,
+        n_head: int = 4,
+        n_embd: int = 64,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()  # the sizes are checked by optbench.validation (model.* rules)
         self.block_size = block_size
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            drop=nn.Dropout(dropout),
-            h=nn.ModuleList([Block(n_embd, n_head, dropout, bias) for _ in range(n_layer)]),
-            ln_f=nn.LayerNorm(n_embd, bias=bias),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(vocab_size, n_embd),
+                wpe=nn.Embedding(block_size, n_embd),
+                drop=nn.Dropout(dropout),
+                h=nn.ModuleList([Block(n_embd, n_head, dropout, bias) for _ in range(n_layer)]),
+                ln_f=nn.LayerNorm(n_embd, bias=bias),
+            )
+        )
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying: named_parameters lists it once, as wte
         self.apply(self._init_weights)

@@ -7,5 +7,19 @@ from optbench.optim.base import ScratchOptimizer
 from optbench.optim.lookahead import Lookahead
 from optbench.optim.sgd import SGD, Momentum, Nesterov
 
-__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamTF", "AdamW", "Adamax",
-           "NAdam", "RAdam", "ScratchOptimizer", "Lookahead"]
+__all__ = [
+    "SGD",
+    "Momentum",
+    "Nesterov",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adam",
+    "AdamTF",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "ScratchOptimizer",
+    "Lookahead",
+]

@@ -13,12 +13,25 @@ from optbench.optim.base import ScratchOptimizer, with_l2
 class Adagrad(ScratchOptimizer):
     """G ← G + g²;  θ ← θ − η_t g / (√G + ε),  η_t = η / (1 + (t − 1) decay)."""
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
         if not 0.0 <= lr_decay:  # as torch.optim.Adagrad: a negative decay divides by zero at some step
             raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(
+            params,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
 
     def init_state(self, param: Tensor) -> dict[str, Any]:
         """The running sum of squared gradients."""
@@ -35,8 +48,9 @@ class Adagrad(ScratchOptimizer):
 class RMSprop(ScratchOptimizer):
     """E[g²] ← α E[g²] + (1 − α) g²;  θ ← θ − η g / (√E[g²] + ε)."""
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0
+    ) -> None:
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
     def init_state(self, param: Tensor) -> dict[str, Any]:
@@ -53,8 +67,7 @@ class RMSprop(ScratchOptimizer):
 class Adadelta(ScratchOptimizer):
     """E[g²] ← ρE[g²] + (1−ρ)g²;  Δ = √(E[Δ²]+ε)/√(E[g²]+ε) · g;  E[Δ²] ← ρE[Δ²] + (1−ρ)Δ²;  θ ← θ − η Δ."""
 
-    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
     def init_state(self, param: Tensor) -> dict[str, Any]:

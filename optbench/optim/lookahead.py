@@ -60,8 +60,13 @@ class Lookahead(Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state plus the slow weights and the step counter."""
-        return {"base": self.base.state_dict(), "slow": [[w.clone() for w in ws] for ws in self.slow],
-                "fast_steps": self.fast_steps, "k": self.k, "alpha": self.alpha}
+        return {
+            "base": self.base.state_dict(),
+            "slow": [[w.clone() for w in ws] for ws in self.slow],
+            "fast_steps": self.fast_steps,
+            "k": self.k,
+            "alpha": self.alpha,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (slow weights copied into this optimizer's tensors)."""

@@ -24,8 +24,9 @@ class SGD(ScratchOptimizer):
 class Momentum(ScratchOptimizer):
     """v ← μ v + (1 − d) g (v₁ = g);  θ ← θ − η v."""
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0
+    ) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
 
     def velocity(self, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> Tensor:

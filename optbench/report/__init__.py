@@ -69,12 +69,15 @@ class Report:
 
     def _repr_html_(self) -> str:
         images = "".join(image_html(path, self.out_dir) for path in self.figures)
-        return (f"<p>optbench report of {len(self.runs)} runs in <code>{escape(str(self.out_dir))}</code></p>"
-                f"{self.table.to_html(index=False, na_rep='')}{images}")
+        return (
+            f"<p>optbench report of {len(self.runs)} runs in <code>{escape(str(self.out_dir))}</code></p>"
+            f"{self.table.to_html(index=False, na_rep='')}{images}"
+        )
 
 
-def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50,
-                 log_loss: bool = True, gif: bool = False) -> Report:
+def build_report(
+    paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50, log_loss: bool = True, gif: bool = False
+) -> Report:
     """Read every run under `paths`; write figures, summary.csv, pairwise.csv, results.csv, summary.md and
     report.html (plus performance_profiles.csv across tasks) into `out_dir`.
 
@@ -97,18 +100,32 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
     for task in tasks:
         task_groups = [group for group in groups if group.task == task]
         task_runs = [run for group in task_groups for run in group.runs]
-        panel = Panel(task, task_groups, table[table.task == task], describe(task, task_runs),
-                      plots.styles([group.label for group in task_groups]), window, log_loss,
-                      pairs[pairs.task == task], tuning[tuning.task == task] if len(tuning) else tuning)
+        panel = Panel(
+            task,
+            task_groups,
+            table[table.task == task],
+            describe(task, task_runs),
+            plots.styles([group.label for group in task_groups]),
+            window,
+            log_loss,
+            pairs[pairs.task == task],
+            tuning[tuning.task == task] if len(tuning) else tuning,
+        )
         subtitles.append(panel.subtitle)
         where = out_dir / task if len(tasks) > 1 else out_dir
         where.mkdir(exist_ok=True)
         written = [path for figure in figures for path in figure.write(panel, where, fmt)]
         files += written
-        sections.append(Section(task if len(tasks) > 1 else None,
-                                f"{panel.subtitle} · {len(task_runs)} runs in {len(task_groups)} groups",
-                                readable(panel.table), tuning_notes(panel.tuning) + significant_pairs(panel.pairwise),
-                                written, task_groups))
+        sections.append(
+            Section(
+                task if len(tasks) > 1 else None,
+                f"{panel.subtitle} · {len(task_runs)} runs in {len(task_groups)} groups",
+                readable(panel.table),
+                tuning_notes(panel.tuning) + significant_pairs(panel.pairwise),
+                written,
+                task_groups,
+            )
+        )
 
     profile_scores = []
     for clock, name in profiles.CLOCKS.items():
@@ -119,8 +136,14 @@ def build_report(paths: list[Path], out_dir: Path, *, fmt: str = "png", window: 
         figure = plots.save(profiles.profile_figure(rho, scores, clock), out_dir / f"performance_profile{suffix}.{fmt}")
         files.append(figure)
         profile_scores.append(scores.set_index("label").add_suffix(suffix))
-        sections.append(Section(f"Performance profiles across tasks ({name} to target)", profiles.description(clock),
-                                profiles.readable(scores), figures=[figure]))
+        sections.append(
+            Section(
+                f"Performance profiles across tasks ({name} to target)",
+                profiles.description(clock),
+                profiles.readable(scores),
+                figures=[figure],
+            )
+        )
     if profile_scores:  # one row per label: the step score and its counts, then the seconds score if any
         combined = pd.concat(profile_scores, axis=1).rename_axis("label").reset_index()
         write_text_atomic(out_dir / "performance_profiles.csv", combined.to_csv(index=False))

@@ -26,8 +26,11 @@ class AutoReport(Callback):
         try:
             report = build_report([sweep_dir], sweep_dir / "report")
         except Exception:
-            log.exception("could not write the report for %s; run `optbench report %s` to retry",
-                          sweep_dir, sweep_dir)
+            log.exception("could not write the report for %s; run `optbench report %s` to retry", sweep_dir, sweep_dir)
             return
-        log.info("report for %d runs written to %s (open report.html)\n%s", len(report.runs), sweep_dir / "report",
-                 to_terminal(report.table))
+        log.info(
+            "report for %d runs written to %s (open report.html)\n%s",
+            len(report.runs),
+            sweep_dir / "report",
+            to_terminal(report.table),
+        )

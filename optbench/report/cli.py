@@ -14,20 +14,28 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="optbench report",
         description="Turn optbench runs (a run dir, a sweep dir, or several) into comparison figures, "
-                    "summary tables with statistics, and one self-contained report.html. Runs are found "
-                    "recursively (any folder holding train.csv; a tune sweep's stage-1 trials are summarised "
-                    "from its tuning.csv); runs that differ only by seed are grouped.",
+        "summary tables with statistics, and one self-contained report.html. Runs are found "
+        "recursively (any folder holding train.csv; a tune sweep's stage-1 trials are summarised "
+        "from its tuning.csv); runs that differ only by seed are grouped.",
         epilog="example: optbench report multirun/2026-11-21/10-00-00   "
-               "optbench report outputs/a outputs/b -o cmp/ --format svg",
+        "optbench report outputs/a outputs/b -o cmp/ --format svg",
     )
     p.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs, or folders holding them")
-    p.add_argument("-o", "--out", type=Path, default=None,
-                   help="where to write the report (default: PATH/report for one PATH, ./report for several)")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the report (default: PATH/report for one PATH, ./report for several)",
+    )
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default png)")
     p.add_argument("--window", type=int, default=50, help="moving-average window in iterations (default 50)")
     p.add_argument("--linear-loss", action="store_true", help="plot the training loss on a linear y axis (default log)")
-    p.add_argument("--gif", action="store_true",
-                   help="also write trajectory.gif for 2-D tasks: the optimizers' paths drawn step by step")
+    p.add_argument(
+        "--gif",
+        action="store_true",
+        help="also write trajectory.gif for 2-D tasks: the optimizers' paths drawn step by step",
+    )
     return p
 
 
@@ -37,15 +45,17 @@ def main(argv: list[str]) -> int:
     from optbench.validation import Number  # torch's import waits until the arguments parse (and --help is quick)
 
     if message := Number("--window 50", whole=True, low=1, says="a positive number of iterations").problem(
-            "--window", args.window):
+        "--window", args.window
+    ):
         parser().error(message)
     out = args.out or (args.paths[0] / "report" if len(args.paths) == 1 else Path("report"))
     from optbench.report import build_report  # pandas/matplotlib load only once arguments are valid
     from optbench.report.table import to_terminal
 
     try:
-        report = build_report(args.paths, out, fmt=args.format, window=args.window, log_loss=not args.linear_loss,
-                              gif=args.gif)
+        report = build_report(
+            args.paths, out, fmt=args.format, window=args.window, log_loss=not args.linear_loss, gif=args.gif
+        )
     except OptbenchError as exc:
         print(f"optbench report: error: {exc}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ class Document:
 
 def describe(task: str, runs: list[Run]) -> str:
     """`mnist_mlp · mnist · mlp 784-100-10 · 3000 iterations`, listing every value where runs differ."""
+
     def values(describe_run) -> str:
         found = []
         for run in runs:
@@ -48,8 +49,11 @@ def describe(task: str, runs: list[Run]) -> str:
         return " / ".join(found)
 
     dataset = values(lambda run: run.summary.get("dataset"))
-    model = values(lambda run: " ".join(filter(None, [
-        run.summary.get("model"), "-".join(str(w) for w in run.summary.get("model_layers", []))])))
+    model = values(
+        lambda run: " ".join(
+            filter(None, [run.summary.get("model"), "-".join(str(w) for w in run.summary.get("model_layers", []))])
+        )
+    )
     iterations = values(lambda run: str(run.summary.get("iterations", "")))
     parts = [task] + [dataset] * (dataset != task) + [model] + [f"{iterations} iterations"] * bool(iterations)
     return " · ".join(part for part in parts if part and part != "?")
@@ -61,8 +65,10 @@ def troubled_runs(runs: list[Run]) -> list[str]:
     for run in (run for run in runs if not run.clean):
         details = [f"{len(run.train)} iterations recorded"]
         if run.summary.get("diverged_at"):
-            details.append(f"diverged at iteration {run.summary['diverged_at']}: "
-                           f"{run.summary.get('divergence', 'loss not finite')}")
+            details.append(
+                f"diverged at iteration {run.summary['diverged_at']}: "
+                f"{run.summary.get('divergence', 'loss not finite')}"
+            )
         if run.summary.get("advice"):
             details.append(run.summary["advice"])
         if run.summary.get("error"):
@@ -77,12 +83,16 @@ def significant_pairs(pairs: pd.DataFrame) -> list[str]:
     tested = pairs[pairs.p.notna()]
     if tested.empty:
         return []
-    lines = [f"Paired t-tests over common seeds, Holm-corrected within the task: {int(tested.significant.sum())} of "
-             f"{len(tested)} differences significant at 5%."]
+    lines = [
+        f"Paired t-tests over common seeds, Holm-corrected within the task: {int(tested.significant.sum())} of "
+        f"{len(tested)} differences significant at 5%."
+    ]
     for row in tested[tested.significant].itertuples():
         better, worse = (row.first, row.second) if row.advantage > 0 else (row.second, row.first)
-        lines.append(f"- **{better}** beats **{worse}** on {row.metric.replace('_', ' ')} by {abs(row.advantage):.4g} "
-                     f"(n={row.common_seeds}, p={row.p_holm:.2g})")
+        lines.append(
+            f"- **{better}** beats **{worse}** on {row.metric.replace('_', ' ')} by {abs(row.advantage):.4g} "
+            f"(n={row.common_seeds}, p={row.p_holm:.2g})"
+        )
     return lines
 
 
@@ -96,13 +106,20 @@ def tuning_notes(tuning: pd.DataFrame) -> list[str]:
     if tuning.empty:
         return []
     keys = searched(tuning)
-    lines = [f"Tuned by `{tuning['select'].iloc[0]}` of the {metric_name(tuning)} over {', '.join(keys)} on seed "
-             f"{', '.join(map(str, dict.fromkeys(tuning.seed)))} (stage 1, tuning.csv); the table reruns each "
-             "arm's chosen setting over the seeds:"]
+    lines = [
+        f"Tuned by `{tuning['select'].iloc[0]}` of the {metric_name(tuning)} over {', '.join(keys)} on seed "
+        f"{', '.join(map(str, dict.fromkeys(tuning.seed)))} (stage 1, tuning.csv); the table reruns each "
+        "arm's chosen setting over the seeds:"
+    ]
     for arm, trials in tuning.groupby("arm", sort=False):
         chosen = trials[trials.chosen.astype(bool)]
-        setting = (" ".join(f"{key}={_plain(chosen[key].iloc[0])}" for key in keys) if len(chosen)
-                   else "nothing (no trial completed)")
-        lines.append(f"- {arm_label(arm)}: {setting} · {int((trials.status == 'completed').sum())} of {len(trials)} "
-                     "trials completed")
+        setting = (
+            " ".join(f"{key}={_plain(chosen[key].iloc[0])}" for key in keys)
+            if len(chosen)
+            else "nothing (no trial completed)"
+        )
+        lines.append(
+            f"- {arm_label(arm)}: {setting} · {int((trials.status == 'completed').sum())} of {len(trials)} "
+            "trials completed"
+        )
     return lines

@@ -77,8 +77,11 @@ class TrainingCurves(ReportFigure):
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Moving averages with the raw curves faint."""
         log_y = panel.log_loss and self.column == "loss"
-        return {self.name: plots.training_curves(panel.groups, self.column, panel.window, panel.subtitle, log_y,
-                                                 panel.palette)}
+        return {
+            self.name: plots.training_curves(
+                panel.groups, self.column, panel.window, panel.subtitle, log_y, panel.palette
+            )
+        }
 
 
 class TestMetric(ReportFigure):
@@ -140,8 +143,9 @@ class PairwiseComparisons(ReportFigure):
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """A matrix, groups in the table's order."""
-        return {self.name: plots.pairwise_matrix(panel.pairwise, [group.label for group in panel.groups],
-                                                 panel.subtitle)}
+        return {
+            self.name: plots.pairwise_matrix(panel.pairwise, [group.label for group in panel.groups], panel.subtitle)
+        }
 
 
 class LearningRateSensitivity(ReportFigure):
@@ -181,8 +185,11 @@ class ScratchPairs(ReportFigure):
     def pairs(self, panel: Panel) -> list[tuple[Group, Group]]:
         """(torch group, scratch group) for every scratch/X whose X is in the panel too."""
         by_label = {group.label: group for group in panel.groups}
-        return [(by_label[label.removeprefix("scratch/")], group) for label, group in by_label.items()
-                if label.startswith("scratch/") and label.removeprefix("scratch/") in by_label]
+        return [
+            (by_label[label.removeprefix("scratch/")], group)
+            for label, group in by_label.items()
+            if label.startswith("scratch/") and label.removeprefix("scratch/") in by_label
+        ]
 
     def applies(self, panel: Panel) -> bool:
         """Where a scratch optimizer ran beside its torch twin."""
@@ -190,8 +197,12 @@ class ScratchPairs(ReportFigure):
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """One `pair_<X>` figure per pair."""
-        return {"pair_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in twin.label):
-                plots.scratch_pair(twin, scratch, panel.window, panel.subtitle) for twin, scratch in self.pairs(panel)}
+        return {
+            "pair_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in twin.label): plots.scratch_pair(
+                twin, scratch, panel.window, panel.subtitle
+            )
+            for twin, scratch in self.pairs(panel)
+        }
 
 
 class Trajectories(ReportFigure):
@@ -202,12 +213,16 @@ class Trajectories(ReportFigure):
     def applies(self, panel: Panel) -> bool:
         """2-D tasks: runs that wrote trajectory.csv, on a function optbench knows."""
         return trajectory.surface_of(panel.groups) is not None and any(
-            run.trajectory is not None and not run.trajectory.empty for group in panel.groups for run in group.runs)
+            run.trajectory is not None and not run.trajectory.empty for group in panel.groups for run in group.runs
+        )
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Log-spaced contours, the minima starred, each path in its group's style."""
-        return {self.name: trajectory.paths_figure(panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle,
-                                                   panel.palette)}
+        return {
+            self.name: trajectory.paths_figure(
+                panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle, panel.palette
+            )
+        }
 
 
 class TrajectoryAnimation(Trajectories):
@@ -217,10 +232,27 @@ class TrajectoryAnimation(Trajectories):
         """`trajectory.gif`, whatever the figure format."""
         if not self.applies(panel):
             return []
-        return [trajectory.write_animation(panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle,
-                                           panel.palette, out_dir / f"{self.name}.gif")]
+        return [
+            trajectory.write_animation(
+                panel.groups,
+                *trajectory.surface_of(panel.groups),
+                panel.subtitle,
+                panel.palette,
+                out_dir / f"{self.name}.gif",
+            )
+        ]
 
 
-FIGURES: list[ReportFigure] = [TrainingCurves("loss"), TrainingCurves("accuracy"), TestMetric("accuracy"),
-                               TestMetric("loss"), LearningRate(), FinalAccuracy(), PairwiseComparisons(),
-                               LearningRateSensitivity(), BatchScaling(), ScratchPairs(), Trajectories()]
+FIGURES: list[ReportFigure] = [
+    TrainingCurves("loss"),
+    TrainingCurves("accuracy"),
+    TestMetric("accuracy"),
+    TestMetric("loss"),
+    LearningRate(),
+    FinalAccuracy(),
+    PairwiseComparisons(),
+    LearningRateSensitivity(),
+    BatchScaling(),
+    ScratchPairs(),
+    Trajectories(),
+]

@@ -127,9 +127,13 @@ def notes_html(lines: list[str]) -> str:
 def table_html(frame: pd.DataFrame) -> str:
     """A sortable table of the frame's text cells."""
     head = "".join(f'<th scope="col" tabindex="0" aria-sort="none">{html.escape(str(c))}</th>' for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return (
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
 
 
 def figure_html(path: Path, root: Path) -> str:
@@ -141,10 +145,12 @@ def figure_html(path: Path, root: Path) -> str:
         # JSON in a non-executed script element, with no "<" at all (\u003c in JSON strings): nothing in
         # it can close the element or open a comment, whatever a label holds
         data = spec.read_text().replace("<", "\\u003c")
-        return (f'<figure><div class="plot" role="img" aria-label="{html.escape(path.stem)}"></div>'
-                f'<script type="application/json" class="plot-spec">{data}</script>'
-                f"<figcaption>{name} (interactive: hover for values, drag to zoom, double-click to reset, "
-                "click a legend entry to hide it)</figcaption></figure>")
+        return (
+            f'<figure><div class="plot" role="img" aria-label="{html.escape(path.stem)}"></div>'
+            f'<script type="application/json" class="plot-spec">{data}</script>'
+            f"<figcaption>{name} (interactive: hover for values, drag to zoom, double-click to reset, "
+            "click a legend entry to hide it)</figcaption></figure>"
+        )
     return image_html(path, root)
 
 
@@ -153,11 +159,15 @@ def image_html(path: Path, root: Path) -> str:
     name = html.escape(path.relative_to(root).as_posix())
     media_type = MEDIA_TYPES.get(path.suffix)
     if media_type is None:
-        return f"<p>Figure <code>{name}</code> (open the file: {html.escape(path.suffix)} figures are not inlined; " \
-               "use --format png or svg for a page with figures).</p>"
+        return (
+            f"<p>Figure <code>{name}</code> (open the file: {html.escape(path.suffix)} figures are not inlined; "
+            "use --format png or svg for a page with figures).</p>"
+        )
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:{media_type};base64,{data}">'
-            f"<figcaption>{name}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(path.stem)}" src="data:{media_type};base64,{data}">'
+        f"<figcaption>{name}</figcaption></figure>"
+    )
 
 
 def configs_html(groups: list[Group]) -> str:
@@ -167,28 +177,42 @@ def configs_html(groups: list[Group]) -> str:
         run = group.runs[0]
         config = OmegaConf.to_yaml(run.config) if len(run.config) else "(no .hydra/config.yaml)"
         dirs = "\n".join(str(r.path) for r in group.runs)
-        parts.append(f"<details><summary>{html.escape(group.label)} · {len(group.runs)} runs</summary>"
-                     f"<pre>{html.escape(config)}</pre><p>Run dirs:</p><pre>{html.escape(dirs)}</pre></details>")
+        parts.append(
+            f"<details><summary>{html.escape(group.label)} · {len(group.runs)} runs</summary>"
+            f"<pre>{html.escape(config)}</pre><p>Run dirs:</p><pre>{html.escape(dirs)}</pre></details>"
+        )
     return "<h3>Configs</h3>\n" + "\n".join(parts) if parts else ""
 
 
 def section_html(section: Section, root: Path) -> str:
     """One section: title, intro, table, notes, figures and configs."""
-    return "\n".join(part for part in (
-        f"<h2>{html.escape(section.title)}</h2>" if section.title else "",
-        f"<p>{inline(section.intro)}</p>",
-        table_html(section.table),
-        notes_html(section.notes),
-        '<div class="figures">' + "\n".join(figure_html(path, root) for path in section.figures) + "</div>"
-        if section.figures else "",
-        configs_html(section.groups),
-    ) if part)
+    return "\n".join(
+        part
+        for part in (
+            f"<h2>{html.escape(section.title)}</h2>" if section.title else "",
+            f"<p>{inline(section.intro)}</p>",
+            table_html(section.table),
+            notes_html(section.notes),
+            '<div class="figures">' + "\n".join(figure_html(path, root) for path in section.figures) + "</div>"
+            if section.figures
+            else "",
+            configs_html(section.groups),
+        )
+        if part
+    )
 
 
 def render_html(document: Document, sources: list[str]) -> str:
     """The whole report as one HTML page."""
-    troubled = ("<h2>Runs that did not complete cleanly</h2>\n<div class=\"troubled\">"
-                + notes_html(document.troubled) + "</div>") if document.troubled else ""
+    troubled = (
+        (
+            '<h2>Runs that did not complete cleanly</h2>\n<div class="troubled">'
+            + notes_html(document.troubled)
+            + "</div>"
+        )
+        if document.troubled
+        else ""
+    )
     body = "\n".join(section_html(section, document.root) for section in document.sections)
     listed = ", ".join(f"<code>{html.escape(source)}</code>" for source in sources)
     # Plotly's bundle, inlined once (the page stays one file that needs no network), only when a figure uses it

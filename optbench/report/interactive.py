@@ -29,8 +29,19 @@ log = logging.getLogger(__name__)
 MAX_POINTS = 1500  # a longer line is thinned to this many points (every k-th, the last kept): hover stays exact
 DIGITS = 6  # significant digits kept in the page (the CSVs hold the full numbers)
 DASHES = {"-": "solid", "--": "dash", ":": "dot", "-.": "dashdot"}
-SYMBOLS = {"o": "circle", "x": "x-thin-open", "X": "x", "+": "cross-thin-open", "*": "star", "s": "square",
-           "D": "diamond", "d": "diamond-tall", "^": "triangle-up", "v": "triangle-down", ".": "circle"}
+SYMBOLS = {
+    "o": "circle",
+    "x": "x-thin-open",
+    "X": "x",
+    "+": "cross-thin-open",
+    "*": "star",
+    "s": "square",
+    "D": "diamond",
+    "d": "diamond-tall",
+    "^": "triangle-up",
+    "v": "triangle-down",
+    ".": "circle",
+}
 SHAPES = {"steps-post": "hv", "steps": "hv", "steps-pre": "vh", "steps-mid": "hvh"}  # axes.step's drawstyles
 SPEC_SUFFIX = ".plotly.json"  # beside each figure file: its Plotly spec, read by report.html
 
@@ -75,11 +86,15 @@ class _Axes:
         box = axes.get_position()
         self.domain_x, self.domain_y = [box.x0, box.x1], [box.y0, box.y1]
         # an error bar's label is its container's, not its line's
-        self.labels = {id(container.lines[0]): container.get_label() for container in axes.containers
-                       if isinstance(container, ErrorbarContainer) and container.lines[0] is not None}
+        self.labels = {
+            id(container.lines[0]): container.get_label()
+            for container in axes.containers
+            if isinstance(container, ErrorbarContainer) and container.lines[0] is not None
+        }
         # colour -> label of the labelled line drawn in it: a band or faint curve toggles with its line
-        self.legend = {line.get_color(): self.label(line) for line in axes.get_lines()
-                       if not self.label(line).startswith("_")}
+        self.legend = {
+            line.get_color(): self.label(line) for line in axes.get_lines() if not self.label(line).startswith("_")
+        }
 
     def in_data(self, artist: Any) -> bool:
         return artist.get_transform().contains_branch(self.axes.transData)
@@ -92,10 +107,13 @@ class _Axes:
         log = scale == "log" and low > 0 and high > 0
         entry: dict[str, Any] = {
             "title": {"text": _text(self.x_label if which == "x" else self.y_label)},
-            "type": "log" if log else "linear", "range": _numbers(np.log10([low, high]) if log else [low, high]),
+            "type": "log" if log else "linear",
+            "range": _numbers(np.log10([low, high]) if log else [low, high]),
             "domain": self.domain_x if which == "x" else self.domain_y,
-            "showgrid": any(line.get_visible() for line in axis.get_gridlines()), "zeroline": False,
-            "anchor": ("y" if which == "x" else "x") + self.suffix, "automargin": True,
+            "showgrid": any(line.get_visible() for line in axis.get_gridlines()),
+            "zeroline": False,
+            "anchor": ("y" if which == "x" else "x") + self.suffix,
+            "automargin": True,
         }
         labels = [t.get_text() for t in axis.get_majorticklabels()]
         if isinstance(axis.get_major_locator(), FixedLocator) and all(labels):  # ticks labelled by hand
@@ -105,8 +123,10 @@ class _Axes:
 
     def hover(self, name: str) -> str:
         """The hover text of a trace: its name and both coordinates, labelled as the axes are."""
-        return (f"{_text(name)}<br>{_text(self.x_label or 'x')}: %{{x}}<br>{_text(self.y_label or 'y')}: %{{y:.5g}}"
-                "<extra></extra>")
+        return (
+            f"{_text(name)}<br>{_text(self.x_label or 'x')}: %{{x}}<br>{_text(self.y_label or 'y')}: %{{y:.5g}}"
+            "<extra></extra>"
+        )
 
     def traces(self) -> list[dict[str, Any]] | None:
         """Every artist of the axes as Plotly traces; None if one cannot be translated."""
@@ -115,8 +135,9 @@ class _Axes:
             if isinstance(collection, LineCollection) and self.in_data(collection):
                 traces.append(self._segments(collection))
             # by name: a PolyCollection subclass (pcolor's PolyQuadMesh) colours each polygon by value, a band does not
-            elif type(collection).__name__ in ("PolyCollection", "FillBetweenPolyCollection") and \
-                    self.in_data(collection):
+            elif type(collection).__name__ in ("PolyCollection", "FillBetweenPolyCollection") and self.in_data(
+                collection
+            ):
                 traces += self._bands(collection)
             else:
                 return None
@@ -134,8 +155,11 @@ class _Axes:
 
     def _common(self, colour: Any) -> dict[str, Any]:
         group = next((label for key, label in self.legend.items() if to_rgba(key)[:3] == to_rgba(colour)[:3]), None)
-        return {"xaxis": "x" + self.suffix, "yaxis": "y" + self.suffix,
-                **({"legendgroup": _text(group)} if group else {})}
+        return {
+            "xaxis": "x" + self.suffix,
+            "yaxis": "y" + self.suffix,
+            **({"legendgroup": _text(group)} if group else {}),
+        }
 
     def _line(self, line: Line2D) -> dict[str, Any] | None:
         marker = line.get_marker()
@@ -154,16 +178,30 @@ class _Axes:
         has_line = style not in ("None", "none", "", " ")
         has_marker = marker not in (None, "None", "none", "", " ") and line.get_markersize() > 0
         alpha = line.get_alpha()
-        trace = {"type": "scatter", "x": _numbers(x), "y": _numbers(y), **self._common(line.get_color()),
-                 "mode": "+".join(m for m, on in (("lines", has_line), ("markers", has_marker)) if on) or "none",
-                 "name": _text(name), "showlegend": shown, "hovertemplate": self.hover(name)}
+        trace = {
+            "type": "scatter",
+            "x": _numbers(x),
+            "y": _numbers(y),
+            **self._common(line.get_color()),
+            "mode": "+".join(m for m, on in (("lines", has_line), ("markers", has_marker)) if on) or "none",
+            "name": _text(name),
+            "showlegend": shown,
+            "hovertemplate": self.hover(name),
+        }
         if has_line:
-            trace["line"] = {"color": _colour(line.get_color(), alpha), "width": line.get_linewidth(),
-                             "dash": DASHES.get(style, "solid"), "shape": SHAPES.get(line.get_drawstyle(), "linear")}
+            trace["line"] = {
+                "color": _colour(line.get_color(), alpha),
+                "width": line.get_linewidth(),
+                "dash": DASHES.get(style, "solid"),
+                "shape": SHAPES.get(line.get_drawstyle(), "linear"),
+            }
         if has_marker:
-            trace["marker"] = {"color": _colour(line.get_markerfacecolor(), alpha), "size": line.get_markersize() + 2,
-                               "symbol": SYMBOLS.get(marker, "circle"),
-                               "line": {"color": _colour(line.get_markeredgecolor(), alpha), "width": 1}}
+            trace["marker"] = {
+                "color": _colour(line.get_markerfacecolor(), alpha),
+                "size": line.get_markersize() + 2,
+                "symbol": SYMBOLS.get(marker, "circle"),
+                "line": {"color": _colour(line.get_markeredgecolor(), alpha), "width": 1},
+            }
         return trace
 
     def _segments(self, collection: LineCollection) -> dict[str, Any]:
@@ -174,9 +212,16 @@ class _Axes:
             xs += [*_numbers(segment[:, 0]), None]
             ys += [*_numbers(segment[:, 1]), None]
         colour = collection.get_colors()[0] if len(collection.get_colors()) else "black"
-        return {"type": "scatter", "x": xs, "y": ys, "mode": "lines", "showlegend": False, "hoverinfo": "skip",
-                "line": {"color": _colour(colour), "width": float(np.ravel(collection.get_linewidths())[0])},
-                **self._common(colour)}
+        return {
+            "type": "scatter",
+            "x": xs,
+            "y": ys,
+            "mode": "lines",
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "line": {"color": _colour(colour), "width": float(np.ravel(collection.get_linewidths())[0])},
+            **self._common(colour),
+        }
 
     def _bands(self, collection: PolyCollection) -> list[dict[str, Any]]:
         """A fill_between band: each polygon filled, no hover (the line it surrounds has it)."""
@@ -184,9 +229,19 @@ class _Axes:
         traces = []
         for path in collection.get_paths():
             x, y = _thin(path.vertices[:, 0], path.vertices[:, 1])
-            traces.append({"type": "scatter", "x": _numbers(x), "y": _numbers(y), "fill": "toself", "mode": "none",
-                           "fillcolor": _colour(colour), "showlegend": False, "hoverinfo": "skip",
-                           **self._common(colour)})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": _numbers(x),
+                    "y": _numbers(y),
+                    "fill": "toself",
+                    "mode": "none",
+                    "fillcolor": _colour(colour),
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                    **self._common(colour),
+                }
+            )
         return traces
 
     def annotations(self) -> list[dict[str, Any]] | None:
@@ -200,9 +255,18 @@ class _Axes:
                 (x, y), shift = text.get_position(), 0
             else:
                 return None
-            notes.append({"x": _numbers([x])[0], "y": _numbers([y])[0], "text": _text(text.get_text()),
-                          "showarrow": False, "yshift": shift, "font": {"size": 11},
-                          "xref": "x" + self.suffix, "yref": "y" + self.suffix})
+            notes.append(
+                {
+                    "x": _numbers([x])[0],
+                    "y": _numbers([y])[0],
+                    "text": _text(text.get_text()),
+                    "showarrow": False,
+                    "yshift": shift,
+                    "font": {"size": 11},
+                    "xref": "x" + self.suffix,
+                    "yref": "y" + self.suffix,
+                }
+            )
         return notes
 
 
@@ -214,9 +278,14 @@ def to_plotly(figure: Figure, drawn: bool = False) -> dict[str, Any] | None:
     if not drawn:
         figure.canvas.draw()
     data: list[dict[str, Any]] = []
-    layout: dict[str, Any] = {"annotations": [], "hovermode": "closest", "template": "plotly_white",
-                              "legend": {"font": {"size": 11}}, "margin": {"t": 80, "r": 20},
-                              "height": max(360, round(figure.get_figheight() * 80))}
+    layout: dict[str, Any] = {
+        "annotations": [],
+        "hovermode": "closest",
+        "template": "plotly_white",
+        "legend": {"font": {"size": 11}},
+        "margin": {"t": 80, "r": 20},
+        "height": max(360, round(figure.get_figheight() * 80)),
+    }
     titles = [t.get_text() for t in ([figure._suptitle] if figure._suptitle else [])]
     for index, axes in enumerate(figure.axes):
         if axes.get_label() == "<colorbar>":
@@ -233,9 +302,18 @@ def to_plotly(figure: Figure, drawn: bool = False) -> dict[str, Any] | None:
             if len(figure.axes) == 1:
                 titles.append(axes.get_title())
             else:
-                layout["annotations"].append({"text": _text(axes.get_title()), "showarrow": False, "xref": "paper",
-                                              "yref": "paper", "x": sum(part.domain_x) / 2, "y": part.domain_y[1],
-                                              "yanchor": "bottom", "font": {"size": 12}})
+                layout["annotations"].append(
+                    {
+                        "text": _text(axes.get_title()),
+                        "showarrow": False,
+                        "xref": "paper",
+                        "yref": "paper",
+                        "x": sum(part.domain_x) / 2,
+                        "y": part.domain_y[1],
+                        "yanchor": "bottom",
+                        "font": {"size": 12},
+                    }
+                )
     layout["title"] = {"text": "<br>".join(_text(t) for t in titles), "font": {"size": 14}}
     return {"data": data, "layout": layout}
 
@@ -258,8 +336,9 @@ def write_spec(figure: Figure, image: Path) -> Path | None:
         spec = to_plotly(figure, drawn=True)  # savefig drew it: the layout the PNG shows
         text = json.dumps(spec, separators=(",", ":"), allow_nan=False, default=_plain) if spec else None
     except (TypeError, ValueError) as exc:  # an artist this translation does not know how to read
-        log.warning("%s: no interactive version (%s: %s); report.html shows the image", image.name,
-                    type(exc).__name__, exc)
+        log.warning(
+            "%s: no interactive version (%s: %s); report.html shows the image", image.name, type(exc).__name__, exc
+        )
         text = None
     if text is None:
         path.unlink(missing_ok=True)

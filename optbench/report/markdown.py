@@ -18,8 +18,10 @@ def render_markdown(document: Document) -> str:
         if section.notes:
             parts.append(_notes(section.notes))
         if section.figures:
-            parts.append("\n".join(f"![{path.stem}]({path.relative_to(document.root).as_posix()})"
-                                   for path in section.figures) + "\n")
+            parts.append(
+                "\n".join(f"![{path.stem}]({path.relative_to(document.root).as_posix()})" for path in section.figures)
+                + "\n"
+            )
     if document.troubled:
         parts.append("## Runs that did not complete cleanly\n\n" + "\n".join(document.troubled) + "\n")
     return "\n".join(parts)

@@ -29,8 +29,9 @@ def styles(labels: list[str]) -> dict[str, Style]:
     """A distinct, stable style per label: tab10's colours, then the same colours dashed, dotted..."""
     palette = matplotlib.colormaps["tab10"].colors
     lines, hatches = ["-", "--", ":", "-."], [None, "//", "..", "xx"]
-    return {label: Style(palette[i % 10], lines[(i // 10) % 4], hatches[(i // 10) % 4])
-            for i, label in enumerate(labels)}
+    return {
+        label: Style(palette[i % 10], lines[(i // 10) % 4], hatches[(i // 10) % 4]) for i, label in enumerate(labels)
+    }
 
 
 def new_figure(title: str, subtitle: str, width: float = 10.0, height: float = 5.5) -> tuple[Figure, object]:
@@ -61,8 +62,9 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def training_curves(groups: list[Group], column: str, window: int, subtitle: str, log_y: bool,
-                    palette: dict[str, Style]) -> Figure:
+def training_curves(
+    groups: list[Group], column: str, window: int, subtitle: str, log_y: bool, palette: dict[str, Style]
+) -> Figure:
     """Minibatch loss or accuracy vs iteration: raw mean faint, moving average bold, ±std band."""
     name = {"loss": "Training loss", "accuracy": "Training accuracy on minibatches"}[column]
     figure, axes = new_figure(f"{name}, moving average over {window} iterations (raw: faint)", subtitle)
@@ -79,8 +81,9 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
         drawn.append(smooth)
         axes.plot(raw.index, raw.mean(axis=1), color=style.colour, alpha=raw_alpha, linewidth=0.6)
         mean, std = mean_std(smooth)
-        axes.plot(mean.index, mean, color=style.colour, linestyle=style.linestyle, linewidth=1.8,
-                  label=legend_label(group))
+        axes.plot(
+            mean.index, mean, color=style.colour, linestyle=style.linestyle, linewidth=1.8, label=legend_label(group)
+        )
         if len(group.curves) > 1:
             axes.fill_between(mean.index, mean - std, mean + std, color=style.colour, alpha=0.2, linewidth=0)
     axes.set_xlabel("iteration")
@@ -97,13 +100,14 @@ def training_curves(groups: list[Group], column: str, window: int, subtitle: str
 
 def _zoom_accuracy(axes, frames: list[pd.DataFrame]) -> None:
     """Show accuracies (%) from a little below the worst value after the first 10% of training."""
-    tails = [f.iloc[len(f) // 10:].min().min() for f in frames if len(f)]
+    tails = [f.iloc[len(f) // 10 :].min().min() for f in frames if len(f)]
     if tails and np.isfinite(min(tails)):
         axes.set_ylim(max(0.0, min(tails) - 2), 100.5)
 
 
-def test_metric(groups: list[Group], column: str, subtitle: str, palette: dict[str, Style],
-                target: float | None = None) -> Figure:
+def test_metric(
+    groups: list[Group], column: str, subtitle: str, palette: dict[str, Style], target: float | None = None
+) -> Figure:
     """Test accuracy (%) or test loss (log scale) at each evaluation (markers), mean ± std over seeds."""
     accuracy = column == "accuracy"
     figure, axes = new_figure("Test accuracy" if accuracy else "Test loss", subtitle)
@@ -116,9 +120,18 @@ def test_metric(groups: list[Group], column: str, subtitle: str, palette: dict[s
         frames.append(values)
         mean, std = mean_std(values)
         style = palette[group.label]
-        axes.errorbar(mean.index, mean, yerr=std if len(tested) > 1 else None, color=style.colour,
-                      linestyle=style.linestyle, marker="o", markersize=4 if len(mean) <= 60 else 0,
-                      linewidth=1.4, capsize=3, label=legend_label(group))
+        axes.errorbar(
+            mean.index,
+            mean,
+            yerr=std if len(tested) > 1 else None,
+            color=style.colour,
+            linestyle=style.linestyle,
+            marker="o",
+            markersize=4 if len(mean) <= 60 else 0,
+            linewidth=1.4,
+            capsize=3,
+            label=legend_label(group),
+        )
     if target is not None:
         axes.axhline(100 * target if accuracy else target, color="0.3", linestyle=":", linewidth=1.2, label="target")
     axes.set_xlabel("iteration")
@@ -143,21 +156,31 @@ def learning_rates(groups: list[Group], subtitle: str, palette: dict[str, Style]
         if run is None:
             continue
         style = palette[group.label]
-        axes.plot(run.train.iteration, run.train.lr, color=style.colour, linestyle=style.linestyle, linewidth=1.6,
-                  label=legend_label(group))
+        axes.plot(
+            run.train.iteration,
+            run.train.lr,
+            color=style.colour,
+            linestyle=style.linestyle,
+            linewidth=1.6,
+            label=legend_label(group),
+        )
     axes.set_xlabel("iteration")
     axes.set_ylabel("learning rate")
     outside_legend(axes, len(groups))
     return figure
 
 
-def final_accuracy_intervals(groups: list[Group], table: pd.DataFrame, subtitle: str,
-                             palette: dict[str, Style]) -> Figure:
+def final_accuracy_intervals(
+    groups: list[Group], table: pd.DataFrame, subtitle: str, palette: dict[str, Style]
+) -> Figure:
     """Final test accuracy per group: every seed as a faint point, the mean as a dot with its 95%
     bootstrap interval as a whisker. No bars: a bar's length would claim a zero the axis does not show."""
     rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
-    figure, axes = new_figure("Final test accuracy: mean and 95% bootstrap CI over seeds (points: single runs)",
-                              subtitle, height=max(2.5, 0.45 * len(rows) + 1.5))
+    figure, axes = new_figure(
+        "Final test accuracy: mean and 95% bootstrap CI over seeds (points: single runs)",
+        subtitle,
+        height=max(2.5, 0.45 * len(rows) + 1.5),
+    )
     axes.grid(True, axis="x", alpha=0.3)
     axes.grid(False, axis="y")
     by_label = {group.label: group for group in groups}
@@ -168,14 +191,20 @@ def final_accuracy_intervals(groups: list[Group], table: pd.DataFrame, subtitle:
         values += finals
         axes.plot(finals, [position] * len(finals), "o", color=colour, alpha=0.35, markersize=4)
         if row.n > 1 and not np.isnan(row.final_test_acc_ci_low):
-            axes.plot([row.final_test_acc_ci_low, row.final_test_acc_ci_high], [position, position], color=colour,
-                      linewidth=2.5, solid_capstyle="butt")
+            axes.plot(
+                [row.final_test_acc_ci_low, row.final_test_acc_ci_high],
+                [position, position],
+                color=colour,
+                linewidth=2.5,
+                solid_capstyle="butt",
+            )
             text = f"{row.final_test_acc:.2f} [{row.final_test_acc_ci_low:.2f}, {row.final_test_acc_ci_high:.2f}]"
         else:
             text = f"{row.final_test_acc:.2f}"
         axes.plot(row.final_test_acc, position, "o", color=colour, markersize=8, markeredgecolor="black")
-        axes.annotate(text, (row.final_test_acc, position), xytext=(0, 8), textcoords="offset points",
-                      ha="center", fontsize=8)
+        axes.annotate(
+            text, (row.final_test_acc, position), xytext=(0, 8), textcoords="offset points", ha="center", fontsize=8
+        )
     axes.set_yticks(range(len(rows)), rows.label)
     if values:
         low, high = min(values), max(values)
@@ -201,9 +230,13 @@ def pairwise_matrix(pairs: pd.DataFrame, labels: list[str], subtitle: str) -> Fi
             star = "*" if row.significant else ""
             p_text = "" if np.isnan(row.p_holm) else f"\np={row.p_holm:.2g}"
             text[a][b] = f"{sign * scale * row.advantage:+.2f}{star}{p_text}"
-    figure, axes = new_figure(f"Paired comparison of final {metric.replace('_', ' ')}: row better than column by\n"
-                              "(* = significant at 5%, Holm-corrected paired t-test)", subtitle,
-                              width=max(6.0, 1.1 * size + 3), height=max(4.0, 0.9 * size + 2))
+    figure, axes = new_figure(
+        f"Paired comparison of final {metric.replace('_', ' ')}: row better than column by\n"
+        "(* = significant at 5%, Holm-corrected paired t-test)",
+        subtitle,
+        width=max(6.0, 1.1 * size + 3),
+        height=max(4.0, 0.9 * size + 2),
+    )
     axes.grid(False)
     limit = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
     image = axes.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
@@ -221,15 +254,23 @@ def scratch_pair(torch_group: Group, scratch_group: Group, window: int, subtitle
     """The lab's overlay: training loss and accuracy of torch.optim's X against optbench's scratch/X."""
     figure = Figure(figsize=(12.0, 4.8), layout="constrained")
     FigureCanvasAgg(figure)
-    figure.suptitle(f"{torch_group.label} (torch.optim) vs {scratch_group.label} (from scratch)\n{subtitle}", fontsize=11)
+    figure.suptitle(
+        f"{torch_group.label} (torch.optim) vs {scratch_group.label} (from scratch)\n{subtitle}", fontsize=11
+    )
     for axes, column in zip(figure.subplots(1, 2), ("loss", "accuracy")):
         for group, colour, style in ((torch_group, "tab:blue", "-"), (scratch_group, "tab:orange", "--")):
             if not group.curves:
                 continue
             smooth = smoothed(group.curves, column, window)
             scale = 100 if column == "accuracy" else 1
-            axes.plot(smooth.index, scale * smooth.mean(axis=1), color=colour, linestyle=style, linewidth=1.6,
-                      label=legend_label(group))
+            axes.plot(
+                smooth.index,
+                scale * smooth.mean(axis=1),
+                color=colour,
+                linestyle=style,
+                linewidth=1.6,
+                label=legend_label(group),
+            )
         axes.set_title(f"training {column} (moving average over {window})", fontsize=10)
         axes.set_xlabel("iteration")
         axes.set_ylabel("accuracy (%)" if column == "accuracy" else "loss (log scale)")

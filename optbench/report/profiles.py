@@ -48,32 +48,47 @@ def profiles(table: pd.DataFrame, clock: str = "iters_to_target") -> tuple[pd.Da
     """(rho: one column per label indexed by tau, scores: label, score, tasks_fastest, tasks_reached, tasks)."""
     ratio = ratios(table, clock)
     tasks = ratio.shape[1]
-    rho = pd.DataFrame({label: [(row <= tau).sum() / tasks for tau in TAUS] for label, row in ratio.iterrows()},
-                       index=pd.Index(TAUS, name="tau"))
-    scores = pd.DataFrame({
-        "label": ratio.index,
-        "score": [float(trapezoid(rho[label], TAUS) / (MAX_TAU - MIN_TAU)) for label in ratio.index],
-        "tasks_fastest": (ratio == 1.0).sum(axis=1).to_numpy(),
-        "tasks_reached": np.isfinite(ratio).sum(axis=1).to_numpy(),
-        "tasks": tasks,
-    }).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    rho = pd.DataFrame(
+        {label: [(row <= tau).sum() / tasks for tau in TAUS] for label, row in ratio.iterrows()},
+        index=pd.Index(TAUS, name="tau"),
+    )
+    scores = (
+        pd.DataFrame(
+            {
+                "label": ratio.index,
+                "score": [float(trapezoid(rho[label], TAUS) / (MAX_TAU - MIN_TAU)) for label in ratio.index],
+                "tasks_fastest": (ratio == 1.0).sum(axis=1).to_numpy(),
+                "tasks_reached": np.isfinite(ratio).sum(axis=1).to_numpy(),
+                "tasks": tasks,
+            }
+        )
+        .sort_values("score", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
     return rho, scores
 
 
 def description(clock: str) -> str:
     """What the profile on `clock` shows, in one paragraph."""
     unit = "median steps" if clock == "iters_to_target" else "median training seconds (evaluations excluded)"
-    return (f"Fraction of tasks on which each run reached the target within tau times the fastest run's {unit}, "
-            f"for tau in [{MIN_TAU:g}, {MAX_TAU:g}]; the score is the area under that curve divided by "
-            f"{MAX_TAU - MIN_TAU:g} (1 = fastest on every task), computed as AlgoPerf's scoring code does. A miss, "
-            f"or a time over {MAX_TAU:g}x the fastest, counts as infinitely slow.")
+    return (
+        f"Fraction of tasks on which each run reached the target within tau times the fastest run's {unit}, "
+        f"for tau in [{MIN_TAU:g}, {MAX_TAU:g}]; the score is the area under that curve divided by "
+        f"{MAX_TAU - MIN_TAU:g} (1 = fastest on every task), computed as AlgoPerf's scoring code does. A miss, "
+        f"or a time over {MAX_TAU:g}x the fastest, counts as infinitely slow."
+    )
 
 
 def readable(scores: pd.DataFrame) -> pd.DataFrame:
     """The scores with human column names, best first."""
-    return pd.DataFrame({"run": scores.label, "score": scores.score.map("{:.3f}".format),
-                         "fastest on": scores.tasks_fastest.astype(str) + "/" + scores.tasks.astype(str),
-                         "reached on": scores.tasks_reached.astype(str) + "/" + scores.tasks.astype(str)})
+    return pd.DataFrame(
+        {
+            "run": scores.label,
+            "score": scores.score.map("{:.3f}".format),
+            "fastest on": scores.tasks_fastest.astype(str) + "/" + scores.tasks.astype(str),
+            "reached on": scores.tasks_reached.astype(str) + "/" + scores.tasks.astype(str),
+        }
+    )
 
 
 def applies(table: pd.DataFrame, clock: str = "iters_to_target") -> bool:
@@ -83,13 +98,22 @@ def applies(table: pd.DataFrame, clock: str = "iters_to_target") -> bool:
 
 def profile_figure(rho: pd.DataFrame, scores: pd.DataFrame, clock: str = "iters_to_target") -> Figure:
     """rho(tau) per label as a step curve, the legend giving each label's integrated score."""
-    figure, axes = new_figure(f"Performance profiles ({CLOCKS[clock]}): fraction of tasks reached within tau x "
-                              "the fastest", f"{int(scores.tasks.iloc[0])} tasks, median over seeds")
+    figure, axes = new_figure(
+        f"Performance profiles ({CLOCKS[clock]}): fraction of tasks reached within tau x the fastest",
+        f"{int(scores.tasks.iloc[0])} tasks, median over seeds",
+    )
     palette = styles(list(scores.label))
     for row in scores.itertuples():
         style = palette[row.label]
-        axes.step(rho.index, rho[row.label], where="post", color=style.colour, linestyle=style.linestyle,
-                  linewidth=1.8, label=f"{row.label} (score {row.score:.2f})")
+        axes.step(
+            rho.index,
+            rho[row.label],
+            where="post",
+            color=style.colour,
+            linestyle=style.linestyle,
+            linewidth=1.8,
+            label=f"{row.label} (score {row.score:.2f})",
+        )
     axes.set_xlim(MIN_TAU, MAX_TAU)
     axes.set_ylim(-0.02, 1.02)
     axes.set_xlabel(f"tau ({CLOCKS[clock]} to target relative to the fastest on each task)")

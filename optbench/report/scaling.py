@@ -19,8 +19,11 @@ from optbench.report.groups import Group
 from optbench.report.plots import new_figure, outside_legend, styles
 
 # Plain numbers on the log axis, at 1, 2 and 5 times a power of ten (every minor tick would crowd).
-PLAIN = FuncFormatter(lambda value, _: f"{value:g}" if value > 0 and
-                      round(value / 10 ** math.floor(math.log10(value))) in (1, 2, 5) else "")
+PLAIN = FuncFormatter(
+    lambda value, _: (
+        f"{value:g}" if value > 0 and round(value / 10 ** math.floor(math.log10(value))) in (1, 2, 5) else ""
+    )
+)
 
 
 def batch_size_of(group: Group) -> int | None:
@@ -58,8 +61,10 @@ def scaling_figure(points: pd.DataFrame, subtitle: str, target: str) -> Figure:
     """Median steps to target against batch size, log-log, per optimizer (best group per batch size),
     with the perfect-scaling line through the fastest point of the smallest batch size; misses as
     crosses along the top."""
-    figure, axes = new_figure(f"Batch-size scaling: median steps to {target}\n(the best setting at each batch size; "
-                              "x = none reached it)", subtitle)
+    figure, axes = new_figure(
+        f"Batch-size scaling: median steps to {target}\n(the best setting at each batch size; x = none reached it)",
+        subtitle,
+    )
     reached = points[np.isfinite(points.steps.astype(float))]
     top = reached.steps.max() * 2
     palette = styles(list(dict.fromkeys(points.optimizer)))
@@ -68,12 +73,20 @@ def scaling_figure(points: pd.DataFrame, subtitle: str, target: str) -> Figure:
         ok = rows[np.isfinite(rows.steps.astype(float))]
         axes.plot(ok.batch_size, ok.steps, marker="o", color=style.colour, linestyle=style.linestyle, label=optimizer)
         missed = rows[~rows.index.isin(ok.index)]
-        axes.plot(missed.batch_size, np.full(len(missed), top), "x", color=style.colour, markersize=9, markeredgewidth=2)
+        axes.plot(
+            missed.batch_size, np.full(len(missed), top), "x", color=style.colour, markersize=9, markeredgewidth=2
+        )
     smallest = reached.batch_size.min()
     anchor = reached[reached.batch_size == smallest].steps.min()
     sizes = np.array(sorted(points.batch_size.unique()), dtype=float)
-    axes.plot(sizes, anchor * smallest / sizes, color="0.4", linestyle="--", linewidth=1.2,
-              label="perfect scaling (steps x batch = const.)")
+    axes.plot(
+        sizes,
+        anchor * smallest / sizes,
+        color="0.4",
+        linestyle="--",
+        linewidth=1.2,
+        label="perfect scaling (steps x batch = const.)",
+    )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xticks(sizes, [f"{int(s)}" for s in sizes], minor=False)

@@ -19,8 +19,23 @@ log = logging.getLogger(__name__)
 LR = "optimizer.lr"
 REQUIRED = {"task", "arm", "status", "metric", "seed", "final_metric", "chosen"}
 # tuning.csv's own columns; every other column is a searched hyper-parameter.
-FIXED_COLUMNS = ("task", "arm", "trial", "seed", "status", "split", "metric", "final_metric", "best_metric",
-                 "time_to_target", "select", "objective", "rank", "chosen", "run_dir")
+FIXED_COLUMNS = (
+    "task",
+    "arm",
+    "trial",
+    "seed",
+    "status",
+    "split",
+    "metric",
+    "final_metric",
+    "best_metric",
+    "time_to_target",
+    "select",
+    "objective",
+    "rank",
+    "chosen",
+    "run_dir",
+)
 
 
 def load_tuning(paths: list[Path]) -> pd.DataFrame:
@@ -34,8 +49,9 @@ def load_tuning(paths: list[Path]) -> pd.DataFrame:
             log.warning("%s is unreadable (%s): the report leaves out its sensitivity figure", csv, exc)
             continue
         if missing := REQUIRED - set(frame.columns):
-            log.warning("%s lacks the columns %s: the report leaves out its sensitivity figure", csv,
-                        ", ".join(sorted(missing)))
+            log.warning(
+                "%s lacks the columns %s: the report leaves out its sensitivity figure", csv, ", ".join(sorted(missing))
+            )
             continue
         frames.append(frame.assign(sweep=str(csv.parent)))
     if not frames:
@@ -43,7 +59,9 @@ def load_tuning(paths: list[Path]) -> pd.DataFrame:
     tuning = pd.concat(frames, ignore_index=True)
     # One optimizer per sweep names no arm ("default"): across sweeps, tell the arms apart by their sweep dir.
     shared = tuning.groupby("arm").sweep.transform("nunique") > 1
-    tuning.loc[shared, "arm"] = tuning.arm[shared].astype(str) + " (" + tuning.sweep[shared].map(lambda p: Path(p).name) + ")"
+    tuning.loc[shared, "arm"] = (
+        tuning.arm[shared].astype(str) + " (" + tuning.sweep[shared].map(lambda p: Path(p).name) + ")"
+    )
     return tuning
 
 
@@ -71,8 +89,11 @@ def sensitivity_figure(tuning: pd.DataFrame, subtitle: str, target: Target | Non
     accuracy = metric == "test_accuracy"
     measured = metric_name(tuning)
     seeds = ", ".join(str(s) for s in dict.fromkeys(tuning.seed))
-    figure, axes = new_figure(f"Learning-rate sensitivity (tuning trials, seed {seeds}): final "
-                              f"{measured}; x = diverged or failed, ring = chosen", subtitle)
+    figure, axes = new_figure(
+        f"Learning-rate sensitivity (tuning trials, seed {seeds}): final "
+        f"{measured}; x = diverged or failed, ring = chosen",
+        subtitle,
+    )
     only_lr = searched(tuning) == [LR]
     bottom = blended_transform_factory(axes.transData, axes.transAxes)
     palette = styles([arm_label(arm) for arm in dict.fromkeys(tuning.arm)])
@@ -81,18 +102,41 @@ def sensitivity_figure(tuning: pd.DataFrame, subtitle: str, target: Target | Non
         trials = trials.sort_values(LR)
         ok = trials[(trials.status == "completed") & trials.final_metric.notna()]
         values = ok.final_metric * (100 if accuracy else 1)
-        axes.plot(ok[LR], values, marker="o", markersize=5, linestyle=style.linestyle if only_lr else "none",
-                  color=style.colour, label=arm_label(arm))
+        axes.plot(
+            ok[LR],
+            values,
+            marker="o",
+            markersize=5,
+            linestyle=style.linestyle if only_lr else "none",
+            color=style.colour,
+            label=arm_label(arm),
+        )
         bad = trials[~trials.index.isin(ok.index)]
         # crosses along the bottom, a row per arm so they do not hide each other
-        axes.plot(bad[LR], np.full(len(bad), 0.03 + 0.025 * row), "x", color=style.colour, markersize=9, markeredgewidth=2,
-                  transform=bottom, clip_on=False)
+        axes.plot(
+            bad[LR],
+            np.full(len(bad), 0.03 + 0.025 * row),
+            "x",
+            color=style.colour,
+            markersize=9,
+            markeredgewidth=2,
+            transform=bottom,
+            clip_on=False,
+        )
         chosen = ok[ok.chosen.astype(bool)]
-        axes.plot(chosen[LR], chosen.final_metric * (100 if accuracy else 1), "o", markersize=14, fillstyle="none",
-                  markeredgewidth=2, color=style.colour)
+        axes.plot(
+            chosen[LR],
+            chosen.final_metric * (100 if accuracy else 1),
+            "o",
+            markersize=14,
+            fillstyle="none",
+            markeredgewidth=2,
+            color=style.colour,
+        )
     if target is not None and target.metric == metric:
-        axes.axhline(target.threshold * (100 if accuracy else 1), color="0.3", linestyle=":", linewidth=1.2,
-                     label="target")
+        axes.axhline(
+            target.threshold * (100 if accuracy else 1), color="0.3", linestyle=":", linewidth=1.2, label="target"
+        )
     axes.set_xscale("log")
     axes.set_xlabel("learning rate (log scale)")
     axes.set_ylabel(f"final {measured}" + (" (%)" if accuracy else ""))

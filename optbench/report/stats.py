@@ -35,8 +35,14 @@ def summarize(values: list[float | None]) -> Summary:
         return Summary(math.nan, math.nan, math.nan, math.nan, math.nan, 0)
     low = high = math.nan
     if len(array) > 1:
-        interval = stats.bootstrap((array,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                                   method="percentile", rng=np.random.default_rng(0)).confidence_interval
+        interval = stats.bootstrap(
+            (array,),
+            np.mean,
+            confidence_level=CONFIDENCE,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        ).confidence_interval
         low, high = float(interval.low), float(interval.high)
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     return Summary(float(array.mean()), float(np.median(array)), std, low, high, len(array))

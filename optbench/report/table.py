@@ -68,15 +68,20 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
             summary = summarize(values)
             row[name], row[f"{name}_std"] = summary.mean, summary.std
             row[f"{name}_median"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (
-                summary.median, summary.ci_low, summary.ci_high)
+                summary.median,
+                summary.ci_low,
+                summary.ci_high,
+            )
         reached = [first_reaching(run.test, target) for run in runs] if target else []
         # AlgoPerf's rule: a run that never reached the target took infinitely long, so the median
         # over seeds is infinite once half the runs missed (NaN: the task has no target).
         row["iters_to_target"] = _median_time(reached)
         # The same on AlgoPerf's other clock: training seconds (NaN for runs older than test.csv's `seconds`).
-        row["seconds_to_target"] = _median_time([first_reaching(run.test, target, "seconds") for run in runs]
-                                                if target and all(run.test.seconds.notna().all() for run in runs)
-                                                else [])
+        row["seconds_to_target"] = _median_time(
+            [first_reaching(run.test, target, "seconds") for run in runs]
+            if target and all(run.test.seconds.notna().all() for run in runs)
+            else []
+        )
         row["reached_target"] = (sum(not math.isnan(r) for r in reached) / len(reached)) if reached else math.nan
         row["iterations_run"] = _mean([len(run.train) for run in runs])
         row["wall_seconds"] = _mean([run.summary.get("wall_seconds", math.nan) for run in runs])
@@ -90,8 +95,11 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
     order = {task: i for i, task in enumerate(dict.fromkeys(table.task))}
     table["_task_order"] = table.task.map(order)
     # Within a task: the target metric, then (runs without accuracy or target) the final training loss.
-    return (table.sort_values(["_task_order", "_rank", "final_train_loss"], na_position="last", kind="stable")
-            .drop(columns=["_task_order", "_rank"]).reset_index(drop=True))
+    return (
+        table.sort_values(["_task_order", "_rank", "final_train_loss"], na_position="last", kind="stable")
+        .drop(columns=["_task_order", "_rank"])
+        .reset_index(drop=True)
+    )
 
 
 def results_table(groups: list[Group], keys: list[str]) -> pd.DataFrame:
@@ -100,9 +108,14 @@ def results_table(groups: list[Group], keys: list[str]) -> pd.DataFrame:
     frames = []
     for group in groups:
         for run in group.runs:
-            identity = {"task": group.task, "group": group.label, "run": str(run.path),
-                        "seed": run.summary.get("seed", OmegaConf.select(run.config, "seed")), "status": run.status,
-                        **{key: config_value(run, key) for key in keys}}
+            identity = {
+                "task": group.task,
+                "group": group.label,
+                "run": str(run.path),
+                "seed": run.summary.get("seed", OmegaConf.select(run.config, "seed")),
+                "status": run.status,
+                **{key: config_value(run, key) for key in keys},
+            }
             test = run.test.rename(columns={"loss": "test_loss", "accuracy": "test_accuracy"})
             if test.empty:  # stopped before its first evaluation: one row, so the run is not lost
                 test = pd.DataFrame({"iteration": [math.nan], "test_loss": [math.nan], "test_accuracy": [math.nan]})
@@ -130,18 +143,37 @@ def pairwise_table(groups: list[Group]) -> pd.DataFrame:
     for task in dict.fromkeys(group.task for group in groups):
         members = [group for group in groups if group.task == task]
         finals = {group.label: final_metric(group) for group in members}
-        comparisons = [paired_t(a.label, b.label, finals[a.label][1], finals[b.label][1],
-                                higher_is_better=finals[a.label][0] == "test_accuracy")
-                       for i, a in enumerate(members) for b in members[i + 1:]]
+        comparisons = [
+            paired_t(
+                a.label,
+                b.label,
+                finals[a.label][1],
+                finals[b.label][1],
+                higher_is_better=finals[a.label][0] == "test_accuracy",
+            )
+            for i, a in enumerate(members)
+            for b in members[i + 1 :]
+        ]
         tested = [c for c in comparisons if not math.isnan(c.p)]
         adjusted = dict(zip(map(id, tested), holm([c.p for c in tested])))
         for c in comparisons:
             p_holm = adjusted.get(id(c), math.nan)
-            rows.append({"task": task, "metric": finals[c.first][0], "first": c.first, "second": c.second,
-                         "common_seeds": c.n, "advantage": c.advantage, "p": c.p, "p_holm": p_holm,
-                         "significant": bool(p_holm < SIGNIFICANCE)})
-    return pd.DataFrame(rows, columns=["task", "metric", "first", "second", "common_seeds", "advantage", "p",
-                                       "p_holm", "significant"])
+            rows.append(
+                {
+                    "task": task,
+                    "metric": finals[c.first][0],
+                    "first": c.first,
+                    "second": c.second,
+                    "common_seeds": c.n,
+                    "advantage": c.advantage,
+                    "p": c.p,
+                    "p_holm": p_holm,
+                    "significant": bool(p_holm < SIGNIFICANCE),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["task", "metric", "first", "second", "common_seeds", "advantage", "p", "p_holm", "significant"]
+    )
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
@@ -169,35 +201,48 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
 
     Columns that are blank in every row (accuracy of a 2-D task, the task of a one-task report) are left out.
     """
+
     def with_std(column: str, digits: int) -> list[str]:
         return [_with_std(m, s, n, digits) for m, s, n in zip(table[column], table[f"{column}_std"], table.n)]
 
     # the test loss is what a row is judged by where accuracy is undefined or the target is on the loss (a language model)
-    by_loss = [math.isnan(acc) or str(target).startswith("test_loss") for acc, target in
-               zip(table.final_test_acc, table.target)]
+    by_loss = [
+        math.isnan(acc) or str(target).startswith("test_loss")
+        for acc, target in zip(table.final_test_acc, table.target)
+    ]
 
-    columns = pd.DataFrame({
-        "task": table.task if table.task.nunique() > 1 else "",
-        "run": table.label,
-        "hyper-parameters": table.hyperparameters,
-        "final test acc %": with_std("final_test_acc", 2),
-        "best test acc %": with_std("best_test_acc", 2),
-        "final test loss": [_with_std(m, s, n, 4) if loss else "" for m, s, n, loss in
-                            zip(table.final_test_loss, table.final_test_loss_std, table.n, by_loss)],
-        # the bootstrap interval of the mean final accuracy, or of the final test loss where that judges the row
-        "final 95% CI": [_interval(l_low, l_high, 4) if loss else _interval(a_low, a_high, 2)
-                         for loss, a_low, a_high, l_low, l_high in zip(
-                             by_loss, table.final_test_acc_ci_low, table.final_test_acc_ci_high,
-                             table.final_test_loss_ci_low, table.final_test_loss_ci_high)],
-        "final train loss": with_std("final_train_loss", 4),
-        "target": table.target,
-        "median iters to target": table.iters_to_target.map(_number),
-        "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
-        "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
-        "it/s": table.iterations_per_second.map(_number),
-        "n": table.n,
-        "status": table.status,
-    })
+    columns = pd.DataFrame(
+        {
+            "task": table.task if table.task.nunique() > 1 else "",
+            "run": table.label,
+            "hyper-parameters": table.hyperparameters,
+            "final test acc %": with_std("final_test_acc", 2),
+            "best test acc %": with_std("best_test_acc", 2),
+            "final test loss": [
+                _with_std(m, s, n, 4) if loss else ""
+                for m, s, n, loss in zip(table.final_test_loss, table.final_test_loss_std, table.n, by_loss)
+            ],
+            # the bootstrap interval of the mean final accuracy, or of the final test loss where that judges the row
+            "final 95% CI": [
+                _interval(l_low, l_high, 4) if loss else _interval(a_low, a_high, 2)
+                for loss, a_low, a_high, l_low, l_high in zip(
+                    by_loss,
+                    table.final_test_acc_ci_low,
+                    table.final_test_acc_ci_high,
+                    table.final_test_loss_ci_low,
+                    table.final_test_loss_ci_high,
+                )
+            ],
+            "final train loss": with_std("final_train_loss", 4),
+            "target": table.target,
+            "median iters to target": table.iters_to_target.map(_number),
+            "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
+            "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
+            "it/s": table.iterations_per_second.map(_number),
+            "n": table.n,
+            "status": table.status,
+        }
+    )
     return columns.loc[:, [(columns[c].astype(str) != "").any() for c in columns]]
 
 

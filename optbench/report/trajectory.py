@@ -32,19 +32,33 @@ def surface_of(groups: list[Group]) -> tuple[str, Surface] | None:
 def _contours(axes, surface: Surface) -> None:
     """Filled log-spaced contours of f - min f over the plot window, and the minima as stars."""
     (x0, x1), (y0, y1) = surface.bounds
-    x, y = torch.meshgrid(torch.linspace(x0, x1, GRID, dtype=torch.float64),
-                          torch.linspace(y0, y1, GRID, dtype=torch.float64), indexing="xy")
+    x, y = torch.meshgrid(
+        torch.linspace(x0, x1, GRID, dtype=torch.float64),
+        torch.linspace(y0, y1, GRID, dtype=torch.float64),
+        indexing="xy",
+    )
     z = surface.formula(x, y).numpy()
     z = z - z.min()
     positive = z[z > 0]
     levels = np.logspace(np.log10(np.quantile(positive, 0.002)), np.log10(positive.max()), LEVELS)
-    axes.contourf(x.numpy(), y.numpy(), np.maximum(z, levels[0]), levels=levels, norm=LogNorm(), cmap="Greys_r",
-                  alpha=0.55)
-    axes.contour(x.numpy(), y.numpy(), np.maximum(z, levels[0]), levels=levels, norm=LogNorm(), colors="0.45",
-                 linewidths=0.4)
+    axes.contourf(
+        x.numpy(), y.numpy(), np.maximum(z, levels[0]), levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.55
+    )
+    axes.contour(
+        x.numpy(), y.numpy(), np.maximum(z, levels[0]), levels=levels, norm=LogNorm(), colors="0.45", linewidths=0.4
+    )
     for i, (mx, my) in enumerate(surface.minima):
-        axes.plot(mx, my, marker="*", markersize=16, color="gold", markeredgecolor="black", linestyle="none",
-                  zorder=5, label="minimum" if i == 0 else None)
+        axes.plot(
+            mx,
+            my,
+            marker="*",
+            markersize=16,
+            color="gold",
+            markeredgecolor="black",
+            linestyle="none",
+            zorder=5,
+            label="minimum" if i == 0 else None,
+        )
     axes.set_xlim(x0, x1)
     axes.set_ylim(y0, y1)
     axes.set_xlabel("x")
@@ -59,8 +73,12 @@ def _path_label(group: Group) -> str:
 
 def _paths(groups: list[Group]) -> list[tuple[Group, object]]:
     """(group, run) for every run that recorded a trajectory, in the groups' order."""
-    return [(group, run) for group in groups for run in group.runs
-            if run.trajectory is not None and not run.trajectory.empty]
+    return [
+        (group, run)
+        for group in groups
+        for run in group.runs
+        if run.trajectory is not None and not run.trajectory.empty
+    ]
 
 
 def paths_figure(groups: list[Group], name: str, surface: Surface, subtitle: str, palette: dict[str, Style]) -> Figure:
@@ -74,18 +92,27 @@ def paths_figure(groups: list[Group], name: str, surface: Surface, subtitle: str
         label = None if group.label in labelled else _path_label(group)
         labelled.add(group.label)
         on_top = 3 + len(groups) - groups.index(group)  # groups come best first: draw the best path on top
-        axes.plot(path.x, path.y, color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label,
-                  zorder=on_top)
+        axes.plot(
+            path.x, path.y, color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label, zorder=on_top
+        )
         axes.plot(path.x.iloc[0], path.y.iloc[0], marker="o", color="black", markersize=6, linestyle="none")
         if run.status == "diverged":
-            axes.plot(path.x.iloc[-1], path.y.iloc[-1], marker="X", color=style.colour, markeredgecolor="black",
-                      markersize=10, linestyle="none")
+            axes.plot(
+                path.x.iloc[-1],
+                path.y.iloc[-1],
+                marker="X",
+                color=style.colour,
+                markeredgecolor="black",
+                markersize=10,
+                linestyle="none",
+            )
     outside_legend(axes, len(groups) + 1)
     return figure
 
 
-def write_animation(groups: list[Group], name: str, surface: Surface, subtitle: str, palette: dict[str, Style],
-                    path: Path) -> Path:
+def write_animation(
+    groups: list[Group], name: str, surface: Surface, subtitle: str, palette: dict[str, Style], path: Path
+) -> Path:
     """An animated GIF of the paths growing step by step (at most GIF_FRAMES frames).
 
     The contours are drawn once; each frame restores them and draws only the paths (blitting),
@@ -100,8 +127,11 @@ def write_animation(groups: list[Group], name: str, surface: Surface, subtitle: 
         label = None if group.label in labelled else _path_label(group)
         labelled.add(group.label)
         style = palette[group.label]
-        lines.append(axes.plot([], [], color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label,
-                               animated=True)[0])
+        lines.append(
+            axes.plot([], [], color=style.colour, linestyle=style.linestyle, linewidth=1.6, label=label, animated=True)[
+                0
+            ]
+        )
     outside_legend(axes, len(groups) + 1)
     canvas = figure.canvas
     canvas.draw()

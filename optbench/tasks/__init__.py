@@ -20,7 +20,10 @@ __all__ = ["Evaluation", "StepLoss", "Target", "Task", "build_task", "task_list"
 def build_task(cfg: DictConfig) -> Task:
     """Instantiate the job's task from `cfg.task` (its dataset/model nodes stay configs)."""
     return instantiate_checked(
-        cfg.task, _recursive_=False, validation=cfg.get("validation", False), what=f"task={cfg.task.get('name', '?')}",
+        cfg.task,
+        _recursive_=False,
+        validation=cfg.get("validation", False),
+        what=f"task={cfg.task.get('name', '?')}",
         hint=f"Check task=... and the task.* overrides against configs/task/{cfg.task.get('name', '')}.yaml.",
     )
 

@@ -100,8 +100,14 @@ class Task(ABC):
     full_batch: bool = False  # every step uses the whole training split
     trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
 
-    def __init__(self, name: str, target: Mapping[str, Any], description: str = "", batching: Any = None,
-                 validation: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Mapping[str, Any],
+        description: str = "",
+        batching: Any = None,
+        validation: bool = False,
+    ) -> None:
         self.name = name
         self.description = description
         self.target = Target.from_config(target)

@@ -54,14 +54,12 @@ def rastrigin(x: Tensor, y: Tensor) -> Tensor:
 
 
 FUNCTIONS = {
-    "rosenbrock": Surface(rosenbrock, ((1.0, 1.0),), ((-2.0, 2.0), (-1.0, 3.0)),
-                               "(1-x)² + 100(y-x²)²"),
-    "beale": Surface(beale, ((3.0, 0.5),), ((-4.5, 4.5), (-4.5, 4.5)),
-                          "(1.5-x+xy)² + (2.25-x+xy²)² + (2.625-x+xy³)²"),
-    "saddle": Surface(saddle, ((0.0, math.sqrt(2)), (0.0, -math.sqrt(2))), ((-2.0, 2.0), (-2.0, 2.0)),
-                           "x² - y² + y⁴/4 + 1"),
-    "rastrigin": Surface(rastrigin, ((0.0, 0.0),), ((-5.12, 5.12), (-5.12, 5.12)),
-                              "20 + Σ t² - 10 cos(2πt)"),
+    "rosenbrock": Surface(rosenbrock, ((1.0, 1.0),), ((-2.0, 2.0), (-1.0, 3.0)), "(1-x)² + 100(y-x²)²"),
+    "beale": Surface(beale, ((3.0, 0.5),), ((-4.5, 4.5), (-4.5, 4.5)), "(1.5-x+xy)² + (2.25-x+xy²)² + (2.625-x+xy³)²"),
+    "saddle": Surface(
+        saddle, ((0.0, math.sqrt(2)), (0.0, -math.sqrt(2))), ((-2.0, 2.0), (-2.0, 2.0)), "x² - y² + y⁴/4 + 1"
+    ),
+    "rastrigin": Surface(rastrigin, ((0.0, 0.0),), ((-5.12, 5.12), (-5.12, 5.12)), "20 + Σ t² - 10 cos(2πt)"),
 }
 
 
@@ -88,8 +86,16 @@ class Function2D(Task):
     kind = "function"
     trajectory_columns = ("x", "y")
 
-    def __init__(self, name: str, target: Mapping[str, Any], function: str, start: Sequence[float],
-                 noise: float = 0.0, description: str = "", validation: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Mapping[str, Any],
+        function: str,
+        start: Sequence[float],
+        noise: float = 0.0,
+        description: str = "",
+        validation: bool = False,
+    ) -> None:
         super().__init__(name, target, description, validation=validation)
         self.function_name = function
         self.function = surface(function)

@@ -30,8 +30,16 @@ EVAL_TOKENS = 16_384  # characters per evaluation forward pass: bounds the atten
 class CharLanguageModel(Task):
     """A transformer from the `model` group trained on the characters of a text from the `dataset` group."""
 
-    def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
-                 description: str = "", batching: Any = None, validation: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Mapping[str, Any],
+        dataset: DictConfig,
+        model: DictConfig,
+        description: str = "",
+        batching: Any = None,
+        validation: bool = False,
+    ) -> None:
         super().__init__(name, target, description, batching, validation)
         self.dataset_cfg = dataset
         self.model_cfg = model
@@ -55,14 +63,20 @@ class CharLanguageModel(Task):
     def setup(self, device: torch.device) -> None:
         """Read and encode the text, cut its parts and move them to `device`."""
         self.corpus = load_corpus(self.dataset_cfg).to(device)
-        check_text_parts(self.block_size, {"training": len(self.corpus.train), "validation": len(self.corpus.valid),
-                                           "test": len(self.corpus.test)})
+        check_text_parts(
+            self.block_size,
+            {"training": len(self.corpus.train), "validation": len(self.corpus.valid), "test": len(self.corpus.test)},
+        )
 
     def build_model(self) -> nn.Module:
         """The configured model for the text's vocabulary."""
-        return instantiate_checked(self.model_cfg, vocab_size=len(self.corpus.vocabulary), what="The model",
-                                   hint=f"task={self.name} trains a transformer: check the model.* overrides against "
-                                        "configs/model/gpt.yaml (e.g. model.n_layer=2 model.n_embd=64).")
+        return instantiate_checked(
+            self.model_cfg,
+            vocab_size=len(self.corpus.vocabulary),
+            what="The model",
+            hint=f"task={self.name} trains a transformer: check the model.* overrides against "
+            "configs/model/gpt.yaml (e.g. model.n_layer=2 model.n_embd=64).",
+        )
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Endless minibatches: (batch_size, block_size + 1) windows at uniformly drawn offsets.

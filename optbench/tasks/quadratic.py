@@ -64,9 +64,18 @@ class NoisyQuadratic(Task):
 
     kind = "function"
 
-    def __init__(self, name: str, target: Mapping[str, Any], dim: int = 100, train_size: int = 1000,
-                 noise: float = 0.6, instance_seed: int = 42, description: str = "", batching: Any = None,
-                 validation: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Mapping[str, Any],
+        dim: int = 100,
+        train_size: int = 1000,
+        noise: float = 0.6,
+        instance_seed: int = 42,
+        description: str = "",
+        batching: Any = None,
+        validation: bool = False,
+    ) -> None:
         super().__init__(name, target, description, batching, validation)
         self.dim, self.size, self.noise, self.instance_seed = dim, train_size, noise, instance_seed
 
@@ -109,4 +118,4 @@ class NoisyQuadratic(Task):
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """Mean quadratic loss over the test (or validation) examples an evaluation uses."""
         examples = self.test if split == "test" else self.valid
-        return Evaluation(model(examples[:self.eval_rows(len(examples))]).mean().item())
+        return Evaluation(model(examples[: self.eval_rows(len(examples))]).mean().item())

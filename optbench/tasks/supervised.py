@@ -39,8 +39,16 @@ class Supervised(Task):
     notebooks bit for bit. A task's `batching` changes that (fmnist_2c2d: DeepOBS's pipeline).
     """
 
-    def __init__(self, name: str, target: Mapping[str, Any], dataset: DictConfig, model: DictConfig,
-                 description: str = "", batching: Any = None, validation: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Mapping[str, Any],
+        dataset: DictConfig,
+        model: DictConfig,
+        description: str = "",
+        batching: Any = None,
+        validation: bool = False,
+    ) -> None:
         super().__init__(name, target, description, batching, validation)
         self.dataset_cfg = dataset
         self.model_cfg = model

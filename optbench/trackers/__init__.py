@@ -26,9 +26,19 @@ log = logging.getLogger(__name__)
 # logger=<kind>: the package it needs, the extra that installs it and its module here all bear the kind's name
 KINDS = ("tensorboard", "mlflow", "wandb")
 # summary.json fields a tracker receives as the run's final numbers (when present and numeric)
-SUMMARY_METRICS = ("final_test_accuracy", "best_test_accuracy", "best_test_iteration", "final_test_loss",
-                   "final_train_loss", "final_valid_accuracy", "final_valid_loss", "iterations_run",
-                   "reached_target_at", "train_seconds", "iterations_per_second")
+SUMMARY_METRICS = (
+    "final_test_accuracy",
+    "best_test_accuracy",
+    "best_test_iteration",
+    "final_test_loss",
+    "final_train_loss",
+    "final_valid_accuracy",
+    "final_valid_loss",
+    "iterations_run",
+    "reached_target_at",
+    "train_seconds",
+    "iterations_per_second",
+)
 TAGS = ("task", "optimizer", "seed")
 
 
@@ -60,8 +70,11 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def final_metrics(summary: dict[str, Any], seconds_at: dict[int, float]) -> dict[str, float]:
     """The summary's final numbers, and the training seconds to the target (from test.csv's rows)."""
-    metrics = {key: float(summary[key]) for key in SUMMARY_METRICS
-               if isinstance(summary.get(key), (int, float)) and not isinstance(summary.get(key), bool)}
+    metrics = {
+        key: float(summary[key])
+        for key in SUMMARY_METRICS
+        if isinstance(summary.get(key), (int, float)) and not isinstance(summary.get(key), bool)
+    }
     reached = summary.get("reached_target_at")
     if reached in seconds_at:
         metrics["seconds_to_target"] = seconds_at[reached]
@@ -86,9 +99,15 @@ class Tracker:
             method(*args)
         except Exception as exc:  # any failure of a side service: warn once, keep training
             self.failed = True
-            log.warning("logger=%s failed while %s (%s: %s). Training goes on without it: train.csv, test.csv and "
-                        "summary.json hold every row, and `optbench export %s RUN_DIR` can replay them later.",
-                        self.kind, doing, type(exc).__name__, exc, self.kind)
+            log.warning(
+                "logger=%s failed while %s (%s: %s). Training goes on without it: train.csv, test.csv and "
+                "summary.json hold every row, and `optbench export %s RUN_DIR` can replay them later.",
+                self.kind,
+                doing,
+                type(exc).__name__,
+                exc,
+                self.kind,
+            )
 
     def open(self, info: RunInfo) -> None:
         """Start the tracker run."""
@@ -133,9 +152,11 @@ def require_tracker(kind: str) -> None:
     try:
         importlib.import_module(kind)
     except ImportError as exc:
-        raise OptbenchError(f"logger={kind} needs the {kind} package, which is not installed ({exc}). Install "
-                            f"it with: pip install 'optbench[{kind}]' (or use logger=none: the CSVs are always "
-                            "written).") from None
+        raise OptbenchError(
+            f"logger={kind} needs the {kind} package, which is not installed ({exc}). Install "
+            f"it with: pip install 'optbench[{kind}]' (or use logger=none: the CSVs are always "
+            "written)."
+        ) from None
 
 
 def build_tracker(node: DictConfig | None) -> Tracker | None:
@@ -152,12 +173,16 @@ def build_tracker(node: DictConfig | None) -> Tracker | None:
 
 def distinguishing(overrides: Sequence[str]) -> str:
     """A job's overrides that can change its numbers, joined (`optimizer=adam,seed=1`): its name in a tracker."""
-    return ",".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS
-                    and not o.lstrip("+~").startswith(("logger", "hydra")))
+    return ",".join(
+        o
+        for o in overrides
+        if o.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS and not o.lstrip("+~").startswith(("logger", "hydra"))
+    )
 
 
-def run_info(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], sweep_dir: Path | None,
-             overrides: Sequence[str] = ()) -> RunInfo:
+def run_info(
+    cfg: DictConfig, run_dir: Path, summary: dict[str, Any], sweep_dir: Path | None, overrides: Sequence[str] = ()
+) -> RunInfo:
     """The `RunInfo` of a run in `run_dir` (a job of the sweep in `sweep_dir`, or a single run when None)."""
     run_dir = run_dir.resolve()
     container = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
@@ -170,5 +195,11 @@ def run_info(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], sweep_dir:
     tags = {key: str(summary.get(key)) for key in TAGS if summary.get(key) is not None}
     if sweep_dir is not None:
         tags["sweep"] = str(sweep_dir)
-    return RunInfo(run_dir, sweep_dir or run_dir, name.replace("/", "-"), str(sweep_dir) if sweep_dir else None,
-                   flatten(container), tags)
+    return RunInfo(
+        run_dir,
+        sweep_dir or run_dir,
+        name.replace("/", "-"),
+        str(sweep_dir) if sweep_dir else None,
+        flatten(container),
+        tags,
+    )

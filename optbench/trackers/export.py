@@ -20,15 +20,17 @@ from optbench.records import COLUMNS, TRAIN_COLUMNS
 from optbench.runs import Run, discover, load_run
 from optbench.trackers import KINDS, Tracker, build_tracker, run_info
 
+
 def parser() -> argparse.ArgumentParser:
     """The `optbench export` argument parser."""
     p = argparse.ArgumentParser(
         prog="optbench export",
         description="Replay finished optbench runs (their train.csv, valid.csv, test.csv and summary.json) into "
-                    "an experiment tracker, as if they had been run with logger=KIND. A DIR holding several runs "
-                    "(a sweep) becomes one group: a TensorBoard folder, an MLflow experiment, a W&B group.",
+        "an experiment tracker, as if they had been run with logger=KIND. A DIR holding several runs "
+        "(a sweep) becomes one group: a TensorBoard folder, an MLflow experiment, a W&B group.",
         epilog="example: optbench export tensorboard multirun/2026-11-21/10-00-00 && "
-               "tensorboard --logdir multirun/2026-11-21/10-00-00/tensorboard")
+        "tensorboard --logdir multirun/2026-11-21/10-00-00/tensorboard",
+    )
     p.add_argument("kind", choices=KINDS, help="the tracker")
     p.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs, or folders holding them")
     p.add_argument("--log-dir", help="tensorboard: where the event folders go (default: DIR/tensorboard)")
@@ -54,8 +56,10 @@ def logger_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             continue
         if flag not in options:
             owner = next(other for other in KINDS if flag in preset(other))
-            raise OptbenchError(f"--{flag.replace('_', '-')} is an option of `optbench export {owner}`, not of "
-                                f"`optbench export {kind}`. Drop it.")
+            raise OptbenchError(
+                f"--{flag.replace('_', '-')} is an option of `optbench export {owner}`, not of "
+                f"`optbench export {kind}`. Drop it."
+            )
         options[flag] = value
     return options
 

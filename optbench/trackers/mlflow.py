@@ -20,8 +20,11 @@ STATUS = {"completed": "FINISHED", "interrupted": "KILLED"}  # anything else (di
 # MLflow retries a request to a server 7 times with exponential backoff and a 120 s timeout: a server gone
 # mid-run would stall training for minutes per call. optbench's own bound (unless the user set these): at
 # most ~50 s once, after which the tracker is off and training goes on.
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-               "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 
 class MlflowTracker(Tracker):
@@ -43,7 +46,8 @@ class MlflowTracker(Tracker):
             local = not self.options.get("tracking_uri")
             try:  # artifacts beside the store, not in the current folder (MLflow's default)
                 experiment_id = self.client.create_experiment(
-                    name, artifact_location=(info.root / "mlartifacts").as_uri() if local else None)
+                    name, artifact_location=(info.root / "mlartifacts").as_uri() if local else None
+                )
             except Exception:  # another job of the sweep created it first
                 experiment = self.client.get_experiment_by_name(name)
                 if experiment is None:
@@ -55,18 +59,24 @@ class MlflowTracker(Tracker):
         self.run_id = self.client.create_run(experiment_id, run_name=info.name, tags=tags).info.run_id
         params = [Param(key, str(value)[:PARAM_LENGTH]) for key, value in info.params.items()]
         for start in range(0, len(params), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=params[start:start + PARAM_BATCH])
+            self.client.log_batch(self.run_id, params=params[start : start + PARAM_BATCH])
 
     def _log(self, metrics: list[Any]) -> None:
         for start in range(0, len(metrics), BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[start:start + BATCH])
+            self.client.log_batch(self.run_id, metrics=metrics[start : start + BATCH])
 
     def _rows(self, iterations: list[int], columns: dict[str, list[float | None]]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._log([Metric(key, value, now, iteration) for key, values in columns.items()
-                   for iteration, value in zip(iterations, values) if value is not None])
+        self._log(
+            [
+                Metric(key, value, now, iteration)
+                for key, values in columns.items()
+                for iteration, value in zip(iterations, values)
+                if value is not None
+            ]
+        )
 
     def _finish(self, summary: dict[str, Any], metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric

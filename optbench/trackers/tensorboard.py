@@ -45,11 +45,22 @@ class TensorBoardTracker(Tracker):
 
         # The HPARAMS tab compares jobs: the optimizer's and schedule's settings and the run's size, not every
         # key of the config (that is in the TEXT tab)
-        chosen = {**self.info.tags, **{key: value for key, value in self.info.params.items()
-                                       if key in HPARAM_KEYS or key.startswith(("optimizer.", "schedule."))
-                                       and not key.split(".")[-1].startswith("_") and ".protocol." not in key}}
-        params = {key: value if isinstance(value, HPARAM_TYPES) else str(value) for key, value in chosen.items()
-                  if key != "sweep"}
+        chosen = {
+            **self.info.tags,
+            **{
+                key: value
+                for key, value in self.info.params.items()
+                if key in HPARAM_KEYS
+                or key.startswith(("optimizer.", "schedule."))
+                and not key.split(".")[-1].startswith("_")
+                and ".protocol." not in key
+            },
+        }
+        params = {
+            key: value if isinstance(value, HPARAM_TYPES) else str(value)
+            for key, value in chosen.items()
+            if key != "sweep"
+        }
         params["status"] = str(summary.get("status"))
         final = {f"summary/{key}": value for key, value in metrics.items()}
         for summary_proto in hparams(params, final):  # the HPARAMS tab: one row per job, in this job's own folder

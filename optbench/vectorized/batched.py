@@ -24,6 +24,7 @@ from torch.optim import Optimizer
 
 Value = float | Tensor  # a hyper-parameter: one number for all members, or one per member
 
+
 def _plain(group: dict[str, Any]) -> bool:
     """True when torch would take the single-tensor code path copied here (a float lr, no variant flags)."""
     variants = ("maximize", "foreach", "fused", "differentiable", "amsgrad", "capturable", "centered")
@@ -75,7 +76,7 @@ class Hyper:
         """`rows` in the persistent device tensor (float32, rounded to nearest as torch.tensor does)."""
         if self._rows is None or len(self._rows) < len(rows):
             self._rows = torch.empty(len(rows), len(self.groups), dtype=self.like.dtype, device=self.like.device)
-        target = self._rows[:len(rows)]
+        target = self._rows[: len(rows)]
         if target.device.type == "cpu":
             target.numpy()[:] = rows
         else:
@@ -113,8 +114,9 @@ def addcdiv_(x: Tensor, y: Tensor, z: Tensor, a: Value) -> Tensor:
 class Block:
     """A contiguous block of members whose optimizers share a batch signature, stepped as one."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], grads: Sequence[Tensor],
-                 block: slice) -> None:
+    def __init__(
+        self, optimizers: Sequence[Optimizer], params: Sequence[Tensor], grads: Sequence[Tensor], block: slice
+    ) -> None:
         self.params = [p[block] for p in params]
         self.grads = [g[block] for g in grads]
         self.hyper = Hyper([opt.param_groups[0] for opt in optimizers], self.params[0])
@@ -156,8 +158,12 @@ class BatchedSGD(Block):
 
     def start_step(self) -> None:
         """This step's lr, momentum, dampening and weight decay."""
-        self.v = self.values(lr=lambda g: -g["lr"], momentum=lambda g: g["momentum"],
-                             damping=lambda g: 1 - g["dampening"], weight_decay=lambda g: g["weight_decay"])
+        self.v = self.values(
+            lr=lambda g: -g["lr"],
+            momentum=lambda g: g["momentum"],
+            damping=lambda g: 1 - g["dampening"],
+            weight_decay=lambda g: g["weight_decay"],
+        )
 
     def update(self, i: int, param: Tensor, grad: Tensor) -> None:
         """SGD's update of one stacked parameter."""
@@ -186,10 +192,15 @@ class BatchedAdam(Block):
         """This step's coefficients, computed from each member's settings as torch computes them."""
         t = float(self.steps)  # torch keeps the step count as a float32 tensor and reads it with .item()
         self.v = self.values(
-            decay=lambda g: 1 - g["lr"] * g["weight_decay"], weight_decay=lambda g: g["weight_decay"],
-            beta1=lambda g: 1 - g["betas"][0], beta2=lambda g: g["betas"][1], one_minus_beta2=lambda g: 1 - g["betas"][1],
-            correction2=lambda g: (1 - g["betas"][1] ** t) ** 0.5, eps=lambda g: g["eps"],
-            step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)))
+            decay=lambda g: 1 - g["lr"] * g["weight_decay"],
+            weight_decay=lambda g: g["weight_decay"],
+            beta1=lambda g: 1 - g["betas"][0],
+            beta2=lambda g: g["betas"][1],
+            one_minus_beta2=lambda g: 1 - g["betas"][1],
+            correction2=lambda g: (1 - g["betas"][1] ** t) ** 0.5,
+            eps=lambda g: g["eps"],
+            step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)),
+        )
 
     def update(self, i: int, param: Tensor, grad: Tensor) -> None:
         """Adam's update of one stacked parameter."""
@@ -216,9 +227,14 @@ class BatchedRMSprop(Block):
 
     def start_step(self) -> None:
         """This step's lr, alpha, eps, momentum and weight decay."""
-        self.v = self.values(lr=lambda g: -g["lr"], alpha=lambda g: g["alpha"], one_minus_alpha=lambda g: 1 - g["alpha"],
-                             eps=lambda g: g["eps"], momentum=lambda g: g["momentum"],
-                             weight_decay=lambda g: g["weight_decay"])
+        self.v = self.values(
+            lr=lambda g: -g["lr"],
+            alpha=lambda g: g["alpha"],
+            one_minus_alpha=lambda g: 1 - g["alpha"],
+            eps=lambda g: g["eps"],
+            momentum=lambda g: g["momentum"],
+            weight_decay=lambda g: g["weight_decay"],
+        )
 
     def update(self, i: int, param: Tensor, grad: Tensor) -> None:
         """RMSprop's update of one stacked parameter."""
@@ -244,8 +260,11 @@ class BatchedAdagrad(Block):
     def start_step(self) -> None:
         """This step's decayed lr, eps and weight decay."""
         t = float(self.steps)
-        self.v = self.values(lr=lambda g: -(g["lr"] / (1 + (t - 1) * g["lr_decay"])), eps=lambda g: g["eps"],
-                             weight_decay=lambda g: g["weight_decay"])
+        self.v = self.values(
+            lr=lambda g: -(g["lr"] / (1 + (t - 1) * g["lr_decay"])),
+            eps=lambda g: g["eps"],
+            weight_decay=lambda g: g["weight_decay"],
+        )
 
     def update(self, i: int, param: Tensor, grad: Tensor) -> None:
         """Adagrad's update of one stacked parameter."""
@@ -267,9 +286,13 @@ class BatchedAdamax(Block):
     def start_step(self) -> None:
         """This step's coefficients, computed from each member's settings as torch computes them."""
         t = float(self.steps)
-        self.v = self.values(weight_decay=lambda g: g["weight_decay"], beta1=lambda g: 1 - g["betas"][0],
-                             beta2=lambda g: g["betas"][1], eps=lambda g: g["eps"],
-                             step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)))
+        self.v = self.values(
+            weight_decay=lambda g: g["weight_decay"],
+            beta1=lambda g: 1 - g["betas"][0],
+            beta2=lambda g: g["betas"][1],
+            eps=lambda g: g["eps"],
+            step_size=lambda g: -(g["lr"] / (1 - g["betas"][0] ** t)),
+        )
 
     def update(self, i: int, param: Tensor, grad: Tensor) -> None:
         """Adamax's update of one stacked parameter."""
@@ -285,8 +308,12 @@ class BatchedAdamax(Block):
 class MemberSteps:
     """Any optimizer: each member's own optimizer steps its parameters, views of the stacked tensors."""
 
-    def __init__(self, optimizers: Sequence[Optimizer], member_params: Sequence[Sequence[Tensor]],
-                 member_grads: Sequence[Sequence[Tensor]]) -> None:
+    def __init__(
+        self,
+        optimizers: Sequence[Optimizer],
+        member_params: Sequence[Sequence[Tensor]],
+        member_grads: Sequence[Sequence[Tensor]],
+    ) -> None:
         self.optimizers = optimizers
         for params, grads in zip(member_params, member_grads):
             for param, grad in zip(params, grads):
@@ -298,5 +325,10 @@ class MemberSteps:
             optimizer.step()
 
 
-BATCHED = {"sgd": BatchedSGD, "adam": BatchedAdam, "rmsprop": BatchedRMSprop, "adagrad": BatchedAdagrad,
-           "adamax": BatchedAdamax}
+BATCHED = {
+    "sgd": BatchedSGD,
+    "adam": BatchedAdam,
+    "rmsprop": BatchedRMSprop,
+    "adagrad": BatchedAdagrad,
+    "adamax": BatchedAdamax,
+}

@@ -26,8 +26,17 @@ from optbench.sampling import shuffled_batches
 from optbench.clock import TrainingClock
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
-from optbench.train import Job, check_job, close_job, fail_job, load_task, open_job, prepare_job, record_outcome, \
-    run_settings
+from optbench.train import (
+    Job,
+    check_job,
+    close_job,
+    fail_job,
+    load_task,
+    open_job,
+    prepare_job,
+    record_outcome,
+    run_settings,
+)
 from optbench.trainer import record_evaluations
 from optbench.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.vectorized.wide import WideMLP, mean_nll_gradient
@@ -68,7 +77,9 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
 def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
     """One batched stepper per run of members with the same batch signature; MemberSteps for the rest."""
     steppers = []
-    for signature, run in itertools.groupby(range(len(members)), key=lambda k: batch_signature(members[k].job.optimizer)):
+    for signature, run in itertools.groupby(
+        range(len(members)), key=lambda k: batch_signature(members[k].job.optimizer)
+    ):
         run = list(run)
         optimizers = [members[k].job.optimizer for k in run]
         if signature is None:
@@ -86,17 +97,22 @@ def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, s
         if not member.running:
             continue
         recorder, count = member.job.recorder, len(member.lrs)  # len(sizes), unless this member was flushed already
-        recorder.extend(losses[:count, k], correct[:count, k] if recorder.has_accuracy else None, sizes[:count],
-                        member.lrs)
+        recorder.extend(
+            losses[:count, k], correct[:count, k] if recorder.has_accuracy else None, sizes[:count], member.lrs
+        )
         member.lrs = []
         if not recorder.flush():
             member.running = False
-            member.job.log.warning("diverged at iteration %d (%s): this member stops, the others go on",
-                                   recorder.outcome.diverged_at, recorder.outcome.divergence)
+            member.job.log.warning(
+                "diverged at iteration %d (%s): this member stops, the others go on",
+                recorder.outcome.diverged_at,
+                recorder.outcome.divergence,
+            )
 
 
-def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_size: int, eval_every: int,
-                progress: bool = True) -> None:
+def train_group(
+    jobs: list[Job], generators: list[torch.Generator], *, batch_size: int, eval_every: int, progress: bool = True
+) -> None:
     """Train prepared jobs (same task, model shape and budget) together; each job's recorder gets its outcome."""
     signature_order = sorted(range(len(jobs)), key=lambda i: repr(batch_signature(jobs[i].optimizer)))
     members = [Member(jobs[i], generators[i]) for i in signature_order]
@@ -122,8 +138,10 @@ def train_group(jobs: list[Job], generators: list[torch.Generator], *, batch_siz
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         try:
             for iteration in range(1, iterations + 1):
-                index = torch.stack([next(member.batches) for member in members]).flatten()  # an epoch's last batch may be short
-                inputs = gathered[:index.numel() * features.shape[1]].view(count, -1, features.shape[1])
+                index = torch.stack(
+                    [next(member.batches) for member in members]
+                ).flatten()  # an epoch's last batch may be short
+                inputs = gathered[: index.numel() * features.shape[1]].view(count, -1, features.shape[1])
                 torch.index_select(features, 0, index, out=inputs.view(-1, features.shape[1]))
                 labels = split.labels.index_select(0, index).view(count, -1)
                 logits = wide.forward(inputs)
@@ -176,8 +194,9 @@ def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
     job.log.info("iteration %d: train loss %.4f | %s", iteration, job.recorder.outcome.last_train_loss, result)
 
 
-def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[logging.Logger] | None = None
-              ) -> list[dict[str, Any]]:
+def run_group(
+    cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[logging.Logger] | None = None
+) -> list[dict[str, Any]]:
     """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
 
     A job whose settings are rejected or whose setup fails is recorded as failed and the others go on. CPU
@@ -212,13 +231,29 @@ def run_group(cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[loggin
                     continue
                 ready.append(job)
                 generators.append(capture_rng())
-                job.log.info("%s on task %s (%s), %d iterations on %s, in a vectorised group", type(job.optimizer).__name__,
-                             task.name, task.data_name, job.iterations, device)
+                job.log.info(
+                    "%s on task %s (%s), %d iterations on %s, in a vectorised group",
+                    type(job.optimizer).__name__,
+                    task.name,
+                    task.data_name,
+                    job.iterations,
+                    device,
+                )
             if ready:
-                log.info("training %d jobs as one wide model (%s, %d iterations on %s)", len(ready), task.name,
-                         ready[0].iterations, device)
-                train_group(ready, generators, batch_size=first.batch_size, eval_every=ready[0].eval_every,
-                            progress=first.progress)
+                log.info(
+                    "training %d jobs as one wide model (%s, %d iterations on %s)",
+                    len(ready),
+                    task.name,
+                    ready[0].iterations,
+                    device,
+                )
+                train_group(
+                    ready,
+                    generators,
+                    batch_size=first.batch_size,
+                    eval_every=ready[0].eval_every,
+                    progress=first.progress,
+                )
                 for job in ready:
                     record_outcome(job, job.recorder.outcome)
                     job.summary["vectorized_members"] = len(ready)  # train_seconds is the group's, shared

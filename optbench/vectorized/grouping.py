@@ -28,8 +28,10 @@ def solo_reason(cfg: DictConfig) -> str | None:
     """Why the job `cfg` cannot share a wide model with other jobs, or None when it can."""
     task = OmegaConf.select(cfg, "task.name")
     if OmegaConf.select(cfg, "task._target_") in SEQUENCE_TASKS:
-        return (f"task={task} trains a transformer language model; the wide engine widens MLPs only (stacking "
-                "attention blocks member by member would cost as much as running them one by one)")
+        return (
+            f"task={task} trains a transformer language model; the wide engine widens MLPs only (stacking "
+            "attention blocks member by member would cost as much as running them one by one)"
+        )
     if OmegaConf.select(cfg, "task._target_") not in TASKS or OmegaConf.select(cfg, "dataset.name") not in DATASETS:
         return f"task={task} is not a minibatch classification task on MNIST or Fashion-MNIST"
     if OmegaConf.select(cfg, "model._target_") not in MODELS:
@@ -64,5 +66,5 @@ def plan_groups(cfgs: list[DictConfig], max_members: int) -> tuple[list[list[int
         if len(indices) == 1:
             alone[indices[0]] = "no other job of the sweep shares its task, model, budget and device settings"
             continue
-        groups += [indices[start:start + max_members] for start in range(0, len(indices), max_members)]
+        groups += [indices[start : start + max_members] for start in range(0, len(indices), max_members)]
     return groups, alone

@@ -37,7 +37,7 @@ def _views(flat: Tensor, shapes: list[torch.Size]) -> list[Tensor]:
     views, start = [], 0
     for shape in shapes:
         size = math.prod(shape)
-        views.append(flat[:, start:start + size].view(flat.shape[0], *shape))
+        views.append(flat[:, start : start + size].view(flat.shape[0], *shape))
         start += size
     return views
 
