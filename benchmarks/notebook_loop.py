@@ -35,7 +35,10 @@ def _datasets(root: Path, per_sample_transforms: bool):
     test = datasets.MNIST(root, train=False, transform=transforms.ToTensor())
     if per_sample_transforms:
         return train, test
-    as_tensors = lambda ds: TensorDataset(ds.data.to(torch.float32).div(255).unsqueeze(1), ds.targets)
+
+    def as_tensors(ds: datasets.MNIST) -> TensorDataset:
+        return TensorDataset(ds.data.to(torch.float32).div(255).unsqueeze(1), ds.targets)
+
     return as_tensors(train), as_tensors(test)
 
 

@@ -60,9 +60,10 @@ def time_floor(
     batch_size: int = 100,
     widths: tuple[int, ...] = (784, 100, 10),
     test_size: int = 10_000,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | str = "cpu",
 ) -> tuple[float, float]:
     """Seconds for the matrix products of `iterations` MLP steps, and of their evaluations: nothing else."""
+    device = torch.device(device)
     n_in, hidden, n_out = widths
     kw = {"device": device}
     x, w1, b1 = torch.rand(batch_size, n_in, **kw), torch.randn(hidden, n_in, **kw), torch.randn(hidden, **kw)

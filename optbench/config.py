@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -119,7 +118,8 @@ def compose(*overrides: str) -> DictConfig:
 
     It keeps Hydra's `hydra` node, so `run_job` knows which option of each group was chosen.
     """
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)

@@ -12,9 +12,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
-
 from torch.optim.lr_scheduler import LRScheduler
+from tqdm import tqdm
 
 from optbench.clock import TrainingClock
 from optbench.optimizer import Protocol
@@ -94,7 +93,7 @@ def train(
     batch_size: int,
     eval_every: int,
     scheduler: LRScheduler | None = None,
-    protocol: Protocol = Protocol(),
+    protocol: Protocol | None = None,
     progress: bool = True,
 ) -> Outcome:
     """Train for `iterations` steps, evaluating every `eval_every` steps and at the end.
@@ -102,6 +101,7 @@ def train(
     The scheduler, if any, sets the lr of the next step after each optimizer step. A train/eval
     optimizer ends in eval mode, so the model holds the weights it was evaluated with.
     """
+    protocol = protocol or Protocol()
     batches = task.batches(batch_size)
     clock = TrainingClock(next(model.parameters()).device)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_same_metrics, run
 
 import optbench
-from conftest import assert_same_metrics, run
 
 
 def test_run_gives_the_clis_numbers_and_files(tmp_path):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO
 
 OPTBENCH = Path(sys.executable).with_name("optbench")

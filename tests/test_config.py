@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from conftest import make_cfg
 from optbench.config import compose, config_dir
 from optbench.errors import OptbenchError
 from optbench.model import MLP
@@ -71,13 +71,16 @@ def test_optimizer_builds_with_torch_defaults(name):
     cls = type(optimizer)
     assert f"torch.optim.{cls.__name__}" == cfg.optimizer._target_
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
-    for key, value in OmegaConf.to_container(cfg.optimizer).items():
+    for key in OmegaConf.to_container(cfg.optimizer):
         if key.startswith("_") or key in RESERVED_KEYS:
             continue
         expected = NAMED.get(name, {}).get(key, defaults[key])
         actual = optimizer.defaults[key]
-        as_list = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # torch stores tuples
-        assert as_list(actual) == as_list(expected), key
+        assert _as_list(actual) == _as_list(expected), key
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (tuple, list)) else value  # torch stores tuples
 
 
 def test_hyperparameters_overridable_and_plain_python():

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf

@@ -14,8 +14,8 @@ import numpy
 import pandas as pd
 import pytest
 import torch
-
 from conftest import REPO, assert_same_metrics, make_cfg, run
+
 from optbench import device as device_module
 from optbench.config import config_fingerprint
 from optbench.data import Split
@@ -62,7 +62,7 @@ def test_pixels_scale_to_torchvisions_values_on_the_device(device, normalize):
 def test_a_run_records_its_device_and_repeats_bit_for_bit(tmp_path, device):
     """Same config + seed on the same device: the same CSVs. The summary says where and how it ran."""
     first = run(tmp_path / "first", "optimizer=adam", f"device={device}", *SHORT)
-    second = run(tmp_path / "second", "optimizer=adam", f"device={device}", *SHORT)
+    run(tmp_path / "second", "optimizer=adam", f"device={device}", *SHORT)
     for name in ("train.csv", "test.csv"):
         assert_same_metrics(tmp_path / "first" / name, tmp_path / "second" / name, f"{device}: {name}")
     assert first["device"].startswith(device) and first["numerics"] == {"deterministic": True, "tf32": False}

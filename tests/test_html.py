@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_report import make_run
 
 from optbench.report import build_report
-from test_report import make_run
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)

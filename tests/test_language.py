@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import make_cfg, run
 from omegaconf import OmegaConf
 
-from conftest import make_cfg, run
 from optbench.config import compose
 from optbench.corpus import load_corpus
 from optbench.errors import OptbenchError

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_same_metrics, make_cfg
 from omegaconf import OmegaConf
 
-from conftest import assert_same_metrics, make_cfg
 from optbench.threads import JOBS_AT_ONCE, JobsAtOnce, available_cores, jobs_at_once, launcher_threads
 from optbench.train import objective
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-
 from conftest import run
+
 from optbench.optim import Lookahead
 
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import make_cfg, run
+
 from optbench.errors import OptbenchError
 from optbench.model import MLP, Conv2c2d
 from optbench.optim.lookahead import Lookahead

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
 
 NOTEBOOK = REPO / "docs" / "examples" / "quickstart.ipynb"
@@ -23,7 +22,10 @@ def test_the_quickstart_notebook_runs(tmp_path):
     ).execute()
     outputs = {i: cell.get("outputs", []) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     assert not [o for cell in outputs.values() for o in cell if o.output_type == "error"]
-    html = lambda i: "".join(o.get("data", {}).get("text/html", "") for o in outputs[i])
+
+    def html(i: int) -> str:
+        return "".join(o.get("data", {}).get("text/html", "") for o in outputs[i])
+
     assert "optbench run in" in html(2) and "completed" in html(2)
     assert "<table" in html(4)  # result.test
     assert any("image/png" in o.get("data", {}) for o in outputs[5])  # the loss plot

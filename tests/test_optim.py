@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_cfg, run
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import make_cfg, run
 from optbench.config import config_dir
 from optbench.data import load_dataset
 from optbench.model import MLP

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from test_report import make_run
 
 from optbench.report import build_report
 from optbench.report.profiles import profiles, ratios
-from test_report import make_run
 
 
 def table(rows: list[tuple[str, str, float]]) -> pd.DataFrame:

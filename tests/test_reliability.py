@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from test_cli import OPTBENCH, SHORT, cli, summary
 
 from optbench.data import load_dataset
 from optbench.errors import OptbenchError
-from test_cli import OPTBENCH, SHORT, cli, summary
 
 # (overrides, exit status, text the message must contain)
 BAD_INPUTS = [

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from test_cli import OPTBENCH, cli
 
 SHORT = ["iterations=60", "eval_every=20", "device=cpu"]
@@ -365,9 +364,9 @@ def test_summary_statistics(tmp_path):
     import scipy.stats
 
     from optbench.report.groups import group_runs
-    from optbench.runs import load_run
     from optbench.report.stats import summarize
     from optbench.report.table import summary_table
+    from optbench.runs import load_run
 
     values = np.array([97.1, 97.3, 96.9])
     summary = summarize([*values, None, float("nan")])  # missing values are left out
@@ -399,9 +398,9 @@ def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     import scipy.stats
 
     from optbench.report.groups import group_runs
-    from optbench.runs import load_run
     from optbench.report.stats import holm, paired_t
     from optbench.report.table import pairwise_table
+    from optbench.runs import load_run
 
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x 0.01, then max(2 x 0.03, 1 x 0.04)
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1

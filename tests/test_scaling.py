@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run
+from test_report import make_run, report
+
 from optbench.report.groups import group_runs
 from optbench.report.scaling import scaling_points
 from optbench.report.table import summary_table
 from optbench.runs import discover, load_run
-from test_report import make_run, report
 
 # Test losses every 10 steps; the target is test loss <= 0.5.
 REACH_AT = {10: [0.4], 20: [0.9, 0.4], 30: [0.9, 0.8, 0.4], 40: [0.9, 0.8, 0.7, 0.4]}

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_cfg, run
+
 from optbench.errors import OptbenchError
 from optbench.optim import Lookahead
 from optbench.schedule import build_schedule

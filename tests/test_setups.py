@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_cfg, run
+from test_cli import SHORT, cli
+
 from optbench.errors import OptbenchError
 from optbench.model import MLP, build_model
 from optbench.validation import check_config
-from test_cli import SHORT, cli
 
 
 def test_lab_initialisation_statistics():

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 from conftest import make_cfg, run
+from omegaconf import OmegaConf
+from test_cli import cli
+from test_cli import summary as read_summary
+
 from optbench import data
 from optbench.config import compose, config_dir
 from optbench.errors import OptbenchError
@@ -22,7 +24,6 @@ from optbench.tasks import Evaluation, Target, build_task
 from optbench.tasks.functions import FUNCTIONS
 from optbench.train import _results, run_job
 from optbench.validation import check_target
-from test_cli import cli, summary as read_summary
 
 TASKS = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml"))
 TWO_D = ["rosenbrock", "beale", "saddle", "rastrigin"]

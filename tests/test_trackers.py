@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_cfg, run
+
 from optbench.config import config_fingerprint
 from optbench.errors import OptbenchError
 from optbench.trackers import build_tracker, distinguishing, flatten

@@ -8,11 +8,11 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import make_cfg, run
+from hydra.utils import instantiate
 
 from benchmarks.notebook_loop import notebook_run
-from conftest import make_cfg, run
 from optbench.data import Split
-from hydra.utils import instantiate
 
 
 def read(run_dir):
@@ -52,7 +52,7 @@ def test_minibatch_accuracy_is_a_fraction_of_the_batch(tmp_path):
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     a = run(tmp_path / "a", "iterations=40", "eval_every=20")
     b = run(tmp_path / "b", "iterations=40", "eval_every=20")
-    c = run(tmp_path / "c", "iterations=40", "eval_every=20", "seed=1")
+    run(tmp_path / "c", "iterations=40", "eval_every=20", "seed=1")
     assert read(tmp_path / "a")[0].equals(read(tmp_path / "b")[0])
     assert a["final_test_accuracy"] == b["final_test_accuracy"]
     assert not read(tmp_path / "a")[0].loss.equals(read(tmp_path / "c")[0].loss)

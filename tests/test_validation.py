@@ -16,16 +16,16 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import make_cfg
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from test_cli import cli
 
 import optbench
-from conftest import make_cfg
 from optbench.config import config_dir
 from optbench.data import DEBIAN_FASHION_MNIST
 from optbench.errors import OptbenchError
 from optbench.train import run_job
 from optbench.validation import check_config, check_launcher, check_sweeper
-from test_cli import cli
 
 BAD = (0, -1, "abc", math.nan, math.inf)
 CONFIGS = Path(config_dir())
@@ -96,6 +96,23 @@ def _legal_runs_tier(walked: tuple[tuple[str, ...], str]) -> object:
     return pytest.param(walked, marks=pytest.mark.slow) if slow else walked
 
 
+# The optimizers whose settings have rules beyond their constructor's (OPTIMIZER_RULES, param_groups with their
+# own optimizers) are walked in the fast tier; every other optimizer's walk is in the slow tier.
+FAST_OPTIMIZERS = {
+    "optimizer=adam",
+    "optimizer=lbfgs",
+    "optimizer=muon",
+    "optimizer=prodigy",
+    "optimizer=schedulefree_adamw",
+}
+
+
+def _verdicts_tier(walked: tuple[tuple[str, ...], str]) -> object:
+    """Every task preset, schedule, logger and device, and the FAST_OPTIMIZERS, in the fast tier."""
+    slow = walked[1] == "optimizer." and not FAST_OPTIMIZERS & set(walked[0])
+    return pytest.param(walked, marks=pytest.mark.slow) if slow else walked
+
+
 def _config_id(value: object) -> str:
     return " ".join(value[0]) if isinstance(value, tuple) and isinstance(value[0], tuple) else str(value)
 
@@ -143,7 +160,7 @@ def legal_values(overrides: tuple[str, ...], under: str) -> list[tuple[str, obje
     return legal
 
 
-@pytest.mark.parametrize("walked", CONFIGS_WALKED, ids=_config_id)
+@pytest.mark.parametrize("walked", [_verdicts_tier(w) for w in CONFIGS_WALKED], ids=_config_id)
 def test_every_numeric_setting_is_refused_with_one_message_or_legal(walked):
     legal = legal_values(*walked)
     assert all(value in (0, -1) for _, value, _ in legal), [(p, v) for p, v, _ in legal]  # abc, nan, inf never are

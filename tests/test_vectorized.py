@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from conftest import assert_same_metrics, make_cfg
+
 from optbench.optimizer import build_optimizer
 from optbench.train import run_job
 from optbench.vectorized import batched

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import sys
 import types
-from html import escape  # (the name `html` here is this package's html module)
 from dataclasses import dataclass
+from html import escape  # (the name `html` here is this package's html module)
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +14,15 @@ import pandas as pd
 
 from optbench.records import write_text_atomic
 from optbench.report import plots, profiles
-from optbench.report.interactive import SPEC_SUFFIX
 from optbench.report.document import Document, Section, describe, significant_pairs, troubled_runs, tuning_notes
 from optbench.report.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.report.groups import Group, differing_keys, group_runs
-from optbench.runs import Run, discover, load_run
 from optbench.report.html import image_html, render_html
+from optbench.report.interactive import SPEC_SUFFIX
 from optbench.report.markdown import render_markdown
 from optbench.report.sensitivity import load_tuning
 from optbench.report.table import pairwise_table, readable, results_table, summary_table
+from optbench.runs import Run, discover, load_run
 
 FORMATS = ("png", "svg", "pdf")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from optbench.report.groups import Group
-from optbench.runs import Run
 from optbench.report.sensitivity import arm_label, metric_name, searched
+from optbench.runs import Run
 
 
 @dataclass

@@ -10,9 +10,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
+from optbench.records import TUNING_CSV
 from optbench.report.plots import new_figure, outside_legend, styles
 from optbench.tasks import Target
-from optbench.records import TUNING_CSV
 
 log = logging.getLogger(__name__)
 

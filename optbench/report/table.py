@@ -12,7 +12,6 @@ from tabulate import tabulate
 from optbench.report.groups import Group, config_value
 from optbench.report.stats import holm, paired_t, summarize
 from optbench.runs import first_reaching
-from optbench.tasks import Target
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
 KEY_HYPERPARAMETERS = ("lr", "momentum", "nesterov", "betas", "alpha", "rho", "weight_decay")

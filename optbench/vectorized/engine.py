@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from optbench.sampling import shuffled_batches
 from optbench.clock import TrainingClock
 from optbench.device import resolve_device
 from optbench.errors import OptbenchError
+from optbench.sampling import shuffled_batches
 from optbench.train import (
     Job,
     check_job,
