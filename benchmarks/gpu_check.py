@@ -45,12 +45,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.speed import time_notebook  # noqa: E402
-from optbench import recorder, train, trainer  # noqa: E402
-from optbench.config import compose, config_dir  # noqa: E402
-from optbench.device import cpu_name, hardware, numerics, resolve_device  # noqa: E402
+from optbench import train  # noqa: E402
+from optbench.config.compose import compose  # noqa: E402
+from optbench.config.sources import config_dir  # noqa: E402
 from optbench.errors import OptbenchError  # noqa: E402
+from optbench.job import loop as trainer  # noqa: E402
+from optbench.job.device import cpu_name, hardware, numerics, resolve_device  # noqa: E402
+from optbench.rundir import recorder  # noqa: E402
+from optbench.sweeps.vectorized.engine import run_group  # noqa: E402
 from optbench.train import run_job  # noqa: E402
-from optbench.vectorized.engine import run_group  # noqa: E402
 
 FAMILIES = [
     ["optimizer=sgd"],

@@ -35,9 +35,9 @@ from hydra.utils import instantiate
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.notebook_loop import notebook_run  # noqa: E402
-from optbench.config import compose  # noqa: E402
-from optbench.data import default_root, ensure_mnist  # noqa: E402
-from optbench.device import cpu_name, hardware, resolve_device  # noqa: E402
+from optbench.config.compose import compose  # noqa: E402
+from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
+from optbench.job.device import cpu_name, hardware, resolve_device  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 
 

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from optbench.config import compose  # noqa: E402
-from optbench.data import default_root, ensure_mnist  # noqa: E402
+from optbench.config.compose import compose  # noqa: E402
+from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
+from optbench.sweeps.vectorized.engine import run_group  # noqa: E402
 from optbench.train import run_job  # noqa: E402
-from optbench.vectorized.engine import run_group  # noqa: E402
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adamax"]
 

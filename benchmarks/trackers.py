@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from optbench.config import compose  # noqa: E402
-from optbench.data import default_root, ensure_mnist  # noqa: E402
-from optbench.device import cpu_name  # noqa: E402
+from optbench.config.compose import compose  # noqa: E402
+from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
+from optbench.job.device import cpu_name  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 
 LOGGERS = ("none", "tensorboard", "mlflow", "wandb")

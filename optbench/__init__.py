@@ -1,14 +1,14 @@
 """optbench: benchmark PyTorch optimizers from the command line, configured with Hydra.
 
-From Python: `optbench.run(...)`, `optbench.sweep(...)`, `optbench.report(...)` (see optbench/api.py).
-They are loaded on first use, so `import optbench` stays light for the command line and Hydra's plugins.
+From Python: `optbench.run(...)`, `optbench.sweep(...)`, `optbench.report(...)` (see optbench/api.py; the report's
+package is `optbench.reporting`). They are loaded on first use, so `import optbench` stays light for the command line and Hydra's plugins.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("run", "sweep", "Result", "Sweep")
+_API = ("run", "sweep", "report", "Result", "Sweep")
 __all__ = ["run", "sweep", "report", "Result", "Sweep", "Report", "OptbenchError", "__version__"]
 
 
@@ -23,11 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return OptbenchError
     if name == "Report":  # what optbench.report(*dirs) returns
-        from optbench.report import Report
+        from optbench.reporting.build import Report
 
         return Report
-    if name == "report":  # the report package, callable: optbench.report(*dirs) builds a report
-        import optbench.report as report
-
-        return report
     raise AttributeError(f"module 'optbench' has no attribute {name!r}")

@@ -26,10 +26,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
-from optbench.records import SUMMARY_JSON, write_text_atomic
+from optbench.rundir.writer import SUMMARY_JSON, write_text_atomic
 
 if TYPE_CHECKING:
-    from optbench.report import Report
+    from optbench.reporting.build import Report
 
 SHOWN = (
     "status",
@@ -140,7 +140,7 @@ def _compose(overrides: tuple[str, ...]) -> DictConfig:
     """The job config, as the CLI composes it; Hydra's composition errors as one OptbenchError."""
     from hydra.errors import HydraException
 
-    from optbench.config import compose
+    from optbench.config.compose import compose
 
     _check_overrides("run", overrides)
     try:
@@ -167,8 +167,8 @@ def _save_hydra_files(cfg: DictConfig, overrides: tuple[str, ...], out_dir: Path
 def run(*overrides: str, out_dir: str | Path | None = None) -> Result:
     """Train one run in this process, as `optbench OVERRIDES` does; its files go to `out_dir`
     (default: a new outputs/DATE/TIME). A run that diverges returns normally (its summary says so)."""
+    from optbench.config.validation import check_config
     from optbench.train import run_job
-    from optbench.validation import check_config
 
     cfg = _compose(overrides)
     check_config(cfg)  # a rejected run writes nothing
@@ -200,7 +200,7 @@ def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = Fa
             f"The sweep `optbench -m {' '.join(overrides)}` stopped with exit status "
             f"{process.returncode}. Its last lines:\n" + "\n".join(tail)
         )
-    from optbench.runs import discover
+    from optbench.rundir.reader import discover
 
     return Sweep(directory, [Result.load(path) for path in discover([directory])])
 
@@ -208,7 +208,7 @@ def sweep(*overrides: str, sweep_dir: str | Path | None = None, quiet: bool = Fa
 def report(*dirs: str | Path, out_dir: str | Path | None = None) -> Report:
     """Build `optbench report DIRS` (run dirs, sweep dirs, or folders of them) into `out_dir` (default:
     DIR/report for one dir, ./report for several); in Jupyter it displays inline."""
-    from optbench.report import build_report
+    from optbench.reporting.build import build_report
 
     paths = [Path(d) for d in dirs]
     if not paths:

@@ -8,11 +8,11 @@ import sys
 def main() -> None:
     """Dispatch `report` and `export` to their own parsers; anything else is the Hydra training job (overrides, -m)."""
     if sys.argv[1:2] == ["report"]:
-        from optbench.report.cli import main as report_main
+        from optbench.reporting.cli import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
     if sys.argv[1:2] == ["export"]:
-        from optbench.trackers.export import main as export_main
+        from optbench.logger.export import main as export_main
 
         sys.exit(export_main(sys.argv[2:]))
     if sys.argv[1:2] == ["--version"]:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 
 class OptbenchError(Exception):
@@ -20,3 +25,13 @@ def exit_status_2() -> Iterator[None]:
     except OptbenchError as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def instantiate_checked(node: DictConfig, what: str, hint: str, **kwargs: Any) -> Any:
+    """`instantiate(node, **kwargs)`; a failure becomes one OptbenchError saying `what` failed, then `hint`."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, OptbenchError):
+            raise exc.__cause__ from None  # our own message, without Hydra's wrapping
+        raise OptbenchError(f"{what} could not be built from its configuration ({exc}). {hint}") from exc

@@ -27,26 +27,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config import (
-    check_length_overrides,
-    config_dir,
-    config_fingerprint,
-    group_choices,
-    hydra_node,
-    optimizer_name,
-    shadowed_user_configs,
-)
-from optbench.device import device_settings, hardware, numerics, resolve_device
+from optbench.config.compose import check_length_overrides, group_choices, hydra_node, optimizer_name
+from optbench.config.fingerprint import config_fingerprint
+from optbench.config.sources import config_dir, shadowed_user_configs
+from optbench.config.validation import budget, check_config
 from optbench.errors import OptbenchError
-from optbench.optimizer import Protocol, build_optimizer, protocol_of
-from optbench.recorder import Outcome, Recorder
-from optbench.records import SUMMARY_JSON, RunRecords, finite_or_none, write_json_atomic
-from optbench.schedule import build_schedule
+from optbench.job.device import device_settings, hardware, numerics, resolve_device
+from optbench.job.loop import train
+from optbench.job.threads import launcher_threads
+from optbench.logger import Tracker, build_tracker, run_info
+from optbench.optim.build import Protocol, build_optimizer, protocol_of
+from optbench.optim.schedule import build_schedule
+from optbench.rundir.recorder import Outcome, Recorder
+from optbench.rundir.writer import SUMMARY_JSON, RunRecords, finite_or_none, write_json_atomic
 from optbench.tasks import Target, Task, build_task, task_list
-from optbench.threads import launcher_threads
-from optbench.trackers import Tracker, build_tracker, run_info
-from optbench.trainer import train
-from optbench.validation import budget, check_config
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +163,7 @@ def _identity(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_job(cfg: DictConfig, out_dir: Path) -> None:
-    """Check every setting of the job before anything is read or written (`optbench.validation`); a rejected
+    """Check every setting of the job before anything is read or written (`optbench.config.validation`); a rejected
     job leaves only its summary.json, `failed` with the message, and raises the OptbenchError."""
     try:
         check_config(cfg)
@@ -302,7 +296,7 @@ def close_job(job: Job) -> dict[str, Any]:
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run one training job end to end and return its summary (also written to summary.json).
 
-    Needs only the composed config: `optbench.config.compose(...)` gives one without Hydra's runtime.
+    Needs only the composed config: `optbench.config.compose.compose(...)` gives one without Hydra's runtime.
     """
     check_job(cfg, out_dir)
     job = open_job(cfg, out_dir)

@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for benchmarks.notebook_loop, the reference loop
 
-from optbench.config import compose  # noqa: E402
-from optbench.data import ensure_mnist  # noqa: E402
+from optbench.config.compose import compose  # noqa: E402
+from optbench.data.datasets import ensure_mnist  # noqa: E402
 from optbench.train import run_job  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def test_run_raises_the_clis_messages(tmp_path, overrides, message):
 
 
 def test_report_displays_inline_and_saves(tmp_path):
-    """optbench.report(...) is callable although optbench.report is also the report package."""
+    """optbench.report(...) is the API's function, also once the report package (optbench.reporting) is loaded."""
     optbench.run(
         "task=rosenbrock",
         "optimizer=adam",
@@ -50,7 +50,7 @@ def test_report_displays_inline_and_saves(tmp_path):
         out_dir=tmp_path / "run",
     )
     view = optbench.report(tmp_path / "run")
-    assert callable(optbench.report) and optbench.report.build_report  # the package's names still work
+    assert optbench.report is optbench.api.report and optbench.reporting.build.build_report  # both names work
     assert view.out_dir == tmp_path / "run" / "report" and view.figures
     shown = view._repr_html_()
     assert shown.count("<img") == len(view.figures) and "data:image/png;base64," in shown and "<table" in shown

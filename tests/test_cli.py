@@ -33,6 +33,41 @@ def test_single_run_from_any_directory(tmp_path):
     assert "iteration 20" in (run / "optbench.log").read_text()  # logging goes to Hydra's log file
 
 
+# What only a report, a figure or a tracker needs: a plain run loads none of it (the auto-report callback
+# loads the report's libraries when a sweep ends, a tracker its package when logger= names one).
+REPORT_AND_TRACKER_LIBRARIES = ("pandas", "matplotlib", "scipy", "plotly", "tensorboard", "mlflow", "wandb", "optuna")
+WITH_LOADED_MODULES = [
+    sys.executable,
+    "-c",
+    "import atexit, sys; from optbench.cli import main; "
+    "atexit.register(lambda: print('loaded:', ' '.join(sorted(m for m in sys.modules if '.' not in m)))); main()",
+]
+
+
+def loaded_modules(result: subprocess.CompletedProcess) -> set[str]:
+    return set(next(line for line in result.stdout.splitlines() if line.startswith("loaded:")).split()[1:])
+
+
+@pytest.mark.parametrize(
+    ("task", "allowed"),
+    [("rosenbrock", ()), ("mnist_mlp", ("PIL",))],  # torchvision.datasets (MNIST's reader) imports PIL itself
+)
+def test_a_plain_run_loads_no_report_image_or_tracker_library(tmp_path, task, allowed):
+    args = (
+        f"task={task}",
+        "optimizer=adam",
+        "iterations=2",
+        "eval_every=1",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    result = cli(*args, cwd=tmp_path, command=WITH_LOADED_MODULES)
+    assert result.returncode == 0, result.stderr
+    unwanted = {*REPORT_AND_TRACKER_LIBRARIES, "PIL"} - set(allowed)
+    assert not unwanted & loaded_modules(result), unwanted & loaded_modules(result)
+    assert summary(tmp_path / "run")["status"] == "completed"
+
+
 @pytest.mark.slow
 def test_default_output_dir_is_hydras(tmp_path):
     result = cli("iterations=5", "eval_every=5", cwd=tmp_path)

@@ -11,12 +11,13 @@ from conftest import make_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from optbench.config import compose, config_dir
+from optbench.config.compose import compose
+from optbench.config.sources import config_dir
+from optbench.config.validation import check_config
 from optbench.errors import OptbenchError
 from optbench.model import MLP
+from optbench.optim.build import RESERVED_KEYS, build_optimizer
 from optbench.optim.multi import MultiOptimizer
-from optbench.optimizer import RESERVED_KEYS, build_optimizer
-from optbench.validation import check_config
 
 OPTIMIZERS = sorted(p.stem for p in (Path(config_dir()) / "optimizer").glob("*.yaml"))
 # Those torch itself provides (the others come with the zoo extra; tests/test_modern_optimizers.py).

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision import transforms
 
-from optbench import data
-from optbench.data import MNIST_SHA256, ensure_mnist, load_dataset, sha256
+from optbench.data import datasets as data
+from optbench.data.datasets import MNIST_SHA256, ensure_mnist, load_dataset, sha256
 from optbench.errors import OptbenchError
 
 

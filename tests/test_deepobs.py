@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from optbench.config import compose
-from optbench.data import Dataset, Split
+from optbench.config.compose import compose
+from optbench.config.validation import budget, check_config
+from optbench.data.datasets import Dataset, Split
+from optbench.data.sampling import Batching, buffer_shuffle
 from optbench.optim import AdamTF
-from optbench.sampling import Batching, buffer_shuffle
 from optbench.tasks import build_task
 from optbench.train import run_job
-from optbench.validation import budget, check_config
 
 # quadratic_deep's first test loss (theta = 1, before any step) in every DeepOBS_Baselines run file
 # (fsschneider/DeepOBS_Baselines, quadratic_deep/*/*/random_seed__*.json, "test_losses"[0]).

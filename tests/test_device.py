@@ -16,14 +16,14 @@ import pytest
 import torch
 from conftest import REPO, assert_same_metrics, make_cfg, run
 
-from optbench import device as device_module
-from optbench.config import config_fingerprint
-from optbench.data import Split
+from optbench.config.fingerprint import config_fingerprint
+from optbench.data.datasets import Split
 from optbench.errors import OptbenchError
+from optbench.job import device as device_module
+from optbench.sweeps.vectorized import batched
+from optbench.sweeps.vectorized.engine import run_group
 from optbench.tasks import build_task
 from optbench.train import run_job
-from optbench.vectorized import batched
-from optbench.vectorized.engine import run_group
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 DEVICES = [pytest.param("cpu", marks=pytest.mark.device), pytest.param("cuda", marks=[pytest.mark.device, CUDA])]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from test_report import make_run
 
-from optbench.report import build_report
+from optbench.reporting.build import build_report
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from optbench.report.interactive import MAX_POINTS, to_plotly, write_spec
+from optbench.reporting.interactive import MAX_POINTS, to_plotly, write_spec
 
 
 def figure() -> tuple[Figure, object]:

@@ -15,15 +15,15 @@ import torch
 from conftest import make_cfg, run
 from omegaconf import OmegaConf
 
-from optbench.config import compose
-from optbench.corpus import load_corpus
+from optbench.config.compose import compose
+from optbench.data.corpus import load_corpus
 from optbench.errors import OptbenchError
+from optbench.job.loop import evaluate
 from optbench.model.gpt import GPT
-from optbench.optimizer import build_optimizer, protocol_of
-from optbench.records import SUMMARY_JSON
+from optbench.optim.build import build_optimizer, protocol_of
+from optbench.rundir.writer import SUMMARY_JSON
+from optbench.sweeps.vectorized.grouping import solo_reason
 from optbench.tasks import build_task
-from optbench.trainer import evaluate
-from optbench.vectorized.grouping import solo_reason
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # A transformer small enough for tests: one block, 16 wide, context 16.

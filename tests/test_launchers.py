@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_same_metrics, make_cfg
 from omegaconf import OmegaConf
 
-from optbench.threads import JOBS_AT_ONCE, JobsAtOnce, available_cores, jobs_at_once, launcher_threads
+from optbench.job.threads import JOBS_AT_ONCE, JobsAtOnce, available_cores, jobs_at_once, launcher_threads
 from optbench.train import objective
 
 OPTBENCH = Path(sys.executable).with_name("optbench")

@@ -9,16 +9,16 @@ import pytest
 import torch
 from conftest import make_cfg, run
 
+from optbench.config.validation import check_config
 from optbench.errors import OptbenchError
+from optbench.job.loop import train
 from optbench.model import MLP, Conv2c2d
+from optbench.optim.build import Protocol, build_optimizer, protocol_of
 from optbench.optim.lookahead import Lookahead
 from optbench.optim.multi import MultiOptimizer
-from optbench.optimizer import Protocol, build_optimizer, protocol_of
-from optbench.recorder import Recorder
-from optbench.records import RunRecords
+from optbench.rundir.recorder import Recorder
+from optbench.rundir.writer import RunRecords
 from optbench.tasks import build_task
-from optbench.trainer import train
-from optbench.validation import check_config
 
 FROM_TORCH = ["muon", "adafactor", "lbfgs"]
 FROM_ZOO = {

@@ -12,8 +12,8 @@ from conftest import make_cfg, run
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from optbench.config import config_dir
-from optbench.data import load_dataset
+from optbench.config.sources import config_dir
+from optbench.data.datasets import load_dataset
 from optbench.model import MLP
 
 SCRATCH = sorted(p.stem for p in (Path(config_dir()) / "optimizer" / "scratch").glob("*.yaml"))

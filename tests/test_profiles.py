@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from test_report import make_run
 
-from optbench.report import build_report
-from optbench.report.profiles import profiles, ratios
+from optbench.reporting.build import build_report
+from optbench.reporting.profiles import profiles, ratios
 
 
 def table(rows: list[tuple[str, str, float]]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 from test_cli import OPTBENCH, SHORT, cli, summary
 
-from optbench.data import load_dataset
+from optbench.data.datasets import load_dataset
 from optbench.errors import OptbenchError
 
 # (overrides, exit status, text the message must contain)

@@ -363,10 +363,10 @@ def test_gif_of_the_paths(two_d_sweep, tmp_path):
 def test_summary_statistics(tmp_path):
     import scipy.stats
 
-    from optbench.report.groups import group_runs
-    from optbench.report.stats import summarize
-    from optbench.report.table import summary_table
-    from optbench.runs import load_run
+    from optbench.reporting.groups import group_runs
+    from optbench.reporting.stats import summarize
+    from optbench.reporting.table import summary_table
+    from optbench.rundir.reader import load_run
 
     values = np.array([97.1, 97.3, 96.9])
     summary = summarize([*values, None, float("nan")])  # missing values are left out
@@ -397,10 +397,10 @@ def test_summary_statistics(tmp_path):
 def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     import scipy.stats
 
-    from optbench.report.groups import group_runs
-    from optbench.report.stats import holm, paired_t
-    from optbench.report.table import pairwise_table
-    from optbench.runs import load_run
+    from optbench.reporting.groups import group_runs
+    from optbench.reporting.stats import holm, paired_t
+    from optbench.reporting.table import pairwise_table
+    from optbench.rundir.reader import load_run
 
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x 0.01, then max(2 x 0.03, 1 x 0.04)
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from optbench.sampling import consume_test_pass_draw, shuffled_batches
+from optbench.data.sampling import consume_test_pass_draw, shuffled_batches
 
 
 @pytest.mark.parametrize("n,batch_size,steps", [(60, 10, 25), (57, 10, 20), (1000, 100, 23)])

@@ -10,10 +10,10 @@ import pytest
 from conftest import run
 from test_report import make_run, report
 
-from optbench.report.groups import group_runs
-from optbench.report.scaling import scaling_points
-from optbench.report.table import summary_table
-from optbench.runs import discover, load_run
+from optbench.reporting.groups import group_runs
+from optbench.reporting.scaling import scaling_points
+from optbench.reporting.table import summary_table
+from optbench.rundir.reader import discover, load_run
 
 # Test losses every 10 steps; the target is test loss <= 0.5.
 REACH_AT = {10: [0.4], 20: [0.9, 0.4], 30: [0.9, 0.8, 0.4], 40: [0.9, 0.8, 0.7, 0.4]}
@@ -95,7 +95,7 @@ def test_a_run_diverging_before_its_first_evaluation_names_its_lr(tmp_path):
 
 @pytest.mark.parametrize("steps", [[10, 20], [np.inf, np.inf]])
 def test_no_figure_without_two_reached_batch_sizes(tmp_path, steps):
-    from optbench.report.scaling import applies
+    from optbench.reporting.scaling import applies
 
     points = pd.DataFrame({"optimizer": ["sgd", "sgd"], "batch_size": [8, 16], "steps": steps, "label": ["a", "b"]})
     assert applies(points) == bool(np.isfinite(steps).all())

@@ -12,7 +12,7 @@ from conftest import make_cfg, run
 
 from optbench.errors import OptbenchError
 from optbench.optim import Lookahead
-from optbench.schedule import build_schedule
+from optbench.optim.schedule import build_schedule
 
 N, LR = 60, 0.1
 

@@ -8,9 +8,9 @@ import torch
 from conftest import make_cfg, run
 from test_cli import SHORT, cli
 
+from optbench.config.validation import check_config
 from optbench.errors import OptbenchError
 from optbench.model import MLP, build_model
-from optbench.validation import check_config
 
 
 def test_lab_initialisation_statistics():

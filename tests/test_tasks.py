@@ -15,15 +15,16 @@ from omegaconf import OmegaConf
 from test_cli import cli
 from test_cli import summary as read_summary
 
-from optbench import data
-from optbench.config import compose, config_dir
+from optbench.config.compose import compose
+from optbench.config.sources import config_dir
+from optbench.config.validation import check_target
+from optbench.data import datasets as data
 from optbench.errors import OptbenchError
 from optbench.model import Conv2c2d
-from optbench.recorder import Outcome
+from optbench.rundir.recorder import Outcome
 from optbench.tasks import Evaluation, Target, build_task
 from optbench.tasks.functions import FUNCTIONS
 from optbench.train import _results, run_job
-from optbench.validation import check_target
 
 TASKS = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml"))
 TWO_D = ["rosenbrock", "beale", "saddle", "rastrigin"]

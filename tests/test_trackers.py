@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from conftest import make_cfg, run
 
-from optbench.config import config_fingerprint
+from optbench.config.fingerprint import config_fingerprint
+from optbench.config.validation import check_config
 from optbench.errors import OptbenchError
-from optbench.trackers import build_tracker, distinguishing, flatten
-from optbench.validation import check_config
+from optbench.logger import build_tracker, distinguishing, flatten
 
 SHORT = ("iterations=300", "eval_every=100")
 
@@ -118,9 +118,9 @@ def test_tracker_failing_mid_run_warns_once_and_training_goes_on(tmp_path, caplo
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SummaryWriter, "add_scalar", disk_full)
-        with caplog.at_level(logging.WARNING, logger="optbench.trackers"):
+        with caplog.at_level(logging.WARNING, logger="optbench.logger"):
             summary = run(tmp_path / "run", "logger=tensorboard", *SHORT)
-    warnings = [r for r in caplog.records if r.name == "optbench.trackers"]
+    warnings = [r for r in caplog.records if r.name == "optbench.logger"]
     assert summary["status"] == "completed" and len(csv(tmp_path / "run" / "train.csv")) == 300
     assert len(warnings) == 1 and "No space left on device" in warnings[0].getMessage()
     assert "Training goes on without it" in warnings[0].getMessage()
@@ -139,10 +139,10 @@ def test_tracker_server_gone_does_not_stop_the_run(tmp_path, caplog, monkeypatch
     ):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    with caplog.at_level(logging.WARNING, logger="optbench.trackers"):
+    with caplog.at_level(logging.WARNING, logger="optbench.logger"):
         summary = run(tmp_path, "logger=mlflow", "logger.tracking_uri=http://127.0.0.1:9", *SHORT)
     assert summary["status"] == "completed" and len(csv(tmp_path / "test.csv")) == 3
-    assert [r.getMessage() for r in caplog.records if r.name == "optbench.trackers"][0].startswith(
+    assert [r.getMessage() for r in caplog.records if r.name == "optbench.logger"][0].startswith(
         "logger=mlflow failed while starting its run"
     )
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # not MLflow's 7 retries with 2^k s backoff

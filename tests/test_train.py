@@ -12,7 +12,7 @@ from conftest import make_cfg, run
 from hydra.utils import instantiate
 
 from benchmarks.notebook_loop import notebook_run
-from optbench.data import Split
+from optbench.data.datasets import Split
 
 
 def read(run_dir):
@@ -178,7 +178,7 @@ def test_one_thread_gives_the_same_numbers_within_rounding(tmp_path):
 def test_training_clock_leaves_warm_up_and_evaluations_out(monkeypatch):
     """test.csv's `seconds` is AlgoPerf's accumulated submission time: the first step (warm-up: handles,
     first-use kernels, optimizer state) and the evaluations do not count."""
-    from optbench import clock as clock_module
+    from optbench.job import clock as clock_module
 
     now = iter([9.0, 10.0, 12.0, 15.0, 16.0, 17.5])  # created, warm-up done, pause begins, pause ends, readings
     monkeypatch.setattr(clock_module.time, "perf_counter", lambda: next(now))

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from scipy.stats import qmc
 
+from optbench.config.validation import check_sweeper
 from optbench.errors import OptbenchError
-from optbench.tuning import TrialScore, parse_dimension, rank_trials, search_points
-from optbench.validation import check_sweeper
+from optbench.sweeps.tuning import TrialScore, parse_dimension, rank_trials, search_points
 
 OPTBENCH = Path(sys.executable).with_name("optbench")
 
@@ -238,7 +238,7 @@ def trial_dir(path: Path, test_loss: float, valid_loss: float) -> Path:
 
 
 def test_a_trial_is_scored_on_the_split_asked_for(tmp_path):
-    from optbench.tuning import score_trial
+    from optbench.sweeps.tuning import score_trial
 
     a, b = trial_dir(tmp_path / "a", test_loss=0.2, valid_loss=0.9), trial_dir(tmp_path / "b", 0.8, 0.3)
     on_valid = [score_trial(d, "validation") for d in (a, b)]
@@ -322,7 +322,7 @@ def test_an_arm_is_named_by_its_optimizer_even_when_only_one_is_tuned():
 
 
 def test_a_report_over_several_sweeps_keeps_their_arms_apart(tmp_path):
-    from optbench.report.sensitivity import load_tuning
+    from optbench.reporting.sensitivity import load_tuning
 
     for sweep, lr in (("first", 0.1), ("second", 0.01)):
         (tmp_path / sweep).mkdir()

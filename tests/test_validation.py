@@ -21,11 +21,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from test_cli import cli
 
 import optbench
-from optbench.config import config_dir
-from optbench.data import DEBIAN_FASHION_MNIST
+from optbench.config.sources import config_dir
+from optbench.config.validation import check_config, check_launcher, check_sweeper
+from optbench.data.datasets import DEBIAN_FASHION_MNIST
 from optbench.errors import OptbenchError
 from optbench.train import run_job
-from optbench.validation import check_config, check_launcher, check_sweeper
 
 BAD = (0, -1, "abc", math.nan, math.inf)
 CONFIGS = Path(config_dir())

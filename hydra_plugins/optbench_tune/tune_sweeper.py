@@ -1,6 +1,6 @@
 """`hydra/sweeper=tune`: tune each arm's hyper-parameters on one seed, then rerun the winners over seeds.
 
-A thin Hydra Sweeper over `optbench.tuning`: it launches every batch through the configured
+A thin Hydra Sweeper over `optbench.sweeps.tuning`: it launches every batch through the configured
 launcher (basic, joblib, submitit, ...) and scores trials from the files they wrote, so it works
 with any launcher. Imports of optbench's heavier modules wait until a sweep starts, because Hydra
 imports every plugin module whenever any Hydra app starts.
@@ -22,7 +22,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
-    from optbench.tuning import Arm
+    from optbench.sweeps.tuning import Arm
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class TuneSweeper(Sweeper):
         return list(range(seeds)) if isinstance(seeds, int) else seeds
 
     def settings(self) -> dict[str, Any]:
-        """The sweeper's own settings (`hydra.sweeper.*`), as `optbench.validation.check_sweeper` reads them."""
+        """The sweeper's own settings (`hydra.sweeper.*`), as `optbench.config.validation.check_sweeper` reads them."""
         return {
             "search": self.search,
             "trials": self.trials,
@@ -102,7 +102,7 @@ class TuneSweeper(Sweeper):
     def _plan(self, arguments: list[str]) -> tuple[list[list[str]], list[str], list]:
         """(the arms: each a list of overrides, the overrides common to every job, the search dimensions)."""
         from optbench.errors import OptbenchError
-        from optbench.tuning import dimension_of, parse_dimension
+        from optbench.sweeps.tuning import dimension_of, parse_dimension
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         dimensions = {key: parse_dimension(key, spec) for key, spec in self.params.items()}
@@ -136,10 +136,10 @@ class TuneSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         from dataclasses import replace
 
-        from optbench.records import TUNING_CSV, TUNING_DIR
-        from optbench.threads import announce_jobs_at_once
-        from optbench.tuning import ADAPTIVE_SEARCHES, Arm, score_trial, search_points, write_tuning_csv
-        from optbench.validation import check_sweeper
+        from optbench.config.validation import check_sweeper
+        from optbench.job.threads import announce_jobs_at_once
+        from optbench.rundir.writer import TUNING_CSV, TUNING_DIR
+        from optbench.sweeps.tuning import ADAPTIVE_SEARCHES, Arm, score_trial, search_points, write_tuning_csv
 
         check_sweeper(self.settings())
         seeds = self._stage_seeds()
@@ -152,7 +152,7 @@ class TuneSweeper(Sweeper):
         adaptive = self.search in ADAPTIVE_SEARCHES and bool(dimensions)
         stage_one = [Arm(arm, arm_name(arm, common)) for arm in arms]
         if adaptive:
-            from optbench.search import AdaptiveSearch
+            from optbench.sweeps.search import AdaptiveSearch
 
             for arm in stage_one:
                 arm.search = AdaptiveSearch(dimensions, self.search, self.search_seed)
@@ -220,13 +220,13 @@ class TuneSweeper(Sweeper):
         ]
 
     def _rows(self, arm: Arm) -> list[dict[str, Any]]:
-        from optbench.tuning import tuning_rows
+        from optbench.sweeps.tuning import tuning_rows
 
         return tuning_rows(arm.name, arm.points, arm.scores, arm.dirs, self.tuning_seed, self.select, self.split)
 
     def _winner(self, arm: Arm, common: list[str]) -> list[str] | None:
         """The overrides of the arm's chosen trial, or None (logged) when none completed."""
-        from optbench.records import TUNING_CSV
+        from optbench.rundir.writer import TUNING_CSV
 
         chosen = next((row for row in self._rows(arm) if row["chosen"]), None)
         what = " ".join(arm.overrides) or "the sweep"
@@ -255,7 +255,7 @@ class TuneSweeper(Sweeper):
         a quarter of the trials (so the search has rounds to learn from), or `batch` when given."""
         if self.batch is not None:
             return self.batch
-        from optbench.threads import launcher_capacity
+        from optbench.job.threads import launcher_capacity
 
         at_once = launcher_capacity(self.config.hydra.launcher)
         return max(1, min(at_once // arms, math.ceil(self.trials / 4)))

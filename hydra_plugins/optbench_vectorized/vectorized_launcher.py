@@ -1,7 +1,7 @@
 """A Hydra Launcher that trains the jobs of a sweep that can share one pass as one wide model.
 
 Hydra's own `run_job` still creates each job's output dir, `.hydra/` files and log file; the
-training itself is `optbench.vectorized.engine.run_group` for a group, or the ordinary task
+training itself is `optbench.sweeps.vectorized.engine.run_group` for a group, or the ordinary task
 function for a job that runs alone.
 """
 
@@ -62,7 +62,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 class VectorizedLauncher(Launcher):
-    """Groups the sweep's jobs (see `optbench.vectorized.grouping`) and trains each group in one pass."""
+    """Groups the sweep's jobs (see `optbench.sweeps.vectorized.grouping`) and trains each group in one pass."""
 
     def __init__(self, max_members: int = 64) -> None:
         super().__init__()
@@ -95,13 +95,13 @@ class VectorizedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run every job: groups through the engine, the others one by one; returns in job order."""
-        from optbench.vectorized.grouping import plan_groups
+        from optbench.sweeps.vectorized.grouping import plan_groups
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        from optbench.config.validation import check_launcher
         from optbench.errors import exit_status_2
-        from optbench.validation import check_launcher
 
         with exit_status_2():
             check_launcher({"max_members": self.max_members})
@@ -127,8 +127,8 @@ class VectorizedLauncher(Launcher):
     def _launch_group(self, configs: list[DictConfig]) -> list[JobReturn]:
         """Set up each member's dir and files as Hydra does, then train the group in one pass."""
         from optbench.errors import OptbenchError
+        from optbench.sweeps.vectorized.engine import run_group
         from optbench.train import objective
-        from optbench.vectorized.engine import run_group
 
         quiet = HydraContext(config_loader=self.hydra_context.config_loader, callbacks=_NoCallbacks())
         returns = [

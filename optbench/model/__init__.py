@@ -12,8 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from optbench.config import instantiate_checked
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, instantiate_checked
 
 
 def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Module:

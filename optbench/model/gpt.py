@@ -84,7 +84,7 @@ class GPT(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
     ) -> None:
-        super().__init__()  # the sizes are checked by optbench.validation (model.* rules)
+        super().__init__()  # the sizes are checked by optbench.config.validation (model.* rules)
         self.block_size = block_size
         self.transformer = nn.ModuleDict(
             dict(

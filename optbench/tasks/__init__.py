@@ -11,7 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.config import config_dir, instantiate_checked, user_config_dirs
+from optbench.config.sources import config_dir, user_config_dirs
+from optbench.errors import instantiate_checked
 from optbench.tasks.base import Evaluation, StepLoss, Target, Task
 
 __all__ = ["Evaluation", "StepLoss", "Target", "Task", "build_task", "task_list"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optbench.sampling import Batching
+from optbench.data.sampling import Batching
 
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
 TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
@@ -33,7 +33,7 @@ class Target:
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> Target:
-        """The target of a `{metric, threshold, mode}` mapping (checked by `optbench.validation.check_target`)."""
+        """The target of a `{metric, threshold, mode}` mapping (checked by `optbench.config.validation.check_target`)."""
         return cls(node["metric"], float(node["threshold"]), node["mode"])
 
     @property

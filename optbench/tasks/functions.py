@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optbench.device import upload
+from optbench.job.device import upload
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 Tensor = torch.Tensor
@@ -64,7 +64,7 @@ FUNCTIONS = {
 
 
 def surface(name: str) -> Surface:
-    """The 2-D function called `name` (one of FUNCTIONS: `task.function` is checked by optbench.validation)."""
+    """The 2-D function called `name` (one of FUNCTIONS: `task.function` is checked by optbench.config.validation)."""
     return FUNCTIONS[name]
 
 

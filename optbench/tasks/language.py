@@ -17,12 +17,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from optbench.config import instantiate_checked
-from optbench.corpus import Corpus, load_corpus
-from optbench.device import upload
+from optbench.config.validation import check_text_parts
+from optbench.data.corpus import Corpus, load_corpus
+from optbench.errors import instantiate_checked
+from optbench.job.device import upload
 from optbench.tasks.base import Evaluation, StepLoss, Task
 from optbench.tasks.supervised import count_correct, loss_function
-from optbench.validation import check_text_parts
 
 EVAL_TOKENS = 16_384  # characters per evaluation forward pass: bounds the attention's memory
 

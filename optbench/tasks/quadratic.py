@@ -6,7 +6,7 @@ N(0, noise^2 I). H = R^T diag(lambda) R with 90% of the eigenvalues in (0, 1) an
 (H and the splits) is fixed by `instance_seed` alone, independent of the run's `seed`; with the
 defaults it is DeepOBS's instance (NumPy RandomState(42); data seeds 42 train, 43 test and, as
 DeepOBS's PyTorch version, 44 validation). DeepOBS's TensorFlow input pipeline, which made its
-published baselines, is the preset's `batching` (see `optbench.sampling.Batching`).
+published baselines, is the preset's `batching` (see `optbench.data.sampling.Batching`).
 """
 
 from __future__ import annotations

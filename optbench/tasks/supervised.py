@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from optbench.data import Dataset, load_dataset
+from optbench.data.datasets import Dataset, load_dataset
+from optbench.data.sampling import consume_test_pass_draw
 from optbench.model import build_model
-from optbench.sampling import consume_test_pass_draw
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits

@@ -1,0 +1,303 @@
+"""Dataset group: find or unpack the files, load a split through torchvision, return tensors.
+
+MNIST works offline: the four original IDX files ship gzipped inside the package and are unpacked
+(checksums verified) into ``<root>/MNIST/raw`` where ``torchvision.datasets.MNIST`` reads them.
+Fashion-MNIST comes from Debian's ``dataset-fashion-mnist`` package when present, else torchvision
+downloads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from optbench.config.validation import check_held_out
+from optbench.errors import OptbenchError
+from optbench.job.device import upload
+
+# sha256 of the uncompressed IDX files (see optbench/resources/mnist/README.md).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One dataset split: pixels as stored (uint8, one row per example), labels, and the scaling.
+
+    Pixels stay uint8 on the device (4x less memory than floats) and each gathered batch is scaled
+    with ToTensor()/Normalize()'s exact ops, so inputs are bit-identical to the notebooks'. Whole-split
+    passes (evaluation) read `features`, the split scaled once: scaling it again at each evaluation
+    cost more than the test forward pass (a fresh 31 MB tensor's page faults).
+    """
+
+    pixels: torch.Tensor
+    labels: torch.Tensor
+    mean: float | None = None
+    std: float | None = None
+    origin: torch.Tensor | None = None  # each example's row in the file's split, once a part is held out
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def scale(self, pixels: torch.Tensor, by_table: bool | None = None) -> torch.Tensor:
+        """Model inputs: uint8 pixels as x / 255 (ToTensor), then (x - mean) / std if normalising.
+
+        On the CPU this is ToTensor's own arithmetic. On a GPU, division by a constant is computed
+        as multiplication by its reciprocal, ~1 ulp off on many pixel values, so there the pixels are
+        looked up in `table`, the 256 values the CPU computes (`by_table` forces either way).
+        """
+        if pixels.dtype != torch.uint8:
+            return pixels  # already real-valued features (e.g. the thermometer readings)
+        if by_table if by_table is not None else pixels.device.type != "cpu":
+            return self.table.index_select(0, pixels.reshape(-1).int()).view(pixels.shape)
+        inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
+        return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
+
+    @cached_property
+    def table(self) -> torch.Tensor:
+        """The scaled value of each pixel value 0..255, computed on the CPU, on the pixels' device."""
+        return upload(self.scale(torch.arange(256, dtype=torch.uint8), by_table=False), self.pixels.device)
+
+    @cached_property
+    def features(self) -> torch.Tensor:
+        """The whole split scaled, computed once: rows of it have the bits of scaling those rows alone."""
+        return self.scale(self.pixels)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of the examples at `index` (index_select: a cheap row gather)."""
+        return self.scale(self.pixels.index_select(0, index)), self.labels.index_select(0, index)
+
+    def chunks(self, size: int, count: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Inputs and labels of consecutive slices of at most `size` examples, in order, over the
+        first `count` examples (all by default)."""
+        count = len(self) if count is None else count
+        for start in range(0, count, size):
+            end = min(start + size, count)
+            yield self.features[start:end], self.labels[start:end]
+
+    def to(self, device: torch.device) -> Split:
+        """Return this split with its tensors on `device`."""
+        return replace(self, pixels=self.pixels.to(device), labels=self.labels.to(device))
+
+    def subset(self, index: torch.Tensor) -> Split:
+        """The examples at `index`, in that order, remembering which rows of the file's split they are."""
+        origin = index if self.origin is None else self.origin.index_select(0, index)
+        return Split(
+            self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std, origin
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test splits plus the shapes a model needs."""
+
+    name: str
+    train: Split
+    test: Split
+    num_classes: int  # model outputs: classes, or 1 for a regression target
+    kind: str = "classification"  # or "regression": MSE loss, no accuracy
+    full_batch: bool = False  # every step uses the whole training split, in order
+    valid: Split | None = None  # held out of the training examples when the validation split is on
+
+    @property
+    def num_features(self) -> int:
+        """Number of input features per example (784 for 28x28 images)."""
+        return self.train.pixels.shape[1]
+
+    def to(self, device: torch.device) -> Dataset:
+        """Return this dataset with its splits on `device`."""
+        return replace(
+            self,
+            train=self.train.to(device),
+            test=self.test.to(device),
+            valid=self.valid.to(device) if self.valid is not None else None,
+        )
+
+    def hold_out(self, size: int, seed: int) -> Dataset:
+        """This dataset with `size` training examples moved to a validation split.
+
+        Which ones is fixed by `seed` alone (its own generator, not the run's), so every run of a
+        sweep trains on the same examples; both parts keep the original order. A full-batch dataset
+        (the thermometer's 11 points) has nothing to spare: its validation split is the training split.
+        """
+        if self.full_batch:
+            return replace(self, valid=self.train)
+        n = len(self.train)
+        check_held_out(size, n, self.name)
+        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        valid, train = chosen[:size].sort().values, chosen[size:].sort().values
+        return replace(self, train=self.train.subset(train), valid=self.train.subset(valid))
+
+
+def default_root() -> Path:
+    """The cache dir data is unpacked/downloaded into when `dataset.root` is null."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "optbench" / "data"
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_verified: dict[Path, tuple[int, int]] = {}  # file -> (size, mtime) when its checksum last matched
+
+
+def _checksum_matches(path: Path, expected: str) -> bool:
+    """Whether `path` has sha256 `expected`; a file unchanged since it matched in this process is not read again."""
+    stat = path.stat()
+    if _verified.get(path) == (stat.st_size, stat.st_mtime_ns):
+        return True  # a sweep's jobs in one process, and both splits of a run, hash each file once
+    if sha256(path) != expected:
+        return False
+    _verified[path] = (stat.st_size, stat.st_mtime_ns)
+    return True
+
+
+def _unpack_gzip(source, target: Path) -> None:
+    """Decompress `source` (path or file object) to `target` atomically (temp file + rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_mnist(root: Path) -> None:
+    """Unpack the bundled MNIST files into `root`/MNIST/raw unless valid copies are there already."""
+    raw = root / "MNIST" / "raw"
+    bundled = resources.files("optbench") / "resources" / "mnist"
+    for name, expected in MNIST_SHA256.items():
+        target = raw / name
+        if target.exists():
+            if _checksum_matches(target, expected):
+                continue
+            log.warning("%s is damaged (sha256 mismatch): unpacking the bundled copy again", target)
+        with resources.as_file(bundled / f"{name}.gz") as gz:
+            try:
+                _unpack_gzip(gz, target)
+            except (OSError, EOFError) as exc:
+                raise OptbenchError(
+                    f"Could not unpack MNIST file {name} into {raw}: {exc}. Make sure "
+                    f"dataset.root={root} is a writable directory (or point dataset.root / "
+                    "$OPTBENCH_DATA elsewhere) and that the optbench installation is complete "
+                    "(reinstall it if the bundled file is damaged)."
+                ) from exc
+        if not _checksum_matches(target, expected):
+            raise OptbenchError(
+                f"MNIST file {target} does not match its sha256 checksum after unpacking: the "
+                "bundled copy is damaged. Reinstall optbench (pip install --force-reinstall .)."
+            )
+
+
+def ensure_fashion_mnist(raw: Path) -> bool:
+    """Unpack Debian's Fashion-MNIST into the `raw` folder if installed; True when the files are there."""
+    names = list(MNIST_SHA256)  # Fashion-MNIST uses MNIST's four file names
+    if all((raw / n).exists() for n in names):
+        return True
+    if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
+        return False
+    for n in names:
+        _unpack_gzip(DEBIAN_FASHION_MNIST / f"{n}.gz", raw / n)
+    return True
+
+
+def _torchvision_split(name: str, root: Path, train: bool):
+    """Open one split with torchvision, downloading only where optbench has no local copy."""
+    from torchvision import datasets  # imported here: torchvision's import is slow and only needed once
+
+    if name == "mnist":
+        ensure_mnist(root)
+        return datasets.MNIST(root, train=train, download=False)
+    if name == "fashion_mnist":
+        raw = root / "FashionMNIST" / "raw"
+        local = ensure_fashion_mnist(raw)
+        try:
+            return datasets.FashionMNIST(root, train=train, download=not local)
+        except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+            if local:
+                raise OptbenchError(
+                    f"The Fashion-MNIST files in {raw} could not be read ({exc}): one of them is "
+                    f"truncated or damaged. Delete {raw} and run again; optbench unpacks or downloads "
+                    "them anew."
+                ) from exc
+            raise OptbenchError(
+                f"Fashion-MNIST is not in {raw} and could not be "
+                f"downloaded ({exc}). Either connect to the internet and run again, install "
+                "Debian's package (`apt-get install dataset-fashion-mnist`), or copy the four "
+                "Fashion-MNIST IDX files (uncompressed) into that folder."
+            ) from exc
+    raise OptbenchError(f"Unknown dataset.name={name!r}: optbench knows 'mnist', 'fashion_mnist' and 'thermometer'.")
+
+
+def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
+    """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
+    images = tv_dataset.data
+    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
+
+
+# The lecture's thermometer readings: celsius and the unknown units (t_c, t_u).
+THERMOMETER_CELSIUS = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
+THERMOMETER_UNKNOWN = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
+
+
+def thermometer(input_scale: float) -> Dataset:
+    """The lecture's 11-point linear toy problem; the test split is the same 11 points."""
+    inputs = (input_scale * torch.tensor(THERMOMETER_UNKNOWN)).unsqueeze(1)  # t_un = 0.1 * t_u
+    split = Split(inputs, torch.tensor(THERMOMETER_CELSIUS))
+    return Dataset("thermometer", split, split, num_classes=1, kind="regression", full_batch=True)
+
+
+def load_dataset(cfg: DictConfig, validation: bool = False) -> Dataset:
+    """Load the configured dataset's splits as tensors on the CPU; with `validation`, hold
+    `dataset.validation_size` training examples out as a validation split."""
+    dataset = _load(cfg)
+    return dataset.hold_out(cfg.get("validation_size"), cfg.get("validation_seed", 0)) if validation else dataset
+
+
+def _load(cfg: DictConfig) -> Dataset:
+    if cfg.name == "thermometer":
+        return thermometer(cfg.input_scale)
+    root = Path(cfg.root).expanduser() if cfg.root else default_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptbenchError(
+            f"dataset.root={root} cannot be created ({exc.strerror}). Choose a writable folder: "
+            "`dataset.root=/path/to/data` or set $OPTBENCH_DATA."
+        ) from exc
+    mean, std = (cfg.mean, cfg.std) if cfg.normalize else (None, None)
+    train, test = (_torchvision_split(cfg.name, root, train=flag) for flag in (True, False))
+    return Dataset(
+        name=cfg.name,
+        train=_to_split(train, mean, std),
+        test=_to_split(test, mean, std),
+        num_classes=len(train.classes),
+    )

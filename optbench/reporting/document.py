@@ -1,0 +1,125 @@
+"""What a report says, independent of its format: sections of tables, notes and figures.
+
+summary.md and report.html render the same Document, so they never disagree. Notes are short
+inline-markdown lines (`**bold**`, `` `code` ``; a leading "- " makes a bullet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from optbench.reporting.groups import Group
+from optbench.reporting.sensitivity import arm_label, metric_name, searched
+from optbench.rundir.reader import Run
+
+
+@dataclass
+class Section:
+    """One part of the report: a task's table, notes and figures (or the cross-task profiles)."""
+
+    title: str | None  # None for the only task of a one-task report
+    intro: str
+    table: pd.DataFrame  # already readable: text cells, human column names
+    notes: list[str] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)  # whose configs the HTML shows
+
+
+@dataclass
+class Document:
+    """The whole report: its sections, the runs that did not complete cleanly, and where it lives."""
+
+    sections: list[Section]
+    troubled: list[str]
+    root: Path  # figure paths are shown relative to it
+
+
+def describe(task: str, runs: list[Run]) -> str:
+    """`mnist_mlp · mnist · mlp 784-100-10 · 3000 iterations`, listing every value where runs differ."""
+
+    def values(describe_run) -> str:
+        found = []
+        for run in runs:
+            value = describe_run(run)
+            if value and value not in found:
+                found.append(value)
+        return " / ".join(found)
+
+    dataset = values(lambda run: run.summary.get("dataset"))
+    model = values(
+        lambda run: " ".join(
+            filter(None, [run.summary.get("model"), "-".join(str(w) for w in run.summary.get("model_layers", []))])
+        )
+    )
+    iterations = values(lambda run: str(run.summary.get("iterations", "")))
+    parts = [task] + [dataset] * (dataset != task) + [model] + [f"{iterations} iterations"] * bool(iterations)
+    return " · ".join(part for part in parts if part and part != "?")
+
+
+def troubled_runs(runs: list[Run]) -> list[str]:
+    """One line per run that did not complete cleanly: its dir, status and what went wrong."""
+    lines = []
+    for run in (run for run in runs if not run.clean):
+        details = [f"{len(run.train)} iterations recorded"]
+        if run.summary.get("diverged_at"):
+            details.append(
+                f"diverged at iteration {run.summary['diverged_at']}: "
+                f"{run.summary.get('divergence', 'loss not finite')}"
+            )
+        if run.summary.get("advice"):
+            details.append(run.summary["advice"])
+        if run.summary.get("error"):
+            details.append(f"error: {run.summary['error']}")
+        details += run.problems
+        lines.append(f"- `{run.path}`: **{run.status}** ({'; '.join(details)})")
+    return lines
+
+
+def significant_pairs(pairs: pd.DataFrame) -> list[str]:
+    """How many pairs differ significantly (Holm-corrected, 5%), then one line per such pair, better first."""
+    tested = pairs[pairs.p.notna()]
+    if tested.empty:
+        return []
+    lines = [
+        f"Paired t-tests over common seeds, Holm-corrected within the task: {int(tested.significant.sum())} of "
+        f"{len(tested)} differences significant at 5%."
+    ]
+    for row in tested[tested.significant].itertuples():
+        better, worse = (row.first, row.second) if row.advantage > 0 else (row.second, row.first)
+        lines.append(
+            f"- **{better}** beats **{worse}** on {row.metric.replace('_', ' ')} by {abs(row.advantage):.4g} "
+            f"(n={row.common_seeds}, p={row.p_holm:.2g})"
+        )
+    return lines
+
+
+def _plain(value: object) -> str:
+    """A searched value as it was given: 1 rather than pandas' 1.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def tuning_notes(tuning: pd.DataFrame) -> list[str]:
+    """What stage 1 of a tune sweep chose per arm, and how many of its trials completed."""
+    if tuning.empty:
+        return []
+    keys = searched(tuning)
+    lines = [
+        f"Tuned by `{tuning['select'].iloc[0]}` of the {metric_name(tuning)} over {', '.join(keys)} on seed "
+        f"{', '.join(map(str, dict.fromkeys(tuning.seed)))} (stage 1, tuning.csv); the table reruns each "
+        "arm's chosen setting over the seeds:"
+    ]
+    for arm, trials in tuning.groupby("arm", sort=False):
+        chosen = trials[trials.chosen.astype(bool)]
+        setting = (
+            " ".join(f"{key}={_plain(chosen[key].iloc[0])}" for key in keys)
+            if len(chosen)
+            else "nothing (no trial completed)"
+        )
+        lines.append(
+            f"- {arm_label(arm)}: {setting} · {int((trials.status == 'completed').sum())} of {len(trials)} "
+            "trials completed"
+        )
+    return lines

@@ -1,0 +1,196 @@
+"""Find the runs under some paths and read what each wrote, tolerating partial or broken files.
+
+Below both the report and the tuner (which scores trials from their files), so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from optbench.config.validation import check_target
+from optbench.errors import OptbenchError
+from optbench.rundir.writer import (
+    COLUMNS,
+    SUMMARY_JSON,
+    TEST_CSV,
+    TRAIN_COLUMNS,
+    TRAIN_CSV,
+    TRAJECTORY_CSV,
+    TUNING_CSV,
+    TUNING_DIR,
+    VALID_CSV,
+)
+from optbench.tasks import Target
+
+
+@dataclass
+class Run:
+    """One run directory: its metrics (possibly partial), summary and Hydra config."""
+
+    path: Path
+    status: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    config: DictConfig = field(default_factory=lambda: OmegaConf.create({}))
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    trajectory: pd.DataFrame | None = None  # iteration,x,y of a 2-D task
+    valid: pd.DataFrame | None = None  # valid.csv, when the run held out a validation split
+
+    @property
+    def task(self) -> str:
+        """The task's name; for runs older than tasks, their dataset's name."""
+        name = OmegaConf.select(self.config, "task.name", default=None, throw_on_missing=False)
+        if name is None and "kind" in self.summary:  # before `kind`, summary's `task` meant the kind
+            name = self.summary.get("task")
+        return str(name or self.summary.get("dataset") or "?")
+
+    @property
+    def target(self) -> Target | None:
+        """The task's target (from the run's config or summary), or None for runs older than targets."""
+        node = OmegaConf.select(self.config, "task.target", default=None, throw_on_missing=False)
+        node = OmegaConf.to_container(node) if node is not None else self.summary.get("target")
+        try:
+            if not isinstance(node, dict):
+                return None
+            check_target(self.task, node)
+            return Target.from_config(node)
+        except OptbenchError:
+            return None
+
+    @property
+    def clean(self) -> bool:
+        """True for a completed run whose files were all read without a problem."""
+        return self.status == "completed" and not self.problems
+
+    @property
+    def has_curves(self) -> bool:
+        """True when the run has at least one training row to plot."""
+        return not self.train.empty
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Every run directory at or below `paths` (one holding a train.csv, or only the summary.json of a run
+    whose settings were rejected), in a stable order."""
+    found: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise OptbenchError(f"{path} does not exist. Give a run dir, a sweep dir, or a folder holding them.")
+        if path.is_file():
+            raise OptbenchError(f"{path} is a file; give the run's folder (the one holding {TRAIN_CSV}).")
+        found.update(
+            run.parent.resolve()
+            for name in (TRAIN_CSV, SUMMARY_JSON)
+            for run in path.rglob(name)
+            if not _tuning_trial(run.parent, path)
+        )
+    if not found:
+        where = ", ".join(str(p) for p in paths)
+        raise OptbenchError(
+            f"No optbench runs found under {where}: no {TRAIN_CSV} in it or below it. Point "
+            "`optbench report` at a run dir (outputs/DATE/TIME) or a sweep dir (multirun/DATE/TIME)."
+        )
+    return sorted(found, key=lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts])
+
+
+def _tuning_trial(run_dir: Path, root: Path) -> bool:
+    """True for a tune sweep's stage-1 trial (<sweep>/tuning/N beside <sweep>/tuning.csv) found from
+    above its sweep: the report covers stage 2, and tuning.csv summarises the trials."""
+    for folder in run_dir.relative_to(root).parents:
+        if folder.name == TUNING_DIR and (root / folder.parent / TUNING_CSV).exists():
+            return True
+    return False
+
+
+def read_metrics(
+    path: Path, problems: list[str], columns: tuple[str, ...] = COLUMNS, optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`.
+
+    The trailing `optional` columns may be missing (files written before they existed): they read as NaN.
+    """
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+    if not path.exists():
+        problems.append(f"{path.name} missing")
+        return empty
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip", engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+        return empty
+    older = [c for c in columns if c not in optional]
+    if list(frame.columns) == older:
+        frame = frame.assign(**{c: float("nan") for c in optional})
+    if list(frame.columns) != list(columns):
+        problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(columns)}")
+        return empty
+    numeric = frame.apply(pd.to_numeric, errors="coerce")
+    # A row cut short by a crash parses with NaNs; a non-finite loss is never written. Keep the
+    # rows before the first damaged one, so curves stay contiguous. A wholly empty column is a
+    # metric the task does not define (accuracy of a regression), not damage.
+    required = [c for c in columns if numeric[c].notna().any() and c not in optional]
+    damaged = numeric[required].isna().any(axis=1) | (numeric.iteration.diff() <= 0)
+    if damaged.any():
+        first = int(damaged.to_numpy().argmax())
+        problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
+        numeric = numeric.iloc[:first]
+    return numeric.astype({"iteration": "int64"}).reset_index(drop=True)
+
+
+def _read_yaml(path: Path) -> Any:
+    return OmegaConf.load(path) if path.exists() else None
+
+
+def load_run(path: Path) -> Run:
+    """Read one run dir; whatever is missing or broken is recorded, never raised."""
+    problems: list[str] = []
+    train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=("lr",))
+    test = read_metrics(path / TEST_CSV, problems, optional=("seconds",))
+    valid = read_metrics(path / VALID_CSV, problems, optional=("seconds",)) if (path / VALID_CSV).exists() else None
+    trajectory = (
+        read_metrics(path / TRAJECTORY_CSV, problems, ("iteration", "x", "y"))
+        if (path / TRAJECTORY_CSV).exists()
+        else None
+    )
+    summary: dict[str, Any] = {}
+    try:
+        summary = json.loads((path / SUMMARY_JSON).read_text())
+    except FileNotFoundError:
+        problems.append(f"{SUMMARY_JSON} missing")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        problems.append(f"{SUMMARY_JSON} unreadable")
+    hydra_dir = path / ".hydra"
+    try:
+        config = _read_yaml(hydra_dir / "config.yaml") or OmegaConf.create({})
+        overrides = list(_read_yaml(hydra_dir / "overrides.yaml") or [])
+        hydra = _read_yaml(hydra_dir / "hydra.yaml")
+        choices = dict(OmegaConf.select(hydra, "hydra.runtime.choices") or {}) if hydra else {}
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as exc:  # a damaged YAML file
+        problems.append(f".hydra unreadable ({type(exc).__name__})")
+        config, overrides, choices = OmegaConf.create({}), [], {}
+    if not choices.get("optimizer") and summary.get("optimizer"):
+        choices["optimizer"] = summary["optimizer"]
+
+    status = summary.get("status", "unreadable" if (path / SUMMARY_JSON).exists() else "incomplete")
+    if status == "running":
+        status = "incomplete"  # a run still going, or one killed before it could say how it ended
+    if status == "completed" and problems:
+        status = "damaged"
+    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory, valid)
+
+
+def first_reaching(test: pd.DataFrame, target: Target, clock: str = "iteration") -> float:
+    """The `clock` (iteration, or training seconds) of the first evaluation meeting the target (NaN if never)."""
+    hits = test[clock][test[target.column].map(target.met).astype(bool)] if len(test) else test[clock]
+    return float(hits.iloc[0]) if len(hits) else math.nan

@@ -1,0 +1,270 @@
+"""Train a group of jobs as one wide model, each member recorded as its own run.
+
+Per step: every member draws its own minibatch (from its own random stream, replaying its single
+run's draws), the wide model computes all members' outputs in one pass, the sum of the members'
+mean losses is differentiated once, and the optimizers step. At each evaluation every member's rows
+are flushed and checked for divergence as in a single run; a member that diverges stops alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from optbench.data.sampling import shuffled_batches
+from optbench.errors import OptbenchError
+from optbench.job.clock import TrainingClock
+from optbench.job.device import resolve_device
+from optbench.job.loop import record_evaluations
+from optbench.sweeps.vectorized.batched import BATCHED, MemberSteps, batch_signature
+from optbench.sweeps.vectorized.wide import WideMLP, mean_nll_gradient
+from optbench.train import (
+    Job,
+    check_job,
+    close_job,
+    fail_job,
+    load_task,
+    open_job,
+    prepare_job,
+    record_outcome,
+    run_settings,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Member:
+    """One job of the group, with the random stream its single run would draw from."""
+
+    job: Job
+    generator: torch.Generator
+    batches: Iterator[torch.Tensor] | None = None
+    lrs: list[float] = field(default_factory=list)  # lr of each step since the last flush
+    running: bool = True
+
+
+def capture_rng() -> torch.Generator:
+    """A generator holding the global generator's current state (a member's, right after its model init)."""
+    generator = torch.Generator()
+    generator.set_state(torch.get_rng_state())
+    return generator
+
+
+@contextmanager
+def global_rng(generator: torch.Generator) -> Iterator[None]:
+    """Let code that draws from the global generator draw from `generator` instead, then put both back."""
+    saved = torch.get_rng_state()
+    torch.set_rng_state(generator.get_state())
+    try:
+        yield
+    finally:
+        generator.set_state(torch.get_rng_state())
+        torch.set_rng_state(saved)
+
+
+def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
+    """One batched stepper per run of members with the same batch signature; MemberSteps for the rest."""
+    steppers = []
+    for signature, run in itertools.groupby(
+        range(len(members)), key=lambda k: batch_signature(members[k].job.optimizer)
+    ):
+        run = list(run)
+        optimizers = [members[k].job.optimizer for k in run]
+        if signature is None:
+            member_grads = [[grad[k] for grad in wide.gradients] for k in run]
+            steppers.append(MemberSteps(optimizers, [wide.member_parameters[k] for k in run], member_grads))
+        else:
+            block = slice(run[0], run[-1] + 1)
+            steppers.append(BATCHED[signature[0]](optimizers, [wide.flat], [wide.flat_grad], block))
+    return steppers
+
+
+def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, sizes: list[int]) -> None:
+    """Hand each running member its pending rows; a member whose rows diverged stops."""
+    for k, member in enumerate(members):
+        if not member.running:
+            continue
+        recorder, count = member.job.recorder, len(member.lrs)  # len(sizes), unless this member was flushed already
+        recorder.extend(
+            losses[:count, k], correct[:count, k] if recorder.has_accuracy else None, sizes[:count], member.lrs
+        )
+        member.lrs = []
+        if not recorder.flush():
+            member.running = False
+            member.job.log.warning(
+                "diverged at iteration %d (%s): this member stops, the others go on",
+                recorder.outcome.diverged_at,
+                recorder.outcome.divergence,
+            )
+
+
+def train_group(
+    jobs: list[Job], generators: list[torch.Generator], *, batch_size: int, eval_every: int, progress: bool = True
+) -> None:
+    """Train prepared jobs (same task, model shape and budget) together; each job's recorder gets its outcome."""
+    signature_order = sorted(range(len(jobs)), key=lambda i: repr(batch_signature(jobs[i].optimizer)))
+    members = [Member(jobs[i], generators[i]) for i in signature_order]
+    wide = WideMLP([member.job.model for member in members])
+    steppers = _steppers(members, wide)
+    task, iterations, count = members[0].job.task, members[0].job.iterations, len(members)
+    split = task.data.train
+    # Gathering rows of the split scaled once gives the bits of scaling the gathered rows, as a single
+    # run does (scaling is element-wise), and saves a K-times-larger kernel per step.
+    features = split.features
+    for member in members:
+        member.batches = shuffled_batches(task.train_size, batch_size, split.labels.device, member.generator)
+    gathered = torch.empty(count * batch_size * features.shape[1], device=features.device)  # refilled each step
+    capacity = min(eval_every, iterations)
+    losses = torch.empty(capacity, count, device=split.labels.device)
+    correct = torch.empty(capacity, count, dtype=torch.int64, device=split.labels.device)
+    sizes: list[int] = []
+    clock = TrainingClock(features.device)  # the group's: every member's seconds are the group's training time
+    bar = tqdm(total=iterations, desc=f"train x{count}", unit="it", disable=None if progress else True, leave=False)
+    with warnings.catch_warnings():
+        # A batched member's own optimizer object never steps (its block steps for it), which torch's
+        # schedulers would report once; the schedule itself works as in a single run.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        try:
+            for iteration in range(1, iterations + 1):
+                index = torch.stack(
+                    [next(member.batches) for member in members]
+                ).flatten()  # an epoch's last batch may be short
+                inputs = gathered[: index.numel() * features.shape[1]].view(count, -1, features.shape[1])
+                torch.index_select(features, 0, index, out=inputs.view(-1, features.shape[1]))
+                labels = split.labels.index_select(0, index).view(count, -1)
+                logits = wide.forward(inputs)
+                log_probs = F.log_softmax(logits, dim=-1)
+                # Each member's mean loss, summed: d(sum)/d(member k) is member k's own gradient.
+                wide.backward(mean_nll_gradient(log_probs, labels))
+                # The logged loss is computed as the single run computes it (mean reduction).
+                torch.stack([F.nll_loss(log_probs[k], labels[k]) for k in range(count)], out=losses[len(sizes)])
+                torch.sum(logits.argmax(-1) == labels, dim=-1, out=correct[len(sizes)])
+                lrs = [member.job.optimizer.param_groups[0]["lr"] for member in members]
+                for stepper in steppers:
+                    stepper.step()
+                sizes.append(labels.shape[1])  # the step is recorded once every member has taken it
+                for member, lr in zip(members, lrs):
+                    member.lrs.append(lr)
+                for member in members:
+                    if member.job.scheduler is not None:
+                        member.job.scheduler.step()
+                if iteration == 1:
+                    clock.start()
+                bar.update()
+                if iteration % eval_every == 0 or iteration == iterations:
+                    _flush(members, losses, correct, sizes)
+                    sizes = []
+                    for member in members:
+                        if member.running:
+                            _evaluate(member, iteration, clock)
+                    if not any(member.running for member in members):
+                        break
+            for member in members:
+                if member.running:
+                    member.job.recorder.outcome.status = "completed"
+        except KeyboardInterrupt:
+            _flush(members, losses, correct, sizes)
+            for member in members:
+                if member.running:
+                    member.job.recorder.outcome.status = "interrupted"
+            log.warning("interrupted: every member keeps its rows up to the last finished step")
+        finally:
+            bar.close()
+            for member in members:
+                member.job.recorder.outcome.timed(clock)
+
+
+def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
+    """Evaluate one member on the test split, drawing its test pass from its own random stream."""
+    job = member.job
+    with global_rng(member.generator):
+        result = record_evaluations(job.model, job.task, job.optimizer, job.protocol, job.recorder, iteration, clock)
+    job.log.info("iteration %d: train loss %.4f | %s", iteration, job.recorder.outcome.last_train_loss, result)
+
+
+def run_group(
+    cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[logging.Logger] | None = None
+) -> list[dict[str, Any]]:
+    """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
+
+    A job whose settings are rejected or whose setup fails is recorded as failed and the others go on. CPU
+    settings and numerics policy are the first job's.
+    """
+    summaries: list[dict[str, Any]] = [{"status": "failed"} for _ in cfgs]  # a rejected job's stays so
+    jobs, places = [], []
+    for index, (cfg, out_dir, job_log) in enumerate(zip(cfgs, out_dirs, loggers or [log] * len(cfgs))):
+        try:
+            check_job(cfg, out_dir)
+        except OptbenchError as exc:
+            job_log.error("%s", exc)
+            continue
+        jobs.append(open_job(cfg, out_dir))
+        jobs[-1].log = job_log
+        places.append(index)
+    if not jobs:
+        return summaries
+    first = jobs[0].cfg
+    ready: list[Job] = []
+    try:
+        device = resolve_device(first.device.type)
+        with run_settings(first, device):
+            task = load_task(first, device)
+            generators = []
+            for job in jobs:
+                try:
+                    prepare_job(job, task, device)
+                except Exception as exc:  # this job's own config is at fault: it fails, the group goes on
+                    fail_job(job, exc)
+                    job.log.error("%s", exc)
+                    continue
+                ready.append(job)
+                generators.append(capture_rng())
+                job.log.info(
+                    "%s on task %s (%s), %d iterations on %s, in a vectorised group",
+                    type(job.optimizer).__name__,
+                    task.name,
+                    task.data_name,
+                    job.iterations,
+                    device,
+                )
+            if ready:
+                log.info(
+                    "training %d jobs as one wide model (%s, %d iterations on %s)",
+                    len(ready),
+                    task.name,
+                    ready[0].iterations,
+                    device,
+                )
+                train_group(
+                    ready,
+                    generators,
+                    batch_size=first.batch_size,
+                    eval_every=ready[0].eval_every,
+                    progress=first.progress,
+                )
+                for job in ready:
+                    record_outcome(job, job.recorder.outcome)
+                    job.summary["vectorized_members"] = len(ready)  # train_seconds is the group's, shared
+    except Exception as exc:
+        for job in jobs:
+            if job.summary["status"] not in ("failed", "completed", "diverged", "interrupted"):
+                fail_job(job, exc)
+        raise
+    finally:
+        for job in jobs:
+            close_job(job)
+    for place, job in zip(places, jobs):
+        summaries[place] = job.summary
+    return summaries
