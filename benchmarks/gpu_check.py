@@ -45,15 +45,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.speed import time_notebook  # noqa: E402
-from optbench import train  # noqa: E402
 from optbench.config.compose import compose  # noqa: E402
 from optbench.config.sources import config_dir  # noqa: E402
 from optbench.errors import OptbenchError  # noqa: E402
+from optbench.job import job as job_module  # noqa: E402
 from optbench.job import loop as trainer  # noqa: E402
 from optbench.job.device import cpu_name, hardware, numerics, resolve_device  # noqa: E402
+from optbench.job.job import run_job  # noqa: E402
 from optbench.rundir import recorder  # noqa: E402
 from optbench.sweeps.vectorized.engine import run_group  # noqa: E402
-from optbench.train import run_job  # noqa: E402
 
 FAMILIES = [
     ["optimizer=sgd"],
@@ -291,7 +291,7 @@ def sync_audit(cfg: Any, out: Path) -> SyncAudit:
                 messages.append(f"{filename}:{lineno}: {message}")
 
     patches = [
-        mock.patch.object(train, "train", _in_phase(state, "steps", train.train)),
+        mock.patch.object(job_module, "train", _in_phase(state, "steps", job_module.train)),
         mock.patch.object(trainer, "record_evaluations", _in_phase(state, "evaluation", trainer.record_evaluations)),
         mock.patch.object(recorder.Recorder, "flush", _in_phase(state, "evaluation", recorder.Recorder.flush)),
     ]

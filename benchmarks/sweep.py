@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optbench.config.compose import compose  # noqa: E402
 from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
+from optbench.job.job import run_job  # noqa: E402
 from optbench.sweeps.vectorized.engine import run_group  # noqa: E402
-from optbench.train import run_job  # noqa: E402
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adamax"]
 

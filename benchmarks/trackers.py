@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from optbench.config.compose import compose  # noqa: E402
 from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
 from optbench.job.device import cpu_name  # noqa: E402
-from optbench.train import run_job  # noqa: E402
+from optbench.job.job import run_job  # noqa: E402
 
 LOGGERS = ("none", "tensorboard", "mlflow", "wandb")
 

@@ -13,7 +13,6 @@ The overrides are the command line's, composed and checked the same way; a probl
 from __future__ import annotations
 
 import html
-import json
 import subprocess
 import sys
 from collections import deque
@@ -26,7 +25,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
-from optbench.rundir.writer import SUMMARY_JSON, write_text_atomic
+from optbench.rundir.reader import read_metrics
+from optbench.rundir.writer import TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, VALID_CSV, write_text_atomic
 
 if TYPE_CHECKING:
     from optbench.reporting.build import Report
@@ -64,26 +64,25 @@ class Result:
     @classmethod
     def load(cls, out_dir: Path) -> Result:
         """The run whose files are in `out_dir`."""
-        return cls(Path(out_dir), json.loads((Path(out_dir) / SUMMARY_JSON).read_text()))
+        from optbench.rundir.summary import load_summary
 
-    def _csv(self, name: str) -> pd.DataFrame | None:
-        path = self.out_dir / name
-        return pd.read_csv(path) if path.exists() else None
+        return cls(Path(out_dir), load_summary(Path(out_dir)))
 
     @property
     def train(self) -> pd.DataFrame:
         """train.csv: one row per iteration."""
-        return self._csv("train.csv")
+        return read_metrics(self.out_dir / TRAIN_CSV, [], TRAIN_COLUMNS, optional=("lr",))
 
     @property
     def test(self) -> pd.DataFrame:
         """test.csv: one row per evaluation."""
-        return self._csv("test.csv")
+        return read_metrics(self.out_dir / TEST_CSV, [], optional=("seconds",))
 
     @property
     def valid(self) -> pd.DataFrame | None:
         """valid.csv, when the run held out a validation split."""
-        return self._csv("valid.csv")
+        path = self.out_dir / VALID_CSV
+        return read_metrics(path, [], optional=("seconds",)) if path.exists() else None
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{key}={self.summary.get(key)!r}" for key in ("status", "task", "optimizer", "seed"))
@@ -168,7 +167,7 @@ def run(*overrides: str, out_dir: str | Path | None = None) -> Result:
     """Train one run in this process, as `optbench OVERRIDES` does; its files go to `out_dir`
     (default: a new outputs/DATE/TIME). A run that diverges returns normally (its summary says so)."""
     from optbench.config.validation import check_config
-    from optbench.train import run_job
+    from optbench.job.job import run_job
 
     cfg = _compose(overrides)
     check_config(cfg)  # a rejected run writes nothing

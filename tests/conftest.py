@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO))  # for benchmarks.notebook_loop, the reference loo
 
 from optbench.config.compose import compose  # noqa: E402
 from optbench.data.datasets import ensure_mnist  # noqa: E402
-from optbench.train import run_job  # noqa: E402
+from optbench.job.job import run_job  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,9 +14,9 @@ from optbench.config.compose import compose
 from optbench.config.validation import budget, check_config
 from optbench.data.datasets import Dataset, Split
 from optbench.data.sampling import Batching, buffer_shuffle
+from optbench.job.job import run_job
 from optbench.optim import AdamTF
 from optbench.tasks import build_task
-from optbench.train import run_job
 
 # quadratic_deep's first test loss (theta = 1, before any step) in every DeepOBS_Baselines run file
 # (fsschneider/DeepOBS_Baselines, quadratic_deep/*/*/random_seed__*.json, "test_losses"[0]).

@@ -20,10 +20,10 @@ from optbench.config.fingerprint import config_fingerprint
 from optbench.data.datasets import Split
 from optbench.errors import OptbenchError
 from optbench.job import device as device_module
+from optbench.job.job import run_job
 from optbench.sweeps.vectorized import batched
 from optbench.sweeps.vectorized.engine import run_group
 from optbench.tasks import build_task
-from optbench.train import run_job
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 DEVICES = [pytest.param("cpu", marks=pytest.mark.device), pytest.param("cuda", marks=[pytest.mark.device, CUDA])]

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from optbench.data.sampling import consume_test_pass_draw, shuffled_batches
+from optbench.data.sampling import shuffled_batches
+from optbench.job.randomness import consume_test_pass_draw
 
 
 @pytest.mark.parametrize("n,batch_size,steps", [(60, 10, 25), (57, 10, 20), (1000, 100, 23)])

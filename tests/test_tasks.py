@@ -20,11 +20,11 @@ from optbench.config.sources import config_dir
 from optbench.config.validation import check_target
 from optbench.data import datasets as data
 from optbench.errors import OptbenchError
+from optbench.job.job import _results, run_job
 from optbench.model import Conv2c2d
 from optbench.rundir.recorder import Outcome
 from optbench.tasks import Evaluation, Target, build_task
 from optbench.tasks.functions import FUNCTIONS
-from optbench.train import _results, run_job
 
 TASKS = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml"))
 TWO_D = ["rosenbrock", "beale", "saddle", "rastrigin"]

@@ -25,7 +25,7 @@ from optbench.config.sources import config_dir
 from optbench.config.validation import check_config, check_launcher, check_sweeper
 from optbench.data.datasets import DEBIAN_FASHION_MNIST
 from optbench.errors import OptbenchError
-from optbench.train import run_job
+from optbench.job.job import run_job
 
 BAD = (0, -1, "abc", math.nan, math.inf)
 CONFIGS = Path(config_dir())

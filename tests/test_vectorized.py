@@ -13,12 +13,12 @@ import pytest
 import torch
 from conftest import assert_same_metrics, make_cfg
 
+from optbench.job.job import run_job
 from optbench.optim.build import build_optimizer
 from optbench.sweeps.vectorized import batched
 from optbench.sweeps.vectorized.batched import batch_signature
 from optbench.sweeps.vectorized.engine import run_group
 from optbench.sweeps.vectorized.grouping import plan_groups, solo_reason
-from optbench.train import run_job
 
 OPTBENCH = Path(sys.executable).with_name("optbench")
 # batch_size=1000: 60 steps per epoch, so 150 steps cross two epoch boundaries (two draws each) and

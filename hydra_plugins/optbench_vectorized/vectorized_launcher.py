@@ -8,7 +8,6 @@ function for a job that runs alone.
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,10 +54,6 @@ def _close_logger(logger: logging.Logger) -> None:
     for handler in list(logger.handlers):
         handler.close()
         logger.removeHandler(handler)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class VectorizedLauncher(Launcher):
@@ -127,8 +122,8 @@ class VectorizedLauncher(Launcher):
     def _launch_group(self, configs: list[DictConfig]) -> list[JobReturn]:
         """Set up each member's dir and files as Hydra does, then train the group in one pass."""
         from optbench.errors import OptbenchError
+        from optbench.job.job import objective, stop_on_sigterm
         from optbench.sweeps.vectorized.engine import run_group
-        from optbench.train import objective
 
         quiet = HydraContext(config_loader=self.hydra_context.config_loader, callbacks=_NoCallbacks())
         returns = [
@@ -151,15 +146,14 @@ class VectorizedLauncher(Launcher):
             log.info("\t#%d : %s", config.hydra.job.num, " ".join(filter_overrides(ret.overrides)))
             self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
         summaries: list[dict[str, Any]] = [{} for _ in configs]
-        signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops the group like Ctrl-C
         try:
-            summaries = run_group(configs, out_dirs, loggers)
+            with stop_on_sigterm():  # a scheduler's SIGTERM stops the group like Ctrl-C
+                summaries = run_group(configs, out_dirs, loggers)
         except OptbenchError as exc:  # e.g. the dataset cannot be loaded: every member failed, the sweep goes on
             log.error("%s", exc)
         except Exception:
             log.exception("vectorised group failed; details are in each member's summary.json")
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             for logger in loggers:
                 _close_logger(logger)
         for config, ret, summary in zip(configs, returns, summaries):

@@ -6,7 +6,8 @@ a DataLoader is iterated it draws one int64 from the global generator (`_base_se
 RandomSampler then draws another int64 on the first `next()`, seeds a fresh generator with it and
 takes `randperm(n)`. Drawing the same numbers at the same moments, optbench reproduces the
 notebooks' batches (and everything drawn from the global generator afterwards) exactly, while its
-batches are plain index gathers on tensors already on the device.
+batches are plain index gathers on tensors already on the device. Every draw of a run, in order:
+`optbench.job.randomness`.
 """
 
 from __future__ import annotations
@@ -18,16 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from optbench.job.device import upload
-
-
-def _draw_int64(generator: torch.Generator | None = None) -> int:
-    """Draw one int64 from `generator` (the global one by default), exactly as DataLoader and RandomSampler do."""
-    return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
-
-
-def consume_test_pass_draw(generator: torch.Generator | None = None) -> None:
-    """Advance the global generator (or `generator`) as iterating the (unshuffled) test DataLoader would."""
-    _draw_int64(generator)
+from optbench.job.randomness import draw_int64
 
 
 def shuffled_batches(
@@ -39,9 +31,9 @@ def shuffled_batches(
     member its own, holding the state the global one would have in that member's single run).
     """
     while True:
-        _draw_int64(generator)  # _BaseDataLoaderIter.__init__: the worker base seed, unused with 0 workers
+        draw_int64(generator)  # _BaseDataLoaderIter.__init__: the worker base seed, unused with 0 workers
         sampler = torch.Generator()
-        sampler.manual_seed(_draw_int64(generator))  # RandomSampler.__iter__, on the first next()
+        sampler.manual_seed(draw_int64(generator))  # RandomSampler.__iter__, on the first next()
         order = upload(torch.randperm(n, generator=sampler), device)
         yield from order.split(batch_size)  # last batch smaller, as drop_last=False
 
@@ -113,7 +105,7 @@ class Batching:
 
     def _tf_batches(self, n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
         sampler = torch.Generator()
-        sampler.manual_seed(_draw_int64())  # from the seeded global generator, after the model's init
+        sampler.manual_seed(draw_int64())  # from the seeded global generator, after the model's init
         order = None
         while True:
             if order is None or self.reshuffle:

@@ -5,7 +5,6 @@ Below both the report and the tuner (which scores trials from their files), so n
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from optbench.config.validation import check_target
 from optbench.errors import OptbenchError
+from optbench.rundir.summary import load_summary
 from optbench.rundir.writer import (
     COLUMNS,
     SUMMARY_JSON,
@@ -165,10 +165,10 @@ def load_run(path: Path) -> Run:
     )
     summary: dict[str, Any] = {}
     try:
-        summary = json.loads((path / SUMMARY_JSON).read_text())
+        summary = load_summary(path)
     except FileNotFoundError:
         problems.append(f"{SUMMARY_JSON} missing")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, or not UTF-8
         problems.append(f"{SUMMARY_JSON} unreadable")
     hydra_dir = path / ".hydra"
     try:

@@ -126,6 +126,12 @@ class RunRecords:
         self.trajectory = MetricsCSV(self.out_dir / TRAJECTORY_CSV, ("iteration", *columns))
         return self.trajectory
 
+    @staticmethod
+    def write_rejected(out_dir: Path, summary: dict[str, Any]) -> None:
+        """A rejected run's only file: its summary.json (`failed`, with the message); no CSV is opened."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / SUMMARY_JSON, summary)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Replace summary.json with `summary`."""
         write_json_atomic(self.out_dir / SUMMARY_JSON, summary)

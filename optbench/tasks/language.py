@@ -21,6 +21,7 @@ from optbench.config.validation import check_text_parts
 from optbench.data.corpus import Corpus, load_corpus
 from optbench.errors import instantiate_checked
 from optbench.job.device import upload
+from optbench.job.randomness import snapshot_global
 from optbench.tasks.base import Evaluation, StepLoss, Task
 from optbench.tasks.supervised import count_correct, loss_function
 
@@ -84,8 +85,7 @@ class CharLanguageModel(Task):
         The offsets come from a CPU generator of their own that starts as a copy of torch's (seeded)
         generator: without dropout they are the draws torch's generator would give (nanoGPT's way), and
         with dropout its draws never move them, so a GPU run trains on a CPU run's windows."""
-        generator = torch.Generator()
-        generator.set_state(torch.get_rng_state())  # now, not at the first batch: nothing drawn later moves it
+        generator = snapshot_global()  # now, not at the first batch: nothing drawn later moves it
         return self._windows(batch_size, generator)
 
     def _windows(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

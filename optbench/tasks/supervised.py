@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from optbench.data.datasets import Dataset, load_dataset
-from optbench.data.sampling import consume_test_pass_draw
+from optbench.job.randomness import consume_test_pass_draw
 from optbench.model import build_model
 from optbench.tasks.base import Evaluation, StepLoss, Task
 

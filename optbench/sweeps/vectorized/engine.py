@@ -12,7 +12,6 @@ import itertools
 import logging
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,62 +25,36 @@ from optbench.data.sampling import shuffled_batches
 from optbench.errors import OptbenchError
 from optbench.job.clock import TrainingClock
 from optbench.job.device import resolve_device
+from optbench.job.job import Job, Run, load_task, run_settings, settle
 from optbench.job.loop import record_evaluations
+from optbench.job.randomness import drawing_from, snapshot_global
 from optbench.sweeps.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.sweeps.vectorized.wide import WideMLP, mean_nll_gradient
-from optbench.train import (
-    Job,
-    check_job,
-    close_job,
-    fail_job,
-    load_task,
-    open_job,
-    prepare_job,
-    record_outcome,
-    run_settings,
-)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Member:
-    """One job of the group, with the random stream its single run would draw from."""
+    """One job of the group (what it trains with, and its log), with the random stream its single run would
+    draw from."""
 
-    job: Job
+    run: Run
+    log: logging.Logger
     generator: torch.Generator
     batches: Iterator[torch.Tensor] | None = None
     lrs: list[float] = field(default_factory=list)  # lr of each step since the last flush
     running: bool = True
 
 
-def capture_rng() -> torch.Generator:
-    """A generator holding the global generator's current state (a member's, right after its model init)."""
-    generator = torch.Generator()
-    generator.set_state(torch.get_rng_state())
-    return generator
-
-
-@contextmanager
-def global_rng(generator: torch.Generator) -> Iterator[None]:
-    """Let code that draws from the global generator draw from `generator` instead, then put both back."""
-    saved = torch.get_rng_state()
-    torch.set_rng_state(generator.get_state())
-    try:
-        yield
-    finally:
-        generator.set_state(torch.get_rng_state())
-        torch.set_rng_state(saved)
-
-
 def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
     """One batched stepper per run of members with the same batch signature; MemberSteps for the rest."""
     steppers = []
     for signature, run in itertools.groupby(
-        range(len(members)), key=lambda k: batch_signature(members[k].job.optimizer)
+        range(len(members)), key=lambda k: batch_signature(members[k].run.optimizer)
     ):
         run = list(run)
-        optimizers = [members[k].job.optimizer for k in run]
+        optimizers = [members[k].run.optimizer for k in run]
         if signature is None:
             member_grads = [[grad[k] for grad in wide.gradients] for k in run]
             steppers.append(MemberSteps(optimizers, [wide.member_parameters[k] for k in run], member_grads))
@@ -96,29 +69,26 @@ def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, s
     for k, member in enumerate(members):
         if not member.running:
             continue
-        recorder, count = member.job.recorder, len(member.lrs)  # len(sizes), unless this member was flushed already
+        recorder, count = member.run.recorder, len(member.lrs)  # len(sizes), unless this member was flushed already
         recorder.extend(
             losses[:count, k], correct[:count, k] if recorder.has_accuracy else None, sizes[:count], member.lrs
         )
         member.lrs = []
         if not recorder.flush():
             member.running = False
-            member.job.log.warning(
+            member.log.warning(
                 "diverged at iteration %d (%s): this member stops, the others go on",
                 recorder.outcome.diverged_at,
                 recorder.outcome.divergence,
             )
 
 
-def train_group(
-    jobs: list[Job], generators: list[torch.Generator], *, batch_size: int, eval_every: int, progress: bool = True
-) -> None:
-    """Train prepared jobs (same task, model shape and budget) together; each job's recorder gets its outcome."""
-    signature_order = sorted(range(len(jobs)), key=lambda i: repr(batch_signature(jobs[i].optimizer)))
-    members = [Member(jobs[i], generators[i]) for i in signature_order]
-    wide = WideMLP([member.job.model for member in members])
+def train_group(members: list[Member], *, batch_size: int, eval_every: int, progress: bool = True) -> None:
+    """Train set-up jobs (same task, model shape and budget) together; each member's recorder gets its outcome."""
+    members = sorted(members, key=lambda member: repr(batch_signature(member.run.optimizer)))
+    wide = WideMLP([member.run.model for member in members])
     steppers = _steppers(members, wide)
-    task, iterations, count = members[0].job.task, members[0].job.iterations, len(members)
+    task, iterations, count = members[0].run.task, members[0].run.iterations, len(members)
     split = task.data.train
     # Gathering rows of the split scaled once gives the bits of scaling the gathered rows, as a single
     # run does (scaling is element-wise), and saves a K-times-larger kernel per step.
@@ -151,15 +121,15 @@ def train_group(
                 # The logged loss is computed as the single run computes it (mean reduction).
                 torch.stack([F.nll_loss(log_probs[k], labels[k]) for k in range(count)], out=losses[len(sizes)])
                 torch.sum(logits.argmax(-1) == labels, dim=-1, out=correct[len(sizes)])
-                lrs = [member.job.optimizer.param_groups[0]["lr"] for member in members]
+                lrs = [member.run.optimizer.param_groups[0]["lr"] for member in members]
                 for stepper in steppers:
                     stepper.step()
                 sizes.append(labels.shape[1])  # the step is recorded once every member has taken it
                 for member, lr in zip(members, lrs):
                     member.lrs.append(lr)
                 for member in members:
-                    if member.job.scheduler is not None:
-                        member.job.scheduler.step()
+                    if member.run.scheduler is not None:
+                        member.run.scheduler.step()
                 if iteration == 1:
                     clock.start()
                 bar.update()
@@ -173,25 +143,25 @@ def train_group(
                         break
             for member in members:
                 if member.running:
-                    member.job.recorder.outcome.status = "completed"
+                    member.run.recorder.outcome.status = "completed"
         except KeyboardInterrupt:
             _flush(members, losses, correct, sizes)
             for member in members:
                 if member.running:
-                    member.job.recorder.outcome.status = "interrupted"
+                    member.run.recorder.interrupted()  # as a single run stops: its finished steps kept
             log.warning("interrupted: every member keeps its rows up to the last finished step")
         finally:
             bar.close()
             for member in members:
-                member.job.recorder.outcome.timed(clock)
+                member.run.recorder.outcome.timed(clock)
 
 
 def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
     """Evaluate one member on the test split, drawing its test pass from its own random stream."""
-    job = member.job
-    with global_rng(member.generator):
-        result = record_evaluations(job.model, job.task, job.optimizer, job.protocol, job.recorder, iteration, clock)
-    job.log.info("iteration %d: train loss %.4f | %s", iteration, job.recorder.outcome.last_train_loss, result)
+    run = member.run
+    with drawing_from(member.generator):
+        result = record_evaluations(run.model, run.task, run.optimizer, run.protocol, run.recorder, iteration, clock)
+    member.log.info("iteration %d: train loss %.4f | %s", iteration, run.recorder.outcome.last_train_loss, result)
 
 
 def run_group(
@@ -199,72 +169,69 @@ def run_group(
 ) -> list[dict[str, Any]]:
     """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
 
-    A job whose settings are rejected or whose setup fails is recorded as failed and the others go on. CPU
-    settings and numerics policy are the first job's.
+    Each member goes through the job room as a single run does (`settle`, `Job.open`, `setup`, `finish`,
+    `close`); only its loop is the group's. A job whose settings are rejected or whose setup fails is recorded
+    as failed and the others go on; a completed run found by `resume=true` is skipped. CPU settings and
+    numerics policy are the first job's.
     """
     summaries: list[dict[str, Any]] = [{"status": "failed"} for _ in cfgs]  # a rejected job's stays so
-    jobs, places = [], []
+    jobs: dict[int, Job] = {}
     for index, (cfg, out_dir, job_log) in enumerate(zip(cfgs, out_dirs, loggers or [log] * len(cfgs))):
         try:
-            check_job(cfg, out_dir)
+            if (previous := settle(cfg, out_dir, job_log)) is not None:
+                summaries[index] = previous
+                continue
+            jobs[index] = Job.open(cfg, out_dir, job_log)
         except OptbenchError as exc:
             job_log.error("%s", exc)
-            continue
-        jobs.append(open_job(cfg, out_dir))
-        jobs[-1].log = job_log
-        places.append(index)
     if not jobs:
         return summaries
-    first = jobs[0].cfg
-    ready: list[Job] = []
+    first = next(iter(jobs.values())).cfg
+    members: dict[int, Member] = {}
     try:
         device = resolve_device(first.device.type)
         with run_settings(first, device):
             task = load_task(first, device)
-            generators = []
-            for job in jobs:
+            for index, job in jobs.items():
                 try:
-                    prepare_job(job, task, device)
+                    run = job.setup(task, device)
                 except Exception as exc:  # this job's own config is at fault: it fails, the group goes on
-                    fail_job(job, exc)
+                    job.fail(exc)
                     job.log.error("%s", exc)
                     continue
-                ready.append(job)
-                generators.append(capture_rng())
+                members[index] = Member(run, job.log, snapshot_global())  # the state right after its init
                 job.log.info(
                     "%s on task %s (%s), %d iterations on %s, in a vectorised group",
-                    type(job.optimizer).__name__,
+                    type(run.optimizer).__name__,
                     task.name,
                     task.data_name,
-                    job.iterations,
+                    run.iterations,
                     device,
                 )
-            if ready:
+            if members:
+                runs = [member.run for member in members.values()]
                 log.info(
                     "training %d jobs as one wide model (%s, %d iterations on %s)",
-                    len(ready),
+                    len(runs),
                     task.name,
-                    ready[0].iterations,
+                    runs[0].iterations,
                     device,
                 )
                 train_group(
-                    ready,
-                    generators,
+                    list(members.values()),
                     batch_size=first.batch_size,
-                    eval_every=ready[0].eval_every,
+                    eval_every=runs[0].eval_every,
                     progress=first.progress,
                 )
-                for job in ready:
-                    record_outcome(job, job.recorder.outcome)
-                    job.summary["vectorized_members"] = len(ready)  # train_seconds is the group's, shared
+                for index, member in members.items():
+                    jobs[index].finish(member.run)
+                    # train_seconds is the group's, shared
+                    jobs[index].summary.update(vectorized_members=len(members))
     except Exception as exc:
-        for job in jobs:
-            if job.summary["status"] not in ("failed", "completed", "diverged", "interrupted"):
-                fail_job(job, exc)
+        for job in jobs.values():
+            job.fail(exc)
         raise
     finally:
-        for job in jobs:
-            close_job(job)
-    for place, job in zip(places, jobs):
-        summaries[place] = job.summary
+        for index, job in jobs.items():
+            summaries[index] = job.close()
     return summaries
