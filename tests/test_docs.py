@@ -53,3 +53,24 @@ def test_readme_links_resolve():
     readme = (REPO / "README.md").read_text()
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
     assert links and [link for link in links if not link.startswith("http") and not (REPO / link).exists()] == []
+
+
+def test_the_summary_fields_table_is_the_schemas():
+    """docs/outputs.md lists summary.json's fields as optbench/rundir/summary.py defines them, in order."""
+    from optbench.rundir.summary import markdown_table
+
+    assert markdown_table() in (REPO / "docs" / "outputs.md").read_text(), (
+        "docs/outputs.md's table of summary.json fields is out of date: paste `python -m optbench.rundir.summary`"
+    )
+
+
+def test_a_run_writes_only_schema_fields_in_the_schemas_order(tmp_path):
+    from conftest import run
+
+    from optbench.rundir.summary import FIELDS, Summary
+
+    summary = run(tmp_path, "task=rosenbrock", "optimizer=adam", "iterations=5", "eval_every=5")
+    order = list(FIELDS)
+    assert [order.index(key) for key in summary] == sorted(order.index(key) for key in summary)
+    with pytest.raises(AttributeError, match="no field 'final_tset_loss'"):
+        Summary().update(final_tset_loss=1.0)
