@@ -24,6 +24,7 @@ def build_task(cfg: DictConfig) -> Task:
         cfg.task,
         _recursive_=False,
         validation=cfg.get("validation", False),
+        batch_size=cfg.get("batch_size"),
         what=f"task={cfg.task.get('name', '?')}",
         hint=f"Check task=... and the task.* overrides against configs/task/{cfg.task.get('name', '')}.yaml.",
     )

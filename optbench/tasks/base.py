@@ -96,7 +96,6 @@ class Task(ABC):
     """
 
     kind: str = "classification"  # classification | regression | function (summary.json's `kind`)
-    eval_batch: int | None = None  # the training batch size, once `batches()` knows it (the batching's whole batches)
     full_batch: bool = False  # every step uses the whole training split
     trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
 
@@ -107,12 +106,20 @@ class Task(ABC):
         description: str = "",
         batching: Any = None,
         validation: bool = False,
+        batch_size: int | None = None,
     ) -> None:
         self.name = name
         self.description = description
         self.target = Target.from_config(target)
         self.batching = Batching.from_config(batching)
         self.validation = validation
+        self.eval_batch = (
+            batch_size  # the training batch size: where the batching drops a partial batch, so do evaluations
+        )
+
+    def solo_reason(self) -> str | None:
+        """Why the vectorised engine cannot train this task as one member of a wide model, or None when it can."""
+        return f"task={self.name} is not a minibatch classification task on MNIST or Fashion-MNIST"
 
     @property
     def has_accuracy(self) -> bool:
@@ -138,7 +145,7 @@ class Task(ABC):
     def eval_rows(self, n: int) -> int:
         """How many of an evaluation split's `n` examples (from the first) an evaluation uses: all of
         them, or the whole batches of the training batch size where the batching drops the rest."""
-        return self.batching.eval_size(n, self.eval_batch) if self.eval_batch else n
+        return self.batching.eval_size(n, self.eval_batch) if self.eval_batch and not self.full_batch else n
 
     def steps_per_epoch(self, batch_size: int) -> int | None:
         """Minibatches in one epoch (a pass over the training split, as the task's batching cuts it)."""

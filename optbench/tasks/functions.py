@@ -95,8 +95,9 @@ class Function2D(Task):
         noise: float = 0.0,
         description: str = "",
         validation: bool = False,
+        batch_size: int | None = None,
     ) -> None:
-        super().__init__(name, target, description, validation=validation)
+        super().__init__(name, target, description, validation=validation, batch_size=batch_size)
         self.function_name = function
         self.function = surface(function)
         self.start, self.noise = [float(v) for v in start], float(noise)

@@ -40,12 +40,20 @@ class CharLanguageModel(Task):
         description: str = "",
         batching: Any = None,
         validation: bool = False,
+        batch_size: int | None = None,
     ) -> None:
-        super().__init__(name, target, description, batching, validation)
+        super().__init__(name, target, description, batching, validation, batch_size)
         self.dataset_cfg = dataset
         self.model_cfg = model
         self.block_size = model.get("block_size")
         self.corpus: Corpus | None = None
+
+    def solo_reason(self) -> str | None:
+        """A transformer is never widened."""
+        return (
+            f"task={self.name} trains a transformer language model; the wide engine widens MLPs only (stacking "
+            "attention blocks member by member would cost as much as running them one by one)"
+        )
 
     @property
     def data_name(self) -> str:

@@ -75,8 +75,9 @@ class NoisyQuadratic(Task):
         description: str = "",
         batching: Any = None,
         validation: bool = False,
+        batch_size: int | None = None,
     ) -> None:
-        super().__init__(name, target, description, batching, validation)
+        super().__init__(name, target, description, batching, validation, batch_size)
         self.dim, self.size, self.noise, self.instance_seed = dim, train_size, noise, instance_seed
 
     @property
@@ -106,9 +107,8 @@ class NoisyQuadratic(Task):
         return QuadraticModel(self.hessian)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Index tensors of minibatches of the training examples; evaluations then use the examples
-        that whole batches of this size cover, as the batching says."""
-        self.eval_batch = batch_size
+        """Index tensors of minibatches of the training examples (evaluations use the examples that whole
+        batches of the configured size cover, as the batching says)."""
         return self.batching.batches(self.size, batch_size, self.train.device)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:

@@ -8,12 +8,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_object
 from omegaconf import DictConfig
 from torch import nn
 
 from optbench.data.datasets import Dataset, load_dataset
+from optbench.data.sampling import Batching
 from optbench.job.randomness import consume_test_pass_draw
-from optbench.model import build_model
+from optbench.model import MLP, build_model
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits
@@ -48,8 +50,9 @@ class Supervised(Task):
         description: str = "",
         batching: Any = None,
         validation: bool = False,
+        batch_size: int | None = None,
     ) -> None:
-        super().__init__(name, target, description, batching, validation)
+        super().__init__(name, target, description, batching, validation, batch_size)
         self.dataset_cfg = dataset
         self.model_cfg = model
         self.data: Dataset | None = None
@@ -64,11 +67,31 @@ class Supervised(Task):
         """Examples in the training split."""
         return len(self.data.train)
 
+    @property
+    def kind(self) -> str:
+        """The dataset's kind: `classification` or `regression` (the thermometer)."""
+        return self.data.kind
+
+    @property
+    def full_batch(self) -> bool:
+        """True when every step uses the whole training split (the dataset says so: the thermometer)."""
+        return self.data.full_batch
+
+    def solo_reason(self) -> str | None:
+        """Minibatch classification on MNIST or Fashion-MNIST with an MLP and the notebooks' batches widens."""
+        if self.dataset_cfg.name not in ("mnist", "fashion_mnist"):
+            return super().solo_reason()
+        if get_object(self.model_cfg._target_) is not MLP:
+            return (
+                f"task={self.name} uses a model that is not an MLP (only stacks of Linear and ReLU layers are widened)"
+            )
+        if self.batching != Batching():
+            return f"task={self.name} cuts its epochs its own way (task.batching); the wide model draws the notebooks' batches"
+        return None
+
     def setup(self, device: torch.device) -> None:
         """Load the splits and move them to `device`."""
         self.data = load_dataset(self.dataset_cfg, self.validation).to(device)
-        self.kind = self.data.kind
-        self.full_batch = self.data.full_batch
 
     def build_model(self) -> nn.Module:
         """The configured model, sized for the dataset's features and classes."""
@@ -79,7 +102,6 @@ class Supervised(Task):
         device = self.data.train.labels.device
         if self.full_batch:
             return itertools.repeat(torch.arange(self.train_size, device=device))
-        self.eval_batch = batch_size
         return self.batching.batches(self.train_size, batch_size, device)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:

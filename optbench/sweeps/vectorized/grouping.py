@@ -9,14 +9,11 @@ from omegaconf import DictConfig, OmegaConf
 from optbench.config.fingerprint import config_fingerprint
 from optbench.errors import OptbenchError
 from optbench.optim.build import protocol_of
+from optbench.tasks import build_task
 
 # What the members of one group may differ in; everything else (task, model, data, budget, device,
 # CPU settings) must be equal, so one pass of the wide model serves them all.
 MEMBER_KEYS = ("optimizer", "schedule", "seed", "lookahead")
-TASKS = ("optbench.tasks.supervised.Supervised",)
-SEQUENCE_TASKS = ("optbench.tasks.language.CharLanguageModel",)
-MODELS = ("optbench.model.MLP",)
-DATASETS = ("mnist", "fashion_mnist")  # minibatch classification: the wide model's loss and accuracy
 PROTOCOL_REASONS = {
     "closure": "it re-evaluates the loss inside step(closure)",
     "create_graph": "it differentiates its gradient (backward with create_graph)",
@@ -26,18 +23,12 @@ PROTOCOL_REASONS = {
 
 def solo_reason(cfg: DictConfig) -> str | None:
     """Why the job `cfg` cannot share a wide model with other jobs, or None when it can."""
-    task = OmegaConf.select(cfg, "task.name")
-    if OmegaConf.select(cfg, "task._target_") in SEQUENCE_TASKS:
-        return (
-            f"task={task} trains a transformer language model; the wide engine widens MLPs only (stacking "
-            "attention blocks member by member would cost as much as running them one by one)"
-        )
-    if OmegaConf.select(cfg, "task._target_") not in TASKS or OmegaConf.select(cfg, "dataset.name") not in DATASETS:
-        return f"task={task} is not a minibatch classification task on MNIST or Fashion-MNIST"
-    if OmegaConf.select(cfg, "model._target_") not in MODELS:
-        return f"task={task} uses a model that is not an MLP (only stacks of Linear and ReLU layers are widened)"
-    if OmegaConf.select(cfg, "task.batching") is not None:
-        return f"task={task} cuts its epochs its own way (task.batching); the wide model draws the notebooks' batches"
+    try:
+        task = build_task(cfg)  # the task says whether it can be widened; nothing is loaded yet
+    except OptbenchError:
+        return "its task cannot be built (the run reports why)"
+    if reason := task.solo_reason():
+        return reason
     name = OmegaConf.select(cfg, "hydra.runtime.choices.optimizer") or "?"
     try:
         protocol = protocol_of(cfg.optimizer, name)

@@ -23,15 +23,6 @@ import torch
 from torch import Tensor, nn
 
 
-def widen_reason(model: nn.Module) -> str | None:
-    """Why `model` cannot be stacked with copies of itself, or None when it can."""
-    if not isinstance(model, nn.Sequential) or not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in model):
-        return f"its model ({type(model).__name__}) is not a stack of Linear and ReLU layers"
-    if any(isinstance(m, nn.Linear) and m.bias is None for m in model):
-        return "its model has a Linear layer without bias"
-    return None
-
-
 def _views(flat: Tensor, shapes: list[torch.Size]) -> list[Tensor]:
     """Stacked [K, *shape] views of consecutive column ranges of `flat` [K, P], one per shape."""
     views, start = [], 0
