@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,13 +12,16 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision import transforms
 
+from optbench.config.sources import config_dir
 from optbench.data import datasets as data
 from optbench.data.datasets import MNIST_SHA256, ensure_mnist, load_dataset, sha256
 from optbench.errors import OptbenchError
 
 
 def cfg(root, name="mnist", normalize=False):
-    return OmegaConf.create(dict(name=name, root=str(root), normalize=normalize, mean=0.1307, std=0.3081))
+    """The dataset=NAME node as configs/dataset/ composes it, with these settings."""
+    preset = OmegaConf.load(Path(config_dir()) / "dataset" / f"{name}.yaml")
+    return OmegaConf.merge(preset, dict(root=str(root), normalize=normalize, mean=0.1307, std=0.3081))
 
 
 def test_bundled_mnist_unpacks_with_checksums(tmp_path):
@@ -95,3 +99,9 @@ def test_fashion_mnist_from_debian_package(tmp_path):
 def test_default_root_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert data.default_root() == tmp_path / "optbench" / "data"
+
+
+def test_a_dataset_config_without_a_class_says_what_to_add():
+    """A dataset config of one's own (`--config-dir`) must name its class, as the shipped ones do."""
+    with pytest.raises(OptbenchError, match="'mine' names no class: give it a `_target_`"):
+        load_dataset(OmegaConf.create(dict(name="mine", root=None)))

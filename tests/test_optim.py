@@ -47,7 +47,8 @@ def test_scratch_config_mirrors_the_torch_names_and_defaults(name):
 
 @pytest.fixture(scope="module")
 def batches(data_root):
-    data = load_dataset(OmegaConf.create(dict(name="mnist", root=str(data_root), normalize=False, mean=0.0, std=1.0)))
+    preset = OmegaConf.load(Path(config_dir()) / "dataset" / "mnist.yaml")
+    data = load_dataset(OmegaConf.merge(preset, dict(root=str(data_root), normalize=False, mean=0.0, std=1.0)))
     generator = torch.Generator().manual_seed(7)
     return [data.train.batch(torch.randint(0, len(data.train), (100,), generator=generator)) for _ in range(250)]
 

@@ -14,6 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 from test_cli import OPTBENCH, SHORT, cli, summary
 
+from optbench.config.sources import config_dir
 from optbench.data.datasets import load_dataset
 from optbench.errors import OptbenchError
 
@@ -84,7 +85,8 @@ def test_damaged_fashion_mnist_names_the_folder(tmp_path):
         "t10k-labels-idx1-ubyte",
     ):
         (raw / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 10)  # a header cut short
-    cfg = OmegaConf.create(dict(name="fashion_mnist", root=str(tmp_path), normalize=False, mean=0.0, std=1.0))
+    preset = OmegaConf.load(Path(config_dir()) / "dataset" / "fashion_mnist.yaml")
+    cfg = OmegaConf.merge(preset, dict(root=str(tmp_path), normalize=False, mean=0.0, std=1.0))
     with pytest.raises(OptbenchError, match=f"{raw}.*damaged.*Delete"):
         load_dataset(cfg)
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.compose import group_choices, optimizer_name
 from optbench.errors import OptbenchError
-from optbench.job.device import resolve_device
+from optbench.job.device import Device
 from optbench.logger import KINDS, require_tracker
 from optbench.model import INITS
 from optbench.optim.build import RESERVED_KEYS, build_optimizer, group_specs, optimizer_class, protocol_of
@@ -385,7 +385,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.epochs is None:  # with epochs, the run's length is known once the data are (see `budget`)
         check_schedule(cfg, cfg.iterations)
         build_schedule(cfg.schedule, optimizer, cfg.iterations, _schedule_name(cfg))
-    resolve_device(cfg.device.type)
+    Device.of(cfg.device).resolve()
     require_tracker(OmegaConf.select(cfg, "logger.kind", default="none"))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from optbench.data import dataset_of
 from optbench.errors import OptbenchError
 
 FILE_NAME = "input.txt"
@@ -64,10 +65,9 @@ def _text_bytes(root: str | None) -> tuple[bytes, str]:
         ) from exc
 
 
-def read_text(cfg: DictConfig) -> str:
-    """The configured text, checked against `dataset.sha256` (null skips the check, for another text)."""
-    data, origin = _text_bytes(cfg.get("root"))
-    expected = cfg.get("sha256")
+def read_text(root: str | None, expected: str | None) -> str:
+    """The text in `root` (or the bundled copy), checked against sha256 `expected` (None skips the check)."""
+    data, origin = _text_bytes(root)
     if expected and hashlib.sha256(data).hexdigest() != expected:
         raise OptbenchError(
             f"The text in {origin} ({len(data):,} bytes) does not match dataset.sha256={expected}: it is damaged, "
@@ -87,11 +87,25 @@ def split_sizes(length: int, fractions: list[float]) -> tuple[int, int, int]:
     return train, valid, length - train - valid
 
 
+@dataclass(frozen=True)
+class TextCorpus:
+    """`dataset=shakespeare_char`: a character-level text of the `dataset` group (`configs/dataset/`)."""
+
+    name: str
+    root: str | None = None  # null: the copy shipped with optbench; or a folder holding another input.txt
+    sha256: str | None = None  # null: train on a text of your own
+    splits: tuple[float, ...] = (0.9, 0.05, 0.05)  # contiguous train / validation / test parts
+
+    def load(self) -> Corpus:
+        """Read, check and encode the text; cut it into contiguous train / validation / test parts."""
+        text = read_text(self.root, self.sha256)
+        vocabulary = "".join(sorted(set(text)))
+        lookup = {ch: i for i, ch in enumerate(vocabulary)}
+        ids = torch.tensor([lookup[ch] for ch in text], dtype=torch.int64)
+        train, valid, test = torch.split(ids, split_sizes(len(ids), list(self.splits)))
+        return Corpus(self.name, train, valid, test, vocabulary)
+
+
 def load_corpus(cfg: DictConfig) -> Corpus:
-    """Read, check and encode the configured text; cut it into contiguous train / validation / test parts."""
-    text = read_text(cfg)
-    vocabulary = "".join(sorted(set(text)))
-    lookup = {ch: i for i, ch in enumerate(vocabulary)}
-    ids = torch.tensor([lookup[ch] for ch in text], dtype=torch.int64)
-    train, valid, test = torch.split(ids, split_sizes(len(ids), list(cfg.splits)))
-    return Corpus(cfg.name, train, valid, test, vocabulary)
+    """The `dataset` node's text (the class its `_target_` names), encoded and cut into its three parts."""
+    return dataset_of(cfg).load()

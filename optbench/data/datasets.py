@@ -1,4 +1,6 @@
-"""Dataset group: find or unpack the files, load a split through torchvision, return tensors.
+"""The `dataset` group: a class per dataset (MNIST, FashionMNIST, Thermometer; the text corpus is
+`optbench.data.corpus.TextCorpus`), each loading its splits as tensors. MNIST-format files are read
+through torchvision.
 
 MNIST works offline: the four original IDX files ship gzipped inside the package and are unpacked
 (checksums verified) into ``<root>/MNIST/raw`` where ``torchvision.datasets.MNIST`` reads them.
@@ -14,16 +16,19 @@ import logging
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
 from optbench.config.validation import check_held_out
+from optbench.data import dataset_of
 from optbench.errors import OptbenchError
 from optbench.job.device import upload
 
@@ -229,14 +234,69 @@ def ensure_fashion_mnist(raw: Path) -> bool:
     return True
 
 
-def _torchvision_split(name: str, root: Path, train: bool):
-    """Open one split with torchvision, downloading only where optbench has no local copy."""
-    from torchvision import datasets  # imported here: torchvision's import is slow and only needed once
+def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
+    """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
+    images = tv_dataset.data
+    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
 
-    if name == "mnist":
+
+def _root(root: str | None) -> Path:
+    """The data folder: `dataset.root`, or the cache; created if missing."""
+    path = Path(root).expanduser() if root else default_root()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptbenchError(
+            f"dataset.root={path} cannot be created ({exc.strerror}). Choose a writable folder: "
+            "`dataset.root=/path/to/data` or set $OPTBENCH_DATA."
+        ) from exc
+    return path
+
+
+@dataclass(frozen=True)
+class ImageDataset(ABC):
+    """An image classification dataset of the `dataset` group, read through torchvision from MNIST's file
+    format; `configs/dataset/<name>.yaml` names a subclass in `_target_`, with these settings."""
+
+    name: str
+    root: str | None = None  # null: optbench's data cache
+    normalize: bool = False  # true: (x - mean) / std after scaling pixels to [0, 1]
+    mean: float = 0.0
+    std: float = 1.0
+    validation_size: int = 10000  # with the validation split on: training images held out
+    validation_seed: int = 0
+
+    @abstractmethod
+    def open_split(self, root: Path, train: bool) -> Any:
+        """One split as a torchvision dataset (a subclass says which dataset and where its files come from)."""
+
+    def load(self, validation: bool = False) -> Dataset:
+        """Both splits as tensors on the CPU; with `validation`, `validation_size` training images held out."""
+        root = _root(self.root)
+        mean, std = (self.mean, self.std) if self.normalize else (None, None)
+        train, test = (self.open_split(root, train=flag) for flag in (True, False))
+        dataset = Dataset(self.name, _to_split(train, mean, std), _to_split(test, mean, std), len(train.classes))
+        return dataset.hold_out(self.validation_size, self.validation_seed) if validation else dataset
+
+
+class MNIST(ImageDataset):
+    """`dataset=mnist`: the bundled files, unpacked (checksums verified) where torchvision reads them."""
+
+    def open_split(self, root: Path, train: bool) -> Any:
+        """MNIST's split from the bundled files: offline, always."""
+        from torchvision import datasets  # imported here: torchvision's import is slow and only needed once
+
         ensure_mnist(root)
         return datasets.MNIST(root, train=train, download=False)
-    if name == "fashion_mnist":
+
+
+class FashionMNIST(ImageDataset):
+    """`dataset=fashion_mnist`: Debian's copy when installed, else torchvision downloads it."""
+
+    def open_split(self, root: Path, train: bool) -> Any:
+        """Fashion-MNIST's split, downloading only where optbench has no local copy."""
+        from torchvision import datasets
+
         raw = root / "FashionMNIST" / "raw"
         local = ensure_fashion_mnist(raw)
         try:
@@ -254,13 +314,6 @@ def _torchvision_split(name: str, root: Path, train: bool):
                 "Debian's package (`apt-get install dataset-fashion-mnist`), or copy the four "
                 "Fashion-MNIST IDX files (uncompressed) into that folder."
             ) from exc
-    raise OptbenchError(f"Unknown dataset.name={name!r}: optbench knows 'mnist', 'fashion_mnist' and 'thermometer'.")
-
-
-def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
-    """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
-    images = tv_dataset.data
-    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
 
 
 # The lecture's thermometer readings: celsius and the unknown units (t_c, t_u).
@@ -275,29 +328,21 @@ def thermometer(input_scale: float) -> Dataset:
     return Dataset("thermometer", split, split, num_classes=1, kind="regression", full_batch=True)
 
 
+@dataclass(frozen=True)
+class Thermometer:
+    """`dataset=thermometer`: the lecture's 11 readings, a full-batch regression (its validation split is
+    its training split: nothing to spare)."""
+
+    name: str = "thermometer"
+    input_scale: float = 0.1
+
+    def load(self, validation: bool = False) -> Dataset:
+        """The readings as one split, used for training and testing."""
+        dataset = thermometer(self.input_scale)
+        return replace(dataset, valid=dataset.train) if validation else dataset
+
+
 def load_dataset(cfg: DictConfig, validation: bool = False) -> Dataset:
-    """Load the configured dataset's splits as tensors on the CPU; with `validation`, hold
-    `dataset.validation_size` training examples out as a validation split."""
-    dataset = _load(cfg)
-    return dataset.hold_out(cfg.get("validation_size"), cfg.get("validation_seed", 0)) if validation else dataset
-
-
-def _load(cfg: DictConfig) -> Dataset:
-    if cfg.name == "thermometer":
-        return thermometer(cfg.input_scale)
-    root = Path(cfg.root).expanduser() if cfg.root else default_root()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OptbenchError(
-            f"dataset.root={root} cannot be created ({exc.strerror}). Choose a writable folder: "
-            "`dataset.root=/path/to/data` or set $OPTBENCH_DATA."
-        ) from exc
-    mean, std = (cfg.mean, cfg.std) if cfg.normalize else (None, None)
-    train, test = (_torchvision_split(cfg.name, root, train=flag) for flag in (True, False))
-    return Dataset(
-        name=cfg.name,
-        train=_to_split(train, mean, std),
-        test=_to_split(test, mean, std),
-        num_classes=len(train.classes),
-    )
+    """Load the `dataset` node's dataset (the class its `_target_` names) as tensors on the CPU; with
+    `validation`, hold `dataset.validation_size` training examples out as a validation split."""
+    return dataset_of(cfg).load(validation)

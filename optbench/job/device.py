@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from optbench.errors import OptbenchError
@@ -24,6 +26,33 @@ from optbench.errors import OptbenchError
 # cuBLAS is deterministic only with a fixed workspace (NVIDIA's cuBLAS docs, "Results reproducibility");
 # torch refuses deterministic matmuls without it. Read when the first cuBLAS handle is made.
 CUBLAS_WORKSPACE = ":4096:8"
+
+
+@dataclass(frozen=True)
+class Device:
+    """The `device` group (`configs/device/*.yaml` name this class): which device a run trains on
+    (`auto`, `cpu`, `cuda`, `cuda:1`) and its numerics policy."""
+
+    type: str = "auto"
+    deterministic: bool = True  # cuDNN/cuBLAS's deterministic algorithms (a CPU run records it only)
+    tf32: bool = False  # TF32 matmuls and convolutions on a GPU
+
+    @classmethod
+    def of(cls, node: DictConfig) -> Device:
+        """The device group's object for a job config's `device` node (checked by `optbench.config.validation`)."""
+        return instantiate(node) if "_target_" in node else cls(**node)
+
+    def resolve(self) -> torch.device:
+        """The torch.device this host gives for `type`, or an OptbenchError saying why there is none."""
+        return resolve_device(self.type)
+
+    def numerics(self) -> dict[str, bool]:
+        """The numerics policy, as a run's summary records it."""
+        return numerics(self)
+
+    def settings(self, device: torch.device) -> AbstractContextManager[dict[str, bool]]:
+        """The numerics policy applied on `device` for the duration of a block."""
+        return device_settings(self, device)
 
 
 def resolved_type(kind: str) -> str:
@@ -59,13 +88,13 @@ def resolve_device(kind: str) -> torch.device:
     return device
 
 
-def numerics(node: DictConfig) -> dict[str, bool]:
+def numerics(node: DictConfig | Device) -> dict[str, bool]:
     """The numerics policy a `device` config asks for: {'deterministic': ..., 'tf32': ...}."""
-    return {"deterministic": node.get("deterministic", True), "tf32": node.get("tf32", False)}
+    return {"deterministic": getattr(node, "deterministic", True), "tf32": getattr(node, "tf32", False)}
 
 
 @contextmanager
-def device_settings(node: DictConfig, device: torch.device) -> Iterator[dict[str, bool]]:
+def device_settings(node: DictConfig | Device, device: torch.device) -> Iterator[dict[str, bool]]:
     """Apply the device group's numerics policy for the block (GPU only), then restore torch's settings.
 
     Deterministic: cuDNN's deterministic algorithms without autotuning, torch's deterministic

@@ -36,7 +36,7 @@ from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
 from optbench.errors import OptbenchError
 from optbench.job import randomness
-from optbench.job.device import device_settings, hardware, numerics, resolve_device
+from optbench.job.device import Device, hardware
 from optbench.job.loop import train
 from optbench.job.threads import launcher_threads
 from optbench.logger import Tracker, build_tracker, run_info
@@ -69,7 +69,7 @@ def cpu_settings(flush_denormal: bool, threads: int | None) -> Iterator[None]:
 @contextmanager
 def run_settings(cfg: DictConfig, device: torch.device) -> Iterator[None]:
     """The CPU settings and the device's numerics policy for the duration of a run (or a group of runs)."""
-    with cpu_settings(cfg.flush_denormal, cfg.threads), device_settings(cfg.device, device):
+    with cpu_settings(cfg.flush_denormal, cfg.threads), Device.of(cfg.device).settings(device):
         yield
 
 
@@ -280,7 +280,7 @@ class Job:
             target=task.target.as_dict(),
             device=str(device),
             **hardware(device),
-            numerics=numerics(cfg.device),
+            numerics=Device.of(cfg.device).numerics(),
             threads=torch.get_num_threads(),
         )
         steps = budget(cfg, task.train_size, task.steps_per_epoch, task.full_batch)
@@ -357,7 +357,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """
     job = Job.open(cfg, out_dir)
     try:
-        device = resolve_device(cfg.device.type)
+        device = Device.of(cfg.device).resolve()
         with run_settings(cfg, device):
             run = job.setup(load_task(cfg, device), device)
             log.info(

@@ -8,7 +8,7 @@ gone, a full disk) warns once and is switched off for the rest of the run; train
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
 import math
 from collections.abc import Sequence
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.fingerprint import NON_RESULT_KEYS
@@ -87,8 +88,9 @@ class Tracker:
 
     kind = "?"
 
-    def __init__(self, options: DictConfig | dict[str, Any]) -> None:
-        self.options = dict(options)
+    def __init__(self, kind: str | None = None, **options: Any) -> None:
+        """`options`: the logger node's settings (`logger.log_dir`, ...); `kind` is its name, `self.kind`."""
+        self.options = options
         self.failed = False
         self.seconds_at: dict[int, float] = {}  # test.csv's training seconds by iteration
 
@@ -146,29 +148,25 @@ def _number(value: Any) -> float | None:
 
 
 def require_tracker(kind: str) -> None:
-    """Nothing for logger=none; for a tracker, a clear error when its package is not installed."""
+    """Nothing for logger=none; for a tracker, a clear error when its package is not installed (found, not
+    imported: the package loads when the tracker opens its run)."""
     if kind == "none":
         return
-    try:
-        importlib.import_module(kind)
-    except ImportError as exc:
+    if importlib.util.find_spec(kind) is None:
         raise OptbenchError(
-            f"logger={kind} needs the {kind} package, which is not installed ({exc}). Install "
+            f"logger={kind} needs the {kind} package, which is not installed. Install "
             f"it with: pip install 'optbench[{kind}]' (or use logger=none: the CSVs are always "
             "written)."
-        ) from None
+        )
 
 
 def build_tracker(node: DictConfig | None) -> Tracker | None:
-    """The tracker the `logger` config (checked by `optbench.config.validation`) asks for; None for logger=none."""
-    kind = str(OmegaConf.select(node, "kind", default="none")) if node is not None else "none"
-    require_tracker(kind)
-    if kind == "none":
+    """The tracker class the `logger` node names (`_target_`, checked by `optbench.config.validation`), built
+    with the node's settings; None for logger=none."""
+    if node is None or node.get("_target_") is None:
         return None
-    backend = importlib.import_module(f"optbench.logger.{kind}")
-    options = OmegaConf.to_container(node, resolve=True)
-    options.pop("kind", None)
-    return backend.TRACKER(options)
+    require_tracker(str(node.kind))
+    return instantiate(node, _convert_="all")
 
 
 def distinguishing(overrides: Sequence[str]) -> str:

@@ -85,6 +85,3 @@ class MlflowTracker(Tracker):
         self._log([Metric(f"summary/{key}", value, now, 0) for key, value in metrics.items()])
         self.client.set_tag(self.run_id, "status", str(summary.get("status")))
         self.client.set_terminated(self.run_id, status=STATUS.get(summary.get("status"), "FAILED"))
-
-
-TRACKER = MlflowTracker

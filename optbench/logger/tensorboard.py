@@ -68,6 +68,3 @@ class TensorBoardTracker(Tracker):
         for tag, value in final.items():
             self.writer.add_scalar(tag, value, int(summary.get("iterations_run") or 0))
         self.writer.close()
-
-
-TRACKER = TensorBoardTracker

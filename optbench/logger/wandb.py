@@ -50,6 +50,3 @@ class WandbTracker(Tracker):
             {**{f"summary/{key}": value for key, value in metrics.items()}, "status": summary.get("status")}
         )
         self.run.finish(exit_code=0 if summary.get("status") == "completed" else 1)
-
-
-TRACKER = WandbTracker

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from optbench.data.sampling import shuffled_batches
 from optbench.errors import OptbenchError
 from optbench.job.clock import TrainingClock
-from optbench.job.device import resolve_device
+from optbench.job.device import Device
 from optbench.job.job import Job, Run, load_task, run_settings, settle
 from optbench.job.loop import record_evaluations
 from optbench.job.randomness import drawing_from, snapshot_global
@@ -189,7 +189,7 @@ def run_group(
     first = next(iter(jobs.values())).cfg
     members: dict[int, Member] = {}
     try:
-        device = resolve_device(first.device.type)
+        device = Device.of(first.device).resolve()
         with run_settings(first, device):
             task = load_task(first, device)
             for index, job in jobs.items():
