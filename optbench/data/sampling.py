@@ -97,15 +97,20 @@ class Batching:
         """How many of `n` evaluation examples (from the first) an evaluation uses: whole batches only when dropping."""
         return max(1, n // batch_size) * batch_size if self.drop_last and batch_size <= n else n
 
-    def batches(self, n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-        """Endless minibatches of indices into `n` examples, from the global generator's draws."""
+    def batches(
+        self, n: int, batch_size: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Endless minibatches of indices into `n` examples, from the global generator's draws (or `generator`'s:
+        a vectorised member's, holding the state its single run's global generator would)."""
         if self.dataloader:
-            return shuffled_batches(n, batch_size, device)
-        return self._tf_batches(n, batch_size, device)
+            return shuffled_batches(n, batch_size, device, generator)
+        return self._tf_batches(n, batch_size, device, generator)
 
-    def _tf_batches(self, n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    def _tf_batches(
+        self, n: int, batch_size: int, device: torch.device, generator: torch.Generator | None
+    ) -> Iterator[torch.Tensor]:
         sampler = torch.Generator()
-        sampler.manual_seed(draw_int64())  # from the seeded global generator, after the model's init
+        sampler.manual_seed(draw_int64(generator))  # from the seeded global generator, after the model's init
         order = None
         while True:
             if order is None or self.reshuffle:

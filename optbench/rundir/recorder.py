@@ -75,20 +75,14 @@ class Recorder:
 
     def step(self, step: StepLoss, lr: float, position: torch.Tensor | None = None) -> None:
         """Record one finished optimizer step, taken with learning rate `lr` (no host sync)."""
-        if self._losses is None:
-            self._allocate(step.loss)
-        slot = self.outcome.iterations_run - self._flushed
-        self._losses[slot] = step.loss.detach()
-        if step.correct is not None:
-            self._correct[slot] = step.correct
-        self._sizes.append(step.size)
-        self._lrs.append(lr)
+        correct = step.correct.view(1) if step.correct is not None else None
+        self.extend(step.loss.detach().view(1), correct, [step.size], [lr])
         if position is not None:
             self._positions.append(position)
-        self.outcome.iterations_run += 1
 
     def extend(self, losses: torch.Tensor, correct: torch.Tensor | None, sizes: list[int], lrs: list[float]) -> None:
-        """Record `len(losses)` finished steps at once (a member of a vectorised sweep, at each flush)."""
+        """Record `len(losses)` finished steps at once: one step of a run (`step`), or a vectorised member's
+        steps since its last flush (the wide loop computes every member's losses at once)."""
         count = len(losses)
         if self._losses is None:
             self._allocate(losses)

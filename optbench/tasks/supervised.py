@@ -97,12 +97,13 @@ class Supervised(Task):
         """The configured model, sized for the dataset's features and classes."""
         return build_model(self.model_cfg, self.data.num_features, self.data.num_classes)
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Index tensors of minibatches: shuffled epochs, or the whole split every step."""
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """Index tensors of minibatches: shuffled epochs, or the whole split every step. The order is drawn
+        from the global generator, or from `generator` (a vectorised member's own stream)."""
         device = self.data.train.labels.device
         if self.full_batch:
             return itertools.repeat(torch.arange(self.train_size, device=device))
-        return self.batching.batches(self.train_size, batch_size, device)
+        return self.batching.batches(self.train_size, batch_size, device, generator)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
         """Mean loss of the minibatch at the indices `batch`, and its correct count."""

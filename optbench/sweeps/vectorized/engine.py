@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from optbench.data.sampling import shuffled_batches
 from optbench.errors import OptbenchError
 from optbench.job.clock import TrainingClock
 from optbench.job.device import Device
@@ -94,7 +93,7 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
     # run does (scaling is element-wise), and saves a K-times-larger kernel per step.
     features = split.features
     for member in members:
-        member.batches = shuffled_batches(task.train_size, batch_size, split.labels.device, member.generator)
+        member.batches = task.batches(batch_size, member.generator)  # the task's batches, from the member's stream
     gathered = torch.empty(count * batch_size * features.shape[1], device=features.device)  # refilled each step
     capacity = min(eval_every, iterations)
     losses = torch.empty(capacity, count, device=split.labels.device)
