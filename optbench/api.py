@@ -208,6 +208,7 @@ def report(*dirs: str | Path, out_dir: str | Path | None = None) -> Report:
     """Build `optbench report DIRS` (run dirs, sweep dirs, or folders of them) into `out_dir` (default:
     DIR/report for one dir, ./report for several); in Jupyter it displays inline."""
     from optbench.reporting.build import build_report
+    from optbench.reporting.cli import default_out_dir
 
     paths = [Path(d) for d in dirs]
     if not paths:
@@ -215,5 +216,5 @@ def report(*dirs: str | Path, out_dir: str | Path | None = None) -> Report:
             "optbench.report() needs at least one run or sweep dir, e.g. "
             "optbench.report(result.out_dir) or optbench.report('multirun/2026-11-29/10-00-00')."
         )
-    out = Path(out_dir) if out_dir is not None else (paths[0] / "report" if len(paths) == 1 else Path("report"))
+    out = Path(out_dir) if out_dir is not None else default_out_dir(paths)
     return build_report(paths, out)

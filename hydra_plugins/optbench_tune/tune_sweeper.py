@@ -41,8 +41,10 @@ def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
 def arm_name(arm: list[str], common: list[str]) -> str:
     """tuning.csv's name of an arm: its choices, led by the optimizer when every arm has the same one
     (so the tuning.csv files of one-optimizer sweeps stay apart in a report over several)."""
-    fixed = [override for override in common if override.split("=", 1)[0].lstrip("+~") == "optimizer"]
-    swept = any(override.split("=", 1)[0] == "optimizer" for override in arm)
+    from optbench.config.compose import override_key
+
+    fixed = [override for override in common if override_key(override) == "optimizer"]
+    swept = any(override_key(override) == "optimizer" for override in arm)
     return " ".join([*([] if swept else fixed), *arm]) or "default"
 
 
@@ -101,6 +103,7 @@ class TuneSweeper(Sweeper):
 
     def _plan(self, arguments: list[str]) -> tuple[list[list[str]], list[str], list]:
         """(the arms: each a list of overrides, the overrides common to every job, the search dimensions)."""
+        from optbench.config.compose import override_key
         from optbench.errors import OptbenchError
         from optbench.sweeps.tuning import dimension_of, parse_dimension
 
@@ -109,7 +112,7 @@ class TuneSweeper(Sweeper):
         choices, common = [], []
         for override in parser.parse_overrides(arguments):
             key = override.get_key_element()
-            if key.lstrip("+~") == "seed":
+            if override_key(key) == "seed":
                 raise OptbenchError(
                     "seed=... cannot be given to the tune sweeper: it runs every stage-1 trial with "
                     f"hydra.sweeper.tuning_seed (now {self.tuning_seed}) and stage 2 with hydra.sweeper.seeds "

@@ -28,10 +28,15 @@ def optimizer_name(cfg: DictConfig, choices: dict[str, str]) -> str:
     return choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
 
+def override_key(override: str) -> str:
+    """The config key a command-line override sets: `+optimizer.lr=0.1` and `~logger` name `optimizer.lr`, `logger`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def check_length_overrides(overrides: list[str], cfg: DictConfig | None = None) -> None:
     """Training length is iterations or epochs: refuse both given on the command line. `iterations`
     given alone replaces a task preset's `epochs` (in `cfg`), as the user asked for steps."""
-    keys = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
+    keys = {override_key(override) for override in overrides}
     if {"iterations", "epochs"} <= keys:
         raise OptbenchError(
             "Both iterations=... and epochs=... were given: give one of them (e.g. epochs=20 "

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.config.compose import override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.errors import OptbenchError
 
@@ -174,7 +175,7 @@ def distinguishing(overrides: Sequence[str]) -> str:
     return ",".join(
         o
         for o in overrides
-        if o.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS and not o.lstrip("+~").startswith(("logger", "hydra"))
+        if override_key(o) not in NON_RESULT_KEYS and not override_key(o).startswith(("logger", "hydra"))
     )
 
 

@@ -39,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out_dir(paths: list[Path]) -> Path:
+    """Where a report goes unless told: DIR/report for one dir, ./report for several."""
+    return paths[0] / "report" if len(paths) == 1 else Path("report")
+
+
 def main(argv: list[str]) -> int:
     """Run `optbench report` with `argv`; returns the exit status."""
     args = parser().parse_args(argv)
@@ -50,7 +55,7 @@ def main(argv: list[str]) -> int:
         "--window", args.window
     ):
         parser().error(message)
-    out = args.out or (args.paths[0] / "report" if len(args.paths) == 1 else Path("report"))
+    out = args.out or default_out_dir(args.paths)
     from optbench.reporting.build import build_report  # pandas/matplotlib load only once arguments are valid
     from optbench.reporting.table import to_terminal
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from optbench.config.compose import override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.rundir.reader import Run
 from optbench.tasks import Target
@@ -50,10 +51,6 @@ class Group:
         return [run.summary.get("seed", OmegaConf.select(run.config, "seed")) for run in self.runs]
 
 
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def config_value(run: Run, key: str) -> str:
     """The run's value of a config key (a group's chosen option, or a config value) as text."""
     if key in run.choices:
@@ -69,7 +66,7 @@ def differing_keys(runs: list[Run]) -> list[str]:
     keys = ["optimizer"]
     for run in runs:
         for override in run.overrides:
-            key = _override_key(override)
+            key = override_key(override)
             if key not in keys and key not in IGNORED_KEYS and not key.startswith("hydra"):
                 keys.append(key)
     return [k for k in keys if len({config_value(run, k) for run in runs}) > 1]
