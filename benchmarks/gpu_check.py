@@ -50,9 +50,9 @@ from optbench.config.sources import config_dir  # noqa: E402
 from optbench.errors import OptbenchError  # noqa: E402
 from optbench.job import job as job_module  # noqa: E402
 from optbench.job import loop as trainer  # noqa: E402
-from optbench.job.device import cpu_name, hardware, numerics, resolve_device  # noqa: E402
 from optbench.job.job import run_job  # noqa: E402
 from optbench.rundir import recorder  # noqa: E402
+from optbench.runtime.device import cpu_name, hardware, numerics, resolve_device  # noqa: E402
 from optbench.sweeps.vectorized.engine import run_group  # noqa: E402
 
 FAMILIES = [

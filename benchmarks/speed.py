@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.notebook_loop import notebook_run  # noqa: E402
 from optbench.config.compose import compose  # noqa: E402
 from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
-from optbench.job.device import cpu_name, hardware, resolve_device  # noqa: E402
 from optbench.job.job import run_job  # noqa: E402
+from optbench.runtime.device import cpu_name, hardware, resolve_device  # noqa: E402
 
 
 def machine(device: torch.device) -> str:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optbench.config.compose import compose  # noqa: E402
 from optbench.data.datasets import default_root, ensure_mnist  # noqa: E402
-from optbench.job.device import cpu_name  # noqa: E402
 from optbench.job.job import run_job  # noqa: E402
+from optbench.runtime.device import cpu_name  # noqa: E402
 
 LOGGERS = ("none", "tensorboard", "mlflow", "wandb")
 

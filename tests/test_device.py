@@ -19,8 +19,8 @@ from conftest import REPO, assert_same_metrics, make_cfg, run
 from optbench.config.fingerprint import config_fingerprint
 from optbench.data.datasets import Split
 from optbench.errors import OptbenchError
-from optbench.job import device as device_module
 from optbench.job.job import run_job
+from optbench.runtime import device as device_module
 from optbench.sweeps.vectorized import batched
 from optbench.sweeps.vectorized.engine import run_group
 from optbench.tasks import build_task

@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
 from optbench.job.job import run_job, settle
-from optbench.job.threads import available_cores
 from optbench.rundir.summary import load_summary
+from optbench.runtime.threads import available_cores
 from optbench.sweeps.vectorized.engine import run_group
 
 SHORT = ["iterations=20", "eval_every=10", "batch_size=1000", "threads=1"]

@@ -15,7 +15,7 @@ from conftest import assert_same_metrics, make_cfg
 from omegaconf import OmegaConf
 
 from optbench.job.job import objective
-from optbench.job.threads import JOBS_AT_ONCE, JobsAtOnce, available_cores, jobs_at_once, launcher_threads
+from optbench.runtime.threads import JOBS_AT_ONCE, JobsAtOnce, available_cores, jobs_at_once, launcher_threads
 
 OPTBENCH = Path(sys.executable).with_name("optbench")
 SWEEP = ["optimizer=sgd,adam", "iterations=30", "eval_every=15", "device=cpu", "auto_report=false"]

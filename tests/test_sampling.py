@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from optbench.data.sampling import shuffled_batches
-from optbench.job.randomness import consume_test_pass_draw
+from optbench.runtime.randomness import consume_test_pass_draw
 
 
 @pytest.mark.parametrize("n,batch_size,steps", [(60, 10, 25), (57, 10, 20), (1000, 100, 23)])

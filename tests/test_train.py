@@ -178,7 +178,7 @@ def test_one_thread_gives_the_same_numbers_within_rounding(tmp_path):
 def test_training_clock_leaves_warm_up_and_evaluations_out(monkeypatch):
     """test.csv's `seconds` is AlgoPerf's accumulated submission time: the first step (warm-up: handles,
     first-use kernels, optimizer state) and the evaluations do not count."""
-    from optbench.job import clock as clock_module
+    from optbench.runtime import clock as clock_module
 
     now = iter([9.0, 10.0, 12.0, 15.0, 16.0, 17.5])  # created, warm-up done, pause begins, pause ends, readings
     monkeypatch.setattr(clock_module.time, "perf_counter", lambda: next(now))

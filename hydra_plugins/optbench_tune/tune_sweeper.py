@@ -140,8 +140,8 @@ class TuneSweeper(Sweeper):
         from dataclasses import replace
 
         from optbench.config.validation import check_sweeper
-        from optbench.job.threads import announce_jobs_at_once
         from optbench.rundir.writer import TUNING_CSV, TUNING_DIR
+        from optbench.runtime.threads import announce_jobs_at_once
         from optbench.sweeps.tuning import ADAPTIVE_SEARCHES, Arm, score_trial, search_points, write_tuning_csv
 
         check_sweeper(self.settings())
@@ -258,7 +258,7 @@ class TuneSweeper(Sweeper):
         a quarter of the trials (so the search has rounds to learn from), or `batch` when given."""
         if self.batch is not None:
             return self.batch
-        from optbench.job.threads import launcher_capacity
+        from optbench.runtime.threads import launcher_capacity
 
         at_once = launcher_capacity(self.config.hydra.launcher)
         return max(1, min(at_once // arms, math.ceil(self.trials / 4)))

@@ -7,7 +7,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.job.device import resolved_type
+from optbench.runtime.device import resolved_type
 
 # Settings that never change a run's numbers: left out of a run's fingerprint and of report labels.
 NON_RESULT_KEYS = ("progress", "auto_report", "resume", "threads", "dataset.root", "logger")

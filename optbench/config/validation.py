@@ -26,11 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.compose import group_choices, optimizer_name
 from optbench.errors import OptbenchError
-from optbench.job.device import Device
 from optbench.logger import KINDS, require_tracker
 from optbench.model import INITS
 from optbench.optim.build import RESERVED_KEYS, build_optimizer, group_specs, optimizer_class, protocol_of
 from optbench.optim.schedule import build_schedule, phase_steps
+from optbench.runtime.device import Device
 from optbench.tasks.base import MODES, TARGET_METRICS
 from optbench.tasks.functions import FUNCTIONS
 

@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from optbench.config.validation import check_held_out
 from optbench.data import dataset_of
 from optbench.errors import OptbenchError
-from optbench.job.device import upload
+from optbench.runtime.device import upload
 
 # sha256 of the uncompressed IDX files (see optbench/resources/mnist/README.md).
 MNIST_SHA256 = {

@@ -7,7 +7,7 @@ RandomSampler then draws another int64 on the first `next()`, seeds a fresh gene
 takes `randperm(n)`. Drawing the same numbers at the same moments, optbench reproduces the
 notebooks' batches (and everything drawn from the global generator afterwards) exactly, while its
 batches are plain index gathers on tensors already on the device. Every draw of a run, in order:
-`optbench.job.randomness`.
+`optbench.runtime.randomness`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from optbench.job.device import upload
-from optbench.job.randomness import draw_int64
+from optbench.runtime.device import upload
+from optbench.runtime.randomness import draw_int64
 
 
 def shuffled_batches(

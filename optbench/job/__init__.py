@@ -1,1 +1,1 @@
-"""The job and its loop: where a run trains (`device`), with how many threads, its clock and training loop."""
+"""The job and its loop: a job's lifecycle for every way in (`job`) and the training loop (`loop`)."""

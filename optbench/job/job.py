@@ -35,16 +35,16 @@ from optbench.config.fingerprint import config_fingerprint
 from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
 from optbench.errors import OptbenchError
-from optbench.job import randomness
-from optbench.job.device import Device, hardware
 from optbench.job.loop import train
-from optbench.job.threads import launcher_threads
 from optbench.logger import Tracker, build_tracker, run_info
 from optbench.optim.build import Protocol, build_optimizer, protocol_of
 from optbench.optim.schedule import build_schedule
 from optbench.rundir.recorder import Outcome, Recorder
 from optbench.rundir.summary import Summary, load_summary
 from optbench.rundir.writer import RunRecords, finite_or_none
+from optbench.runtime import randomness
+from optbench.runtime.device import Device, hardware
+from optbench.runtime.threads import launcher_threads
 from optbench.tasks import Target, Task, build_task
 
 log = logging.getLogger(__name__)

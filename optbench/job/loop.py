@@ -15,9 +15,9 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
-from optbench.job.clock import TrainingClock
 from optbench.optim.build import Protocol
 from optbench.rundir.recorder import Outcome, Recorder
+from optbench.runtime.clock import TrainingClock
 from optbench.tasks import Evaluation, StepLoss, Task
 
 log = logging.getLogger(__name__)

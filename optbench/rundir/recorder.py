@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from optbench.job.clock import TrainingClock
 from optbench.rundir.writer import RunRecords
+from optbench.runtime.clock import TrainingClock
 from optbench.tasks import Evaluation, StepLoss
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optbench.job.device import upload
+from optbench.runtime.device import upload
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 Tensor = torch.Tensor

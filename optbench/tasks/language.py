@@ -20,8 +20,8 @@ from torch import nn
 from optbench.config.validation import check_text_parts
 from optbench.data.corpus import Corpus, load_corpus
 from optbench.errors import instantiate_checked
-from optbench.job.device import upload
-from optbench.job.randomness import snapshot_global
+from optbench.runtime.device import upload
+from optbench.runtime.randomness import snapshot_global
 from optbench.tasks.base import Evaluation, StepLoss, Task
 from optbench.tasks.supervised import count_correct, loss_function
 

@@ -14,8 +14,8 @@ from torch import nn
 
 from optbench.data.datasets import Dataset, load_dataset
 from optbench.data.sampling import Batching
-from optbench.job.randomness import consume_test_pass_draw
 from optbench.model import MLP, build_model
+from optbench.runtime.randomness import consume_test_pass_draw
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 EVAL_CHUNK = 10_000  # test examples per forward pass: bounds memory on large test splits

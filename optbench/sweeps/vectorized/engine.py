@@ -22,11 +22,11 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from optbench.errors import OptbenchError
-from optbench.job.clock import TrainingClock
-from optbench.job.device import Device
 from optbench.job.job import Job, Run, load_task, run_settings, settle
 from optbench.job.loop import record_evaluations
-from optbench.job.randomness import drawing_from, snapshot_global
+from optbench.runtime.clock import TrainingClock
+from optbench.runtime.device import Device
+from optbench.runtime.randomness import drawing_from, snapshot_global
 from optbench.sweeps.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.sweeps.vectorized.wide import WideMLP, mean_nll_gradient
 
