@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import sys
 from pathlib import Path
@@ -32,7 +34,14 @@ def make_cfg(*overrides: str) -> DictConfig:
     the overrides name a device: on a GPU machine the CPU tests still assert the CPU's bits, and the
     tests marked `device` choose their device themselves."""
     device = [] if any(o.startswith(("device=", "device.type=")) for o in overrides) else ["device=cpu"]
-    return compose("progress=false", *device, *overrides)
+    return copy.deepcopy(_composed(("progress=false", *device, *overrides)))
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]) -> DictConfig:
+    """Hydra's composition of `overrides`, once per session (the shipped configs do not change while the tests
+    run); make_cfg hands out copies, which a test may change."""
+    return compose(*overrides)
 
 
 def run(tmp_path: Path, *overrides: str) -> dict:

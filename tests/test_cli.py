@@ -50,7 +50,8 @@ def loaded_modules(result: subprocess.CompletedProcess) -> set[str]:
 
 @pytest.mark.parametrize(
     ("task", "allowed"),
-    [("rosenbrock", ()), ("mnist_mlp", ("PIL",))],  # torchvision.datasets (MNIST's reader) imports PIL itself
+    # torchvision.datasets (MNIST's reader) imports PIL itself; the same libraries otherwise (slow tier)
+    [("rosenbrock", ()), pytest.param("mnist_mlp", ("PIL",), marks=pytest.mark.slow)],
 )
 def test_a_plain_run_loads_no_report_image_or_tracker_library(tmp_path, task, allowed):
     args = (

@@ -22,7 +22,8 @@ from optbench.runtime.threads import available_cores
 from optbench.sweeps.vectorized.engine import run_group
 
 SHORT = ["iterations=20", "eval_every=10", "batch_size=1000", "threads=1"]
-PATHS = ["single", "vectorised"]
+# The single path is the one every other test takes (through run_job): its cases run in the slow tier.
+PATHS = [pytest.param("single", marks=pytest.mark.slow), "vectorised"]
 
 
 def through(path: str, cfgs: list[DictConfig], dirs: list[Path]) -> list[dict]:
@@ -99,7 +100,7 @@ def test_a_hidden_user_config_is_warned_about(tmp_path, path, caplog):
 
 
 def test_a_rejected_setting_leaves_only_a_failed_summary_on_both_paths(tmp_path):
-    for path in PATHS:
+    for path in ("single", "vectorised"):
         out = [tmp_path / path / "a", tmp_path / path / "b"]
         summaries = through(path, [make_cfg("batch_size=0", *SHORT[:2]), make_cfg("optimizer=adam", *SHORT)], out)
         assert [s["status"] for s in summaries] == ["failed", "completed"]
