@@ -427,3 +427,20 @@ def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     # lower loss is better: adam's advantage over sgd is positive whichever way round the pair is listed
     assert (adam_sgd.advantage > 0) == (adam_sgd.first == "adam")
     assert pairs.significant.tolist() == [p < 0.05 for p in pairs.p_holm]
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_expected_best_of_k_trials_is_the_mean_over_every_k_subset(higher_is_better):
+    """Tang et al.'s estimator equals brute force: the best of each k-subset of the trials, averaged (ties too)."""
+    from itertools import combinations
+
+    from optbench.reporting.stats import expected_best
+
+    values = [0.91, 0.95, 0.88, 0.95, 0.97, 0.90, 0.93]
+    best = max if higher_is_better else min
+    for k in range(1, len(values) + 1):
+        subsets = [best(subset) for subset in combinations(values, k)]
+        assert expected_best(values, k, higher_is_better) == pytest.approx(sum(subsets) / len(subsets), rel=1e-12)
+    assert expected_best(values, 1, higher_is_better) == pytest.approx(np.mean(values))
+    with pytest.raises(ValueError, match="k=8 must be between 1 and the number of trials"):
+        expected_best(values, 8)

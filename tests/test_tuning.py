@@ -276,7 +276,11 @@ def test_tune_selects_on_the_validation_split_and_reports_the_test_split(tmp_pat
     assert trials.set_index("trial").final_metric[list(finals)].tolist() == pytest.approx(list(finals.values()))
     reruns = [d for d in sweep.iterdir() if d.name.isdigit()]
     assert len(reruns) == 2 and all((d / "valid.csv").exists() and (d / "test.csv").exists() for d in reruns)
-    assert "Tuned by `final` of the validation loss" in (sweep / "report" / "summary.md").read_text()
+    summary_md = (sweep / "report" / "summary.md").read_text()
+    assert "Tuned by `final` of the validation loss" in summary_md
+    # the tuning budget: one random trial gives the mean of the completed ones, all of them the best (a loss: min)
+    one, every = np.mean(list(finals.values())), min(finals.values())
+    assert f"expected best after 1 trial {one:.4g}, after {len(finals)}: {every:.4g}" in summary_md
     table = pd.read_csv(sweep / "report" / "summary.csv")  # the report's numbers are the test split's
     test_finals = [pd.read_csv(d / "test.csv").loss.iloc[-1] for d in reruns]
     assert table.final_test_loss.iloc[0] == pytest.approx(np.mean(test_finals))

@@ -13,6 +13,7 @@ import pandas as pd
 
 from optbench.reporting.groups import Group
 from optbench.reporting.sensitivity import arm_label, metric_name, searched
+from optbench.reporting.stats import expected_best
 from optbench.rundir.reader import Run
 
 
@@ -118,8 +119,17 @@ def tuning_notes(tuning: pd.DataFrame) -> list[str]:
             if len(chosen)
             else "nothing (no trial completed)"
         )
+        completed = trials[(trials.status == "completed") & trials.final_metric.notna()]
         lines.append(
-            f"- {arm_label(arm)}: {setting} · {int((trials.status == 'completed').sum())} of {len(trials)} "
-            "trials completed"
+            f"- {arm_label(arm)}: {setting} · {len(completed)} of {len(trials)} trials completed"
+            + _tuning_budget(completed.final_metric.tolist(), str(trials.metric.iloc[0]) == "test_accuracy")
         )
     return lines
+
+
+def _tuning_budget(values: list[float], higher_is_better: bool) -> str:
+    """The expected best final metric after one of the completed trials and after all of them."""
+    if len(values) < 2:
+        return ""
+    one, every = (expected_best(values, k, higher_is_better) for k in (1, len(values)))
+    return f" · expected best after 1 trial {one:.4g}, after {len(values)}: {every:.4g}"

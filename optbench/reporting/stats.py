@@ -1,8 +1,10 @@
-"""Statistics over a group's seeds: mean, median, std and a bootstrap confidence interval."""
+"""Statistics over a group's seeds (mean, median, std, a bootstrap confidence interval, paired tests) and over
+a tune sweep's trials (the expected best after k of them)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,3 +81,14 @@ def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) 
     if len(seeds) > 1 and np.ptp(x - y) > 0:  # constant differences leave the t statistic undefined
         p = float(stats.ttest_rel(x, y).pvalue)
     return Comparison(first, second, len(seeds), advantage, p)
+
+
+def expected_best(values: Sequence[float], k: int, higher_is_better: bool = True) -> float:
+    """The expected best of `k` trials drawn at random, without replacement, from these trials' `values`: how good
+    a tuning budget of k trials is. Tang et al.'s (2020) unbiased estimator, which corrects Dodge et al. (2019):
+    with the B values sorted worst first, v(1) .. v(B), it is the sum over i = k..B of C(i-1, k-1) / C(B, k) v(i)."""
+    if not 1 <= k <= len(values):
+        raise ValueError(f"k={k} must be between 1 and the number of trials ({len(values)})")
+    ordered = sorted(values, reverse=not higher_is_better)  # worst first
+    total = sum(math.comb(i - 1, k - 1) * ordered[i - 1] for i in range(k, len(ordered) + 1))
+    return total / math.comb(len(ordered), k)
