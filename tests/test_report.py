@@ -398,7 +398,7 @@ def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     import scipy.stats
 
     from optbench.reporting.groups import group_runs
-    from optbench.reporting.stats import holm, paired_t
+    from optbench.reporting.stats import detectable_difference, holm, paired_t, seeds_needed
     from optbench.reporting.table import pairwise_table
     from optbench.rundir.reader import load_run
 
@@ -427,6 +427,10 @@ def test_holm_and_paired_comparisons_against_scipy(tmp_path):
     # lower loss is better: adam's advantage over sgd is positive whichever way round the pair is listed
     assert (adam_sgd.advantage > 0) == (adam_sgd.first == "adam")
     assert pairs.significant.tolist() == [p < 0.05 for p in pairs.p_holm]
+    # how sure: what these 3 seeds could detect, and the seeds each observed difference would need
+    spread = np.std(np.subtract(losses["adam"], losses["sgd"]), ddof=1)
+    assert adam_sgd.detectable == pytest.approx(detectable_difference(spread, 3))
+    assert adam_sgd.seeds_needed == seeds_needed(abs(adam_sgd.advantage), spread)
 
 
 @pytest.mark.parametrize("higher_is_better", [True, False])
@@ -444,3 +448,35 @@ def test_expected_best_of_k_trials_is_the_mean_over_every_k_subset(higher_is_bet
     assert expected_best(values, 1, higher_is_better) == pytest.approx(np.mean(values))
     with pytest.raises(ValueError, match="k=8 must be between 1 and the number of trials"):
         expected_best(values, 8)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_a_detectable_difference_is_detected_four_times_in_five(n):
+    """Simulated: differences with that mean and spread, over n seeds, are significant in 80% of 20,000 draws."""
+    import scipy.stats
+
+    from optbench.reporting.stats import detectable_difference
+
+    spread = 0.02
+    delta = detectable_difference(spread, n)
+    draws = np.random.default_rng(0).normal(delta, spread, size=(20_000, n))
+    rejected = scipy.stats.ttest_1samp(draws, 0.0, axis=1).pvalue < 0.05
+    assert rejected.mean() == pytest.approx(0.8, abs=0.01)
+    assert np.isnan(detectable_difference(0.0, n)) and np.isnan(detectable_difference(spread, 1))
+
+
+def test_seeds_needed_is_where_the_observed_difference_turns_significant():
+    import scipy.stats
+
+    from optbench.reporting.stats import seeds_needed
+
+    difference, spread = 0.01, 0.02
+    n = seeds_needed(difference, spread)
+
+    def t(seeds):
+        return difference * np.sqrt(seeds) / spread
+
+    assert t(n) >= scipy.stats.t.ppf(0.975, n - 1)  # significant at n seeds
+    assert t(n - 1) < scipy.stats.t.ppf(0.975, n - 2)  # not at one fewer
+    assert seeds_needed(-difference, spread) == n and seeds_needed(0.0, spread) is None
+    assert seeds_needed(1e-9, spread, most=1000) is None  # beyond the search: never at these seeds

@@ -86,7 +86,9 @@ def significant_pairs(pairs: pd.DataFrame) -> list[str]:
         return []
     lines = [
         f"Paired t-tests over common seeds, Holm-corrected within the task: {int(tested.significant.sum())} of "
-        f"{len(tested)} differences significant at 5%."
+        f"{len(tested)} differences significant at 5%. Not significant is not the same: these seeds detect (with "
+        f"80% power) differences of {tested.detectable.min():.3g} to {tested.detectable.max():.3g} at the least, "
+        "and pairwise.csv's `seeds_needed` says how many seeds each observed difference would need."
     ]
     for row in tested[tested.significant].itertuples():
         better, worse = (row.first, row.second) if row.advantage > 0 else (row.second, row.first)

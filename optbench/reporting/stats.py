@@ -3,15 +3,18 @@ a tune sweep's trials (the expected best after k of them)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import integrate, optimize, stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+SIGNIFICANCE = 0.05  # the tests' level
+POWER = 0.8  # the power a detectable difference is detected with
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Comparison:
     n: int  # common seeds
     advantage: float  # mean over common seeds of (first - second), signed so that > 0 means `first` is better
     p: float  # two-sided paired t-test; NaN with fewer than 2 common seeds or no variation in the differences
+    detectable: float = math.nan  # the smallest mean difference these seeds detect (5%, 80% power); NaN untested
+    seeds_needed: int | None = None  # seeds at which the observed difference would be significant; None: never
 
 
 def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) -> Comparison:
@@ -77,10 +82,65 @@ def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) 
     x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
     sign = 1.0 if higher_is_better else -1.0
     advantage = float(sign * (x - y).mean()) if len(seeds) else math.nan
-    p = math.nan
-    if len(seeds) > 1 and np.ptp(x - y) > 0:  # constant differences leave the t statistic undefined
-        p = float(stats.ttest_rel(x, y).pvalue)
-    return Comparison(first, second, len(seeds), advantage, p)
+    if not (len(seeds) > 1 and np.ptp(x - y) > 0):  # constant differences leave the t statistic undefined
+        return Comparison(first, second, len(seeds), advantage, math.nan)
+    spread = float(np.std(x - y, ddof=1))
+    return Comparison(
+        first,
+        second,
+        len(seeds),
+        advantage,
+        float(stats.ttest_rel(x, y).pvalue),
+        detectable_difference(spread, len(seeds)),
+        seeds_needed(advantage, spread),
+    )
+
+
+def _paired_power(noncentrality: float, n: int, alpha: float) -> float:
+    """The power of a two-sided paired t-test over n pairs at `alpha`: the noncentral t's mass beyond the critical
+    values, integrated over the chi-square of the sample variance (scipy's `nct` tails turn NaN far out)."""
+    df = n - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def rejected(v: float) -> float:  # P(|Z + nc| > critical * sqrt(v / df)) at chi-square draw v
+        bound = critical * math.sqrt(v / df)
+        return (stats.norm.sf(bound - noncentrality) + stats.norm.cdf(-bound - noncentrality)) * stats.chi2.pdf(v, df)
+
+    low, high = stats.chi2.ppf([1e-12, 1 - 1e-12], df)  # the chi-square's mass, bounded, its bulk at df
+    return float(integrate.quad(rejected, low, high, points=[df], limit=200)[0])
+
+
+def detectable_difference(spread: float, n: int, alpha: float = SIGNIFICANCE, power: float = POWER) -> float:
+    """The smallest mean difference a two-sided paired t-test over `n` seeds detects with `power` at `alpha`, when
+    the per-seed differences have standard deviation `spread`: so that "no significant difference" is not read
+    as "the same"."""
+    if n < 2 or not spread > 0:
+        return math.nan
+    return _noncentrality(n, alpha, power) * spread / math.sqrt(n)
+
+
+@functools.cache
+def _noncentrality(n: int, alpha: float, power: float) -> float:
+    """The noncentrality at which a two-sided paired t-test over n pairs has `power` (one per n: a report has few)."""
+    return optimize.brentq(lambda nc: _paired_power(nc, n, alpha) - power, 0.0, 200.0)
+
+
+def seeds_needed(difference: float, spread: float, alpha: float = SIGNIFICANCE, most: int = 100_000) -> int | None:
+    """The fewest seeds at which a paired t-test would call `difference` significant, were the per-seed
+    differences to keep this mean and standard deviation `spread`; None for no difference (or beyond `most`)."""
+    if not (spread > 0 and math.isfinite(difference) and difference != 0):
+        return None
+
+    def significant(n: int) -> bool:
+        return abs(difference) * math.sqrt(n) / spread >= stats.t.ppf(1 - alpha / 2, n - 1)
+
+    if not significant(most):
+        return None
+    low, high = 2, most  # significant(n) turns true once and stays true: t grows with n, its critical value falls
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if significant(middle) else (middle + 1, high)
+    return low
 
 
 def expected_best(values: Sequence[float], k: int, higher_is_better: bool = True) -> float:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from optbench.reporting.groups import Group, config_value
-from optbench.reporting.stats import holm, paired_t, summarize
+from optbench.reporting.stats import SIGNIFICANCE, holm, paired_t, summarize
 from optbench.rundir.reader import first_reaching
 
 # Hyper-parameters worth a column's space, in this order; zero/false ones are left out except lr.
@@ -122,9 +122,6 @@ def results_table(groups: list[Group], keys: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-SIGNIFICANCE = 0.05
-
-
 def final_metric(group: Group) -> tuple[str, dict]:
     """The metric groups are compared on (the task's target metric, else accuracy where defined,
     else the test loss) and each run's final value of it, keyed by seed."""
@@ -168,11 +165,12 @@ def pairwise_table(groups: list[Group]) -> pd.DataFrame:
                     "p": c.p,
                     "p_holm": p_holm,
                     "significant": bool(p_holm < SIGNIFICANCE),
+                    "detectable": c.detectable,
+                    "seeds_needed": c.seeds_needed,
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["task", "metric", "first", "second", "common_seeds", "advantage", "p", "p_holm", "significant"]
-    )
+    columns = ["task", "metric", "first", "second", "common_seeds", "advantage", "p", "p_holm", "significant"]
+    return pd.DataFrame(rows, columns=[*columns, "detectable", "seeds_needed"]).astype({"seeds_needed": "Int64"})
 
 
 def _with_std(mean: float, std: float, n: int, digits: int) -> str:
