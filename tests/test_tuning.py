@@ -281,6 +281,7 @@ def test_tune_selects_on_the_validation_split_and_reports_the_test_split(tmp_pat
     # the tuning budget: one random trial gives the mean of the completed ones, all of them the best (a loss: min)
     one, every = np.mean(list(finals.values())), min(finals.values())
     assert f"expected best after 1 trial {one:.4g}, after {len(finals)}: {every:.4g}" in summary_md
+    assert "decades of lr" in summary_md  # lr alone was searched: how wide its good region is
     table = pd.read_csv(sweep / "report" / "summary.csv")  # the report's numbers are the test split's
     test_finals = [pd.read_csv(d / "test.csv").loss.iloc[-1] for d in reruns]
     assert table.final_test_loss.iloc[0] == pytest.approx(np.mean(test_finals))
@@ -424,3 +425,36 @@ def test_stage_one_is_one_launch_across_arms(tmp_path):
 def test_an_unknown_search_names_the_choices():
     with pytest.raises(OptbenchError, match="tpe, cmaes, gp"):
         check_sweeper({"search": "bayes", "trials": 4, "seeds": 5})
+
+
+def _stage_one(metric: str, finals: list[float], **searched: list[float]) -> pd.DataFrame:
+    """tuning.csv's rows for one arm: one trial per lr (a NaN final: it diverged)."""
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    return pd.DataFrame(
+        {
+            "task": "t",
+            "arm": "optimizer=sgd",
+            "trial": range(len(lrs)),
+            "seed": 0,
+            "status": ["diverged" if np.isnan(f) else "completed" for f in finals],
+            "split": "validation",
+            "metric": metric,
+            "final_metric": finals,
+            "chosen": False,
+            "optimizer.lr": lrs,
+            **searched,
+        }
+    )
+
+
+def test_the_lr_width_near_the_best_is_read_from_the_neighbouring_trials():
+    from optbench.reporting.sensitivity import lr_width
+
+    accuracy = _stage_one("test_accuracy", [0.90, 0.965, 0.97, 0.962, np.nan])  # best at 1e-2, within 0.01: 1e-3..1e-1
+    assert lr_width(accuracy, higher_is_better=True) == pytest.approx(2.0)
+    loss = _stage_one("test_loss", [0.5, 0.33, 0.30, 0.34, np.nan])  # within 10% of 0.30: 1e-3 and 1e-2
+    assert lr_width(loss, higher_is_better=False) == pytest.approx(1.0)
+    gap = _stage_one("test_loss", [0.31, np.nan, 0.30, 0.5, 0.5])  # a diverged neighbour ends the run
+    assert lr_width(gap, higher_is_better=False) == pytest.approx(0.0)
+    assert lr_width(_stage_one("test_loss", [0.3] * 5, **{"optimizer.momentum": [0.9] * 5}), False) is None
+    assert lr_width(_stage_one("test_loss", [0.3, np.nan, np.nan, np.nan, np.nan]), False) is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from optbench.reporting.groups import Group
-from optbench.reporting.sensitivity import arm_label, metric_name, searched
+from optbench.reporting.sensitivity import arm_label, lr_width, metric_name, searched
 from optbench.reporting.stats import expected_best
 from optbench.rundir.reader import Run
 
@@ -122,9 +122,12 @@ def tuning_notes(tuning: pd.DataFrame) -> list[str]:
             else "nothing (no trial completed)"
         )
         completed = trials[(trials.status == "completed") & trials.final_metric.notna()]
+        higher_is_better = str(trials.metric.iloc[0]) == "test_accuracy"
+        width = lr_width(trials, higher_is_better)
         lines.append(
             f"- {arm_label(arm)}: {setting} · {len(completed)} of {len(trials)} trials completed"
-            + _tuning_budget(completed.final_metric.tolist(), str(trials.metric.iloc[0]) == "test_accuracy")
+            + _tuning_budget(completed.final_metric.tolist(), higher_is_better)
+            + (f" · near its best over {width:.2g} decades of lr" if width is not None else "")
         )
     return lines
 

@@ -65,6 +65,36 @@ def load_tuning(paths: list[Path]) -> pd.DataFrame:
     return tuning
 
 
+# A trial is "near the best" within this: 1 point of accuracy, or 10% of the loss.
+ACCURACY_TOLERANCE = 0.01
+LOSS_TOLERANCE = 0.10
+
+
+def lr_width(trials: pd.DataFrame, higher_is_better: bool) -> float | None:
+    """How forgiving an arm is: the width, in decades of lr, of the run of neighbouring lrs around its best trial
+    whose final metric is near the best (ACCURACY_TOLERANCE, LOSS_TOLERANCE); a trial that did not complete
+    ends the run. None unless lr alone was searched and two or more trials completed (0: the best lr alone; the
+    grid's spacing bounds how fine the width can be)."""
+    if searched(trials) != [LR]:
+        return None
+    ordered = trials.sort_values(LR).reset_index(drop=True)
+    finals = ordered.final_metric.where(ordered.status == "completed")
+    if finals.notna().sum() < 2:
+        return None
+    best = int(finals.idxmax() if higher_is_better else finals.idxmin())
+    limit = finals[best] - ACCURACY_TOLERANCE if higher_is_better else finals[best] * (1 + LOSS_TOLERANCE)
+
+    def near(i: int) -> bool:
+        return bool(finals.notna()[i] and (finals[i] >= limit if higher_is_better else finals[i] <= limit))
+
+    low = high = best
+    while low > 0 and near(low - 1):
+        low -= 1
+    while high < len(ordered) - 1 and near(high + 1):
+        high += 1
+    return float(np.log10(ordered[LR][high] / ordered[LR][low]))
+
+
 def searched(tuning: pd.DataFrame) -> list[str]:
     """The hyper-parameters stage 1 searched (tuning.csv's columns beyond its own)."""
     return [column for column in tuning.columns if column not in FIXED_COLUMNS and column != "sweep"]
