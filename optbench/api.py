@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import subprocess
 import sys
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
 from optbench.rundir.reader import read_metrics
-from optbench.rundir.writer import TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, VALID_CSV, write_text_atomic
+from optbench.rundir.writer import COLUMNS, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, VALID_CSV, write_text_atomic
 
 if TYPE_CHECKING:
     from optbench.reporting.build import Report
@@ -68,21 +69,28 @@ class Result:
 
         return cls(Path(out_dir), load_summary(Path(out_dir)))
 
+    def _metrics(self, name: str, columns: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
+        """A CSV of the run as the reader reads it; what it had to drop (a torn or damaged tail) is warned about."""
+        problems: list[str] = []
+        frame = read_metrics(self.out_dir / name, problems, columns, optional)
+        for problem in problems:
+            warnings.warn(f"{self.out_dir}: {problem}", stacklevel=3)
+        return frame
+
     @property
     def train(self) -> pd.DataFrame:
         """train.csv: one row per iteration."""
-        return read_metrics(self.out_dir / TRAIN_CSV, [], TRAIN_COLUMNS, optional=("lr",))
+        return self._metrics(TRAIN_CSV, TRAIN_COLUMNS, ("lr",))
 
     @property
     def test(self) -> pd.DataFrame:
         """test.csv: one row per evaluation."""
-        return read_metrics(self.out_dir / TEST_CSV, [], optional=("seconds",))
+        return self._metrics(TEST_CSV, COLUMNS, ("seconds",))
 
     @property
     def valid(self) -> pd.DataFrame | None:
         """valid.csv, when the run held out a validation split."""
-        path = self.out_dir / VALID_CSV
-        return read_metrics(path, [], optional=("seconds",)) if path.exists() else None
+        return self._metrics(VALID_CSV, COLUMNS, ("seconds",)) if (self.out_dir / VALID_CSV).exists() else None
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{key}={self.summary.get(key)!r}" for key in ("status", "task", "optimizer", "seed"))

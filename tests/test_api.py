@@ -23,6 +23,10 @@ def test_run_gives_the_clis_numbers_and_files(tmp_path):
     assert len(result.train) == 40 and result.test.iteration.tolist() == [20, 40] and result.valid is None
     assert {p.name for p in (tmp_path / "api" / ".hydra").iterdir()} == {"config.yaml", "overrides.yaml", "hydra.yaml"}
     assert "<table" in result._repr_html_() and "adam" in result._repr_html_()
+    with open(tmp_path / "api" / "train.csv", "a") as torn:  # a row cut short, as a killed process leaves
+        torn.write("41,0.5")
+    with pytest.warns(UserWarning, match="train.csv damaged from row 41: kept 40 rows"):
+        assert len(result.train) == 40
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,12 @@ def hydra_node(cfg: DictConfig) -> DictConfig | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def command_line_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides the job was given on its command line (`hydra.overrides.task`); [] outside Hydra."""
+    node = hydra_node(cfg)
+    return list(OmegaConf.select(node, "overrides.task", default=[]) or []) if node is not None else []
+
+
 def group_choices(cfg: DictConfig) -> dict[str, str]:
     """The option chosen in each config group ({} when the config has no Hydra runtime)."""
     node = hydra_node(cfg)

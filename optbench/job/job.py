@@ -30,7 +30,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from optbench import __version__
-from optbench.config.compose import check_length_overrides, group_choices, hydra_node, optimizer_name
+from optbench.config.compose import (
+    check_length_overrides,
+    command_line_overrides,
+    group_choices,
+    hydra_node,
+    optimizer_name,
+)
 from optbench.config.fingerprint import config_fingerprint
 from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
@@ -157,7 +163,7 @@ def settle(cfg: DictConfig, out_dir: Path, job_log: logging.Logger = log) -> dic
     summary of a completed earlier run of this config in `out_dir` when `resume=true` finds one (skip it)."""
     node = hydra_node(cfg)
     if node is not None:
-        check_length_overrides(list(OmegaConf.select(node, "overrides.task", default=[]) or []), cfg)
+        check_length_overrides(command_line_overrides(cfg), cfg)
         for path in shadowed_user_configs(OmegaConf.select(node, "runtime.config_sources", default=[])):
             job_log.warning(
                 "%s is hidden by optbench's own config of the same name (optbench's configs are searched "
@@ -314,8 +320,7 @@ class Job:
 
     def _open_tracker(self, tracker: Tracker) -> None:
         """Start the job's tracker run and let it see every row the job's CSVs receive."""
-        node = hydra_node(self.cfg)
-        overrides = list(OmegaConf.select(node, "overrides.task", default=[]) or []) if node is not None else []
+        overrides = command_line_overrides(self.cfg)
         info = run_info(self.cfg, self.records.out_dir, self.summary.as_dict(), sweep_dir(self.cfg), overrides)
         tracker.open(info)
         self.records.mirror_to(tracker.rows)
