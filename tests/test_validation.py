@@ -86,7 +86,14 @@ CONFIGS_WALKED = [
     *(((f"optimizer={name}", "task=thermometer"), "optimizer.") for name in OPTIMIZERS),
     *(((f"{group}={name}", "task=thermometer"), f"{group}.") for group, names in GROUPS.items() for name in names),
 ]
-HEAVY = {"task=mnist_mlp", "task=fmnist_mlp", "task=fmnist_2c2d", "task=shakespeare_char", "task=shakespeare_char_gpu"}
+HEAVY = {
+    "task=mnist_mlp",
+    "task=algoperf_mnist",
+    "task=fmnist_mlp",
+    "task=fmnist_2c2d",
+    "task=shakespeare_char",
+    "task=shakespeare_char_gpu",
+}
 
 
 def _legal_runs_tier(walked: tuple[tuple[str, ...], str]) -> object:

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from optbench.config.compose import group_choices, optimizer_name
 from optbench.errors import OptbenchError
 from optbench.logger import KINDS, require_tracker
-from optbench.model import INITS
+from optbench.model import ACTIVATIONS, INITS
 from optbench.optim.build import RESERVED_KEYS, build_optimizer, group_specs, optimizer_class, protocol_of
 from optbench.optim.schedule import build_schedule, phase_steps
 from optbench.runtime.device import Device
@@ -233,6 +233,8 @@ RULES: dict[str, Rule] = {
     "dataset.std": Number("dataset.std=0.3081", low=0, low_open=True),
     "dataset.validation_size": Number("dataset.validation_size=10000", whole=True, low=1),
     "dataset.validation_seed": WHOLE_SEED,
+    "dataset.validation_pick": Choice(("random", "last"), "dataset.validation_pick=last"),
+    "dataset.pixel_scale": Number("dataset.pixel_scale=255", low=0, low_open=True),
     "dataset.input_scale": Number("dataset.input_scale=0.1"),
     "dataset.sha256": Text(null="train on a text of your own"),
     "dataset.splits": Numbers(
@@ -254,6 +256,7 @@ TARGET = {
     "threshold": Number("task.target.threshold=0.97"),
     "mode": Choice(MODES, "task.target.mode=max"),
 }
+TARGET_OPTIONAL = {"strict": Flag("task.target.strict=true")}
 BATCHING = {
     "drop_last": Flag("task.batching.drop_last=true"),
     "reshuffle": Flag("task.batching.reshuffle=true"),
@@ -269,7 +272,11 @@ LAYER_WIDTHS = Numbers(
 )
 # Settings whose meaning depends on the option chosen (the `_target_` of the model or task node).
 TARGET_RULES: dict[str, dict[str, Rule]] = {
-    "optbench.model.MLP": {"hidden": LAYER_WIDTHS, "init": Choice(INITS, "model.init=lab")},
+    "optbench.model.MLP": {
+        "hidden": LAYER_WIDTHS,
+        "init": Choice(INITS, "model.init=lab"),
+        "activation": Choice(tuple(ACTIVATIONS), "model.activation=sigmoid"),
+    },
     "optbench.model.Conv2c2d": {
         "channels": Numbers(Number("", whole=True, low=1), "model.channels=[32,64]", length=2),
         "hidden": Number("model.hidden=1024", whole=True, low=1),
@@ -393,6 +400,8 @@ def check_target(task: str, node: Any) -> None:
     """A task's target: a metric of test.csv, a threshold it can reach, and which way is better."""
     node = _plain(node) if node is not None else {}
     good = isinstance(node, dict) and not any(rule.problem("", node.get(key)) for key, rule in TARGET.items())
+    good = good and not set(node) - {*TARGET, *TARGET_OPTIONAL}
+    good = good and not any(rule.problem("", node[key]) for key, rule in TARGET_OPTIONAL.items() if key in node)
     if good and node["metric"] == "test_accuracy" and not 0 <= node["threshold"] <= 1:
         good = False  # an accuracy is a fraction
     if good and node["metric"] == "test_loss" and node["threshold"] < 0:
@@ -401,7 +410,8 @@ def check_target(task: str, node: Any) -> None:
         fail(
             f"task={task}: target={node} is not a valid target. Give task.target.metric (one of "
             f"{', '.join(TARGET_METRICS)}), task.target.threshold (a finite number: a fraction in [0, 1] for an "
-            "accuracy, >= 0 for a loss) and task.target.mode (max or min), e.g. task.target.threshold=0.97."
+            "accuracy, >= 0 for a loss) and task.target.mode (max or min), and optionally task.target.strict (true: the threshold itself misses), e.g. "
+            "task.target.threshold=0.97."
         )
 
 

@@ -59,12 +59,14 @@ class Split:
     mean: float | None = None
     std: float | None = None
     origin: torch.Tensor | None = None  # each example's row in the file's split, once a part is held out
+    divisor: float = 255  # pixels are divided by this before normalising (ToTensor's 255; AlgoPerf's MNIST: 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def scale(self, pixels: torch.Tensor, by_table: bool | None = None) -> torch.Tensor:
-        """Model inputs: uint8 pixels as x / 255 (ToTensor), then (x - mean) / std if normalising.
+        """Model inputs: uint8 pixels as x / 255 (ToTensor; x / `divisor` in general), then (x - mean) / std if
+        normalising.
 
         On the CPU this is ToTensor's own arithmetic. On a GPU, division by a constant is computed
         as multiplication by its reciprocal, ~1 ulp off on many pixel values, so there the pixels are
@@ -74,7 +76,8 @@ class Split:
             return pixels  # already real-valued features (e.g. the thermometer readings)
         if by_table if by_table is not None else pixels.device.type != "cpu":
             return self.table.index_select(0, pixels.reshape(-1).int()).view(pixels.shape)
-        inputs = pixels.div(255)  # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
+        # uint8 / int promotes to float32: one kernel, same bits as .float().div(255)
+        inputs = pixels.div(self.divisor) if self.divisor != 1 else pixels.float()
         return inputs if self.mean is None else inputs.sub(self.mean).div(self.std)
 
     @cached_property
@@ -106,8 +109,8 @@ class Split:
     def subset(self, index: torch.Tensor) -> Split:
         """The examples at `index`, in that order, remembering which rows of the file's split they are."""
         origin = index if self.origin is None else self.origin.index_select(0, index)
-        return Split(
-            self.pixels.index_select(0, index), self.labels.index_select(0, index), self.mean, self.std, origin
+        return replace(
+            self, pixels=self.pixels.index_select(0, index), labels=self.labels.index_select(0, index), origin=origin
         )
 
 
@@ -137,19 +140,24 @@ class Dataset:
             valid=self.valid.to(device) if self.valid is not None else None,
         )
 
-    def hold_out(self, size: int, seed: int) -> Dataset:
+    def hold_out(self, size: int, seed: int, pick: str = "random") -> Dataset:
         """This dataset with `size` training examples moved to a validation split.
 
-        Which ones is fixed by `seed` alone (its own generator, not the run's), so every run of a
-        sweep trains on the same examples; both parts keep the original order. A full-batch dataset
-        (the thermometer's 11 points) has nothing to spare: its validation split is the training split.
+        `pick="random"`: which ones is fixed by `seed` alone (its own generator, not the run's), so every
+        run of a sweep trains on the same examples; both parts keep the original order. `pick="last"`: the
+        last `size` examples (AlgoPerf's MNIST: the first 50,000 train, the last 10,000 validate). A
+        full-batch dataset (the thermometer's 11 points) has nothing to spare: its validation split is the
+        training split.
         """
         if self.full_batch:
             return replace(self, valid=self.train)
         n = len(self.train)
         check_held_out(size, n, self.name)
-        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        valid, train = chosen[:size].sort().values, chosen[size:].sort().values
+        if pick == "last":
+            valid, train = torch.arange(n - size, n), torch.arange(n - size)
+        else:
+            chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            valid, train = chosen[:size].sort().values, chosen[size:].sort().values
         return replace(self, train=self.train.subset(train), valid=self.train.subset(valid))
 
 
@@ -234,10 +242,10 @@ def ensure_fashion_mnist(raw: Path) -> bool:
     return True
 
 
-def _to_split(tv_dataset, mean: float | None, std: float | None) -> Split:
+def _to_split(tv_dataset, mean: float | None, std: float | None, divisor: float) -> Split:
     """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
     images = tv_dataset.data
-    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std)
+    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std, divisor=divisor)
 
 
 def _root(root: str | None) -> Path:
@@ -265,6 +273,8 @@ class ImageDataset(ABC):
     std: float = 1.0
     validation_size: int = 10000  # with the validation split on: training images held out
     validation_seed: int = 0
+    validation_pick: str = "random"  # which ones: drawn by validation_seed, or `last` (AlgoPerf's MNIST)
+    pixel_scale: float = 255  # pixels are divided by this before normalising; AlgoPerf's MNIST normalises raw 0..255
 
     @abstractmethod
     def open_split(self, root: Path, train: bool) -> Any:
@@ -275,8 +285,13 @@ class ImageDataset(ABC):
         root = _root(self.root)
         mean, std = (self.mean, self.std) if self.normalize else (None, None)
         train, test = (self.open_split(root, train=flag) for flag in (True, False))
-        dataset = Dataset(self.name, _to_split(train, mean, std), _to_split(test, mean, std), len(train.classes))
-        return dataset.hold_out(self.validation_size, self.validation_seed) if validation else dataset
+        train_split, test_split = (_to_split(split, mean, std, self.pixel_scale) for split in (train, test))
+        dataset = Dataset(self.name, train_split, test_split, len(train.classes))
+        return (
+            dataset.hold_out(self.validation_size, self.validation_seed, self.validation_pick)
+            if validation
+            else dataset
+        )
 
 
 class MNIST(ImageDataset):

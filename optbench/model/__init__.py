@@ -27,30 +27,46 @@ def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Modul
     )
 
 
-INITS = ("default", "lab")
+INITS = ("default", "lab", "algoperf")
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+# AlgoPerf's pytorch_default_init (algoperf/init_utils.py): LeCun normal, as JAX's initializer draws it: a
+# normal truncated at two std, its std divided by that truncated normal's own (0.8796...) so the weights' std
+# is sqrt(1 / fan_in).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
 class MLP(nn.Sequential):
-    """Fully connected ReLU network: in_features -> hidden[0] -> ... -> num_classes.
+    """Fully connected network: in_features -> hidden[0] -> ... -> num_classes, ReLU (or sigmoid) between.
 
     init="default" keeps torch's Linear initialisation; init="lab" redraws the weights from
-    N(0, 1/n_in) (the lab's variant of Xavier) and zeroes the biases.
+    N(0, 1/n_in) (the lab's variant of Xavier) and zeroes the biases; init="algoperf" is AlgoPerf's
+    `pytorch_default_init` (LeCun normal truncated at two std, zero biases), layer by layer.
     """
 
     def __init__(
-        self, in_features: int, num_classes: int, hidden: Sequence[int] = (100,), init: str = "default"
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: Sequence[int] = (100,),
+        init: str = "default",
+        activation: str = "relu",
     ) -> None:
         widths = list(hidden)
         layers: list[nn.Module] = []
         for n_in, n_out in zip([in_features, *widths], widths):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
         layers.append(nn.Linear(widths[-1], num_classes))
         super().__init__(*layers)
-        if init == "lab":
-            for layer in self:
-                if isinstance(layer, nn.Linear):
-                    nn.init.normal_(layer.weight, mean=0.0, std=(1.0 / layer.in_features) ** 0.5)
-                    nn.init.zeros_(layer.bias)
+        for layer in self:
+            if not isinstance(layer, nn.Linear):
+                continue
+            if init == "lab":
+                nn.init.normal_(layer.weight, mean=0.0, std=(1.0 / layer.in_features) ** 0.5)
+                nn.init.zeros_(layer.bias)
+            elif init == "algoperf":
+                std = math.sqrt(1.0 / layer.in_features) / TRUNCATED_NORMAL_STD
+                nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.constant_(layer.bias, 0.0)
 
 
 class Linear(nn.Linear):

@@ -47,7 +47,9 @@ class Summary:
         "a hash of every setting that can change the numbers (`resume=true` compares it to skip a finished run)"
     )
     # Where and how it runs, known once the task is loaded.
-    target: dict[str, Any] = _field("the task's target, `{metric, threshold, mode}`")
+    target: dict[str, Any] = _field(
+        "the task's target, `{metric, threshold, mode}` (and `strict: true` where the threshold itself misses)"
+    )
     device_name: str = _field("the GPU's or the CPU's model name")
     cuda_version: str | None = _field("CUDA's version (null on a CPU)")
     cudnn_version: int | None = _field("cuDNN's version (null on a CPU)")

@@ -30,11 +30,13 @@ class Target:
     metric: str
     threshold: float
     mode: str
+    strict: bool = False  # the threshold itself misses: AlgoPerf's targets are `accuracy > 0.97`
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> Target:
-        """The target of a `{metric, threshold, mode}` mapping (checked by `optbench.config.validation.check_target`)."""
-        return cls(node["metric"], float(node["threshold"]), node["mode"])
+        """The target of a `{metric, threshold, mode[, strict]}` mapping (checked by
+        `optbench.config.validation.check_target`)."""
+        return cls(node["metric"], float(node["threshold"]), node["mode"], bool(node.get("strict", False)))
 
     @property
     def column(self) -> str:
@@ -45,14 +47,19 @@ class Target:
         """True when `value` of the metric reaches the threshold (NaN never does)."""
         if value is None or math.isnan(value):
             return False
+        if self.strict:
+            return value > self.threshold if self.mode == "max" else value < self.threshold
         return value >= self.threshold if self.mode == "max" else value <= self.threshold
 
     def as_dict(self) -> dict[str, Any]:
-        """The target as summary.json writes it."""
-        return {"metric": self.metric, "threshold": self.threshold, "mode": self.mode}
+        """The target as summary.json writes it (`strict` only where set, so older readers see what they know)."""
+        return {"metric": self.metric, "threshold": self.threshold, "mode": self.mode} | (
+            {"strict": True} if self.strict else {}
+        )
 
     def __str__(self) -> str:
-        return f"{self.metric} {'>=' if self.mode == 'max' else '<='} {self.threshold:g}"
+        sign = {"max": ">=", "min": "<="}[self.mode]
+        return f"{self.metric} {sign.rstrip('=') if self.strict else sign} {self.threshold:g}"
 
 
 @dataclass

@@ -85,6 +85,8 @@ class Supervised(Task):
             return (
                 f"task={self.name} uses a model that is not an MLP (only stacks of Linear and ReLU layers are widened)"
             )
+        if self.model_cfg.get("activation", "relu") != "relu":
+            return f"task={self.name}'s MLP uses {self.model_cfg.activation}, not ReLU (only ReLU stacks are widened)"
         if self.batching != Batching():
             return f"task={self.name} cuts its epochs its own way (task.batching); the wide model draws the notebooks' batches"
         return None
