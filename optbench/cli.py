@@ -1,4 +1,4 @@
-"""The `optbench` console script: `optbench report ...`, `optbench export ...` or a Hydra training job/sweep."""
+"""The `optbench` console script: `optbench report ...`, `optbench bench ...`, `optbench export ...` or a Hydra training job/sweep."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import sys
 
 
 def main() -> None:
-    """Dispatch `report` and `export` to their own parsers; anything else is the Hydra training job (overrides, -m)."""
+    """Dispatch `report`, `bench` and `export` to their own parsers; anything else is the Hydra training job (overrides, -m)."""
     if sys.argv[1:2] == ["report"]:
         from optbench.reporting.cli import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["bench"]:
+        from optbench.bench.cli import main as bench_main
+
+        sys.exit(bench_main(sys.argv[2:]))
     if sys.argv[1:2] == ["export"]:
         from optbench.logger.export import main as export_main
 

@@ -136,7 +136,9 @@ class TuneSweeper(Sweeper):
         with exit_status_2():
             return self._sweep(arguments)
 
-    def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+    def _sweep(self, arguments: list[str], prefix: str = "") -> list[list[JobReturn]]:
+        """Both stages over `arguments`; with a `prefix` (a folder of the sweep dir, e.g. `mnist_mlp/`: the bench's
+        tasks) every trial, run and tuning.csv goes below it."""
         from dataclasses import replace
 
         from optbench.config.validation import check_sweeper
@@ -164,7 +166,7 @@ class TuneSweeper(Sweeper):
             points = search_points(dimensions, self.search, self.trials, self.search_seed)
             per_arm, batch = len(points), len(points)
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / prefix).mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         log.info(
             "tune: %d arms x %d trials (%s search over %s%s) on seed %d, selected on the %s split, then the "
@@ -192,7 +194,7 @@ class TuneSweeper(Sweeper):
                 count = min(batch, per_arm - len(arm.points))
                 new = arm.search.ask(count) if adaptive else points[len(arm.points) : len(arm.points) + count]
                 for point in new:
-                    arm.dirs.append(f"{TUNING_DIR}/{index * per_arm + len(arm.points)}")
+                    arm.dirs.append(f"{prefix}{TUNING_DIR}/{index * per_arm + len(arm.points)}")
                     arm.points.append(point)
                     launch.append(self._trial(common, arm, point, arm.dirs[-1]))
             announce_jobs_at_once(len(launch))
@@ -203,10 +205,12 @@ class TuneSweeper(Sweeper):
                 arm.scores += [score_trial(sweep_dir / run_dir, self.split) for run_dir in arm.dirs[told:]]
                 if adaptive:
                     arm.search.tell(arm.scores[told:], self.select)
-            write_tuning_csv(sweep_dir / TUNING_CSV, [row for arm in stage_one for row in self._rows(arm)])
+            write_tuning_csv(sweep_dir / prefix / TUNING_CSV, [row for arm in stage_one for row in self._rows(arm)])
 
-        winners = [setting for arm in stage_one if (setting := self._winner(arm, common)) is not None]
+        winners = [setting for arm in stage_one if (setting := self._winner(arm, common, prefix)) is not None]
         stage_two = [[*overrides, f"seed={seed}"] for overrides in winners for seed in seeds]
+        if prefix:  # below the prefix too (without one, Hydra's default: <sweep dir>/<job number>)
+            stage_two = [[*job, f"hydra.sweep.subdir={prefix}{n}"] for n, job in enumerate(stage_two)]
         if stage_two:
             announce_jobs_at_once(len(stage_two))
             returns.append(list(self.launcher.launch(stage_two, initial_job_idx=0)))
@@ -227,7 +231,7 @@ class TuneSweeper(Sweeper):
 
         return tuning_rows(arm.name, arm.points, arm.scores, arm.dirs, self.tuning_seed, self.select, self.split)
 
-    def _winner(self, arm: Arm, common: list[str]) -> list[str] | None:
+    def _winner(self, arm: Arm, common: list[str], prefix: str = "") -> list[str] | None:
         """The overrides of the arm's chosen trial, or None (logged) when none completed."""
         from optbench.rundir.writer import TUNING_CSV
 
@@ -237,7 +241,7 @@ class TuneSweeper(Sweeper):
             log.warning(
                 "tune: no trial of %s completed (all diverged or failed; see %s); it is left out of stage 2",
                 what,
-                Path(self.config.hydra.sweep.dir) / TUNING_CSV,
+                Path(self.config.hydra.sweep.dir) / prefix / TUNING_CSV,
             )
             return None
         setting = [f"{k}={chosen[k]}" for k in arm.points[0]]
@@ -262,3 +266,45 @@ class TuneSweeper(Sweeper):
 
         at_once = launcher_capacity(self.config.hydra.launcher)
         return max(1, min(at_once // arms, math.ceil(self.trials / 4)))
+
+
+class BenchSweeper(TuneSweeper):
+    """`optbench bench`: the tune protocol of each task of a suite (`hydra.sweeper.suite`), task by task, each
+    below its own folder of the sweep dir; then leaderboard.csv and verdicts.csv against the shipped baselines."""
+
+    def __init__(self, suite: Any = None, tasks: Any = None, baselines: bool = True, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.suite_node, self.only, self.baselines = suite, tasks, baselines
+
+    def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        """Every task of the suite (a task that fails is logged and the others go on), then the verdict's tables."""
+        from optbench.errors import exit_status_2
+
+        with exit_status_2():
+            return self._bench(arguments)
+
+    def _bench(self, arguments: list[str]) -> list[list[JobReturn]]:
+        from optbench.bench.baselines import record_start
+        from optbench.bench.suite import load_suite
+        from optbench.bench.verdict import check_bench_arguments, write_bench
+        from optbench.errors import OptbenchError
+
+        suite = load_suite(self.suite_node)
+        only = OmegaConf.to_container(self.only) if OmegaConf.is_config(self.only) else self.only
+        tasks = [suite.task(name) for name in only] if only else list(suite.tasks)
+        check_bench_arguments(arguments, suite)
+        record_start(Path(self.config.hydra.sweep.dir), suite, arguments)
+        returns: list[list[JobReturn]] = []
+        failed: dict[str, str] = {}
+        for task in tasks:
+            for key, value in task.protocol().items():
+                setattr(self, key, value)
+            self.params = _flatten(task.params)
+            log.info("bench: suite=%s, task %s (%d of %d)", suite.name, task.name, tasks.index(task) + 1, len(tasks))
+            try:
+                returns += self._sweep([*task.overrides, *arguments], prefix=f"{task.name}/")
+            except OptbenchError as exc:
+                log.error("bench: task %s could not run, the other tasks go on: %s", task.name, exc)
+                failed[task.name] = str(exc)
+        write_bench(Path(self.config.hydra.sweep.dir), suite, [t.name for t in tasks], failed, self.baselines)
+        return returns

@@ -1,0 +1,201 @@
+"""The baselines optbench ships (`optbench/baselines/<suite>/<optimizer>/`): a bench's own output, trimmed.
+
+A baseline is the bench sweep dir of one optimizer, kept small enough to ship: per task its tuning.csv (every
+stage-1 trial: setting, status, validation metric, steps to target) and its stage-2 runs (summary.json,
+test.csv and valid.csv whole, train.csv thinned to at most TRAIN_ROWS rows, and the Hydra config), plus a
+provenance.json saying who made it, with what, where and how. The same code that reads run dirs reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from optbench import __version__
+from optbench.bench.suite import Suite
+from optbench.errors import OptbenchError
+from optbench.rundir.reader import discover, load_run
+from optbench.rundir.writer import SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TUNING_CSV, VALID_CSV, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+BASELINES = Path(__file__).resolve().parents[1] / "baselines"  # optbench/baselines/, shipped in the package
+PROVENANCE = "provenance.json"
+BENCH_JSON = "bench.json"  # in a bench's sweep dir: what was run, with which code, when
+FORMAT = 1  # provenance.json's `format`: bumped when the layout changes
+TRAIN_ROWS = 100  # train.csv rows kept per stored run: enough for a curve, small enough to ship
+
+
+@dataclass
+class Baseline:
+    """One shipped baseline: an optimizer's runs of a suite, and where they come from."""
+
+    optimizer: str
+    root: Path
+    provenance: dict[str, Any]
+    tasks: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        """The provenance id the leaderboard's `source` column shows."""
+        return str(self.provenance.get("id", self.root.name))
+
+
+def folder_name(optimizer: str) -> str:
+    """A baseline's folder for an optimizer config name (`deepobs/sgd` -> `deepobs__sgd`)."""
+    return optimizer.replace("/", "__")
+
+
+def load_baselines(suite: str, root: Path = BASELINES) -> tuple[list[Baseline], list[str]]:
+    """The baselines shipped for `suite`, and a message for each one that cannot be read (it is left out)."""
+    folder = root / suite
+    if not folder.is_dir():
+        return [], [f"optbench ships no baselines for suite={suite} (no folder {folder})"]
+    found, problems = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            provenance = json.loads((path / PROVENANCE).read_text())
+            if not isinstance(provenance, dict) or provenance.get("format") != FORMAT:
+                raise ValueError(f"not a format-{FORMAT} provenance record")
+            optimizer = str(provenance["optimizer"])
+            tasks = [t for t in provenance["tasks"] if (path / t).is_dir()]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(
+                f"the shipped baseline {path} is missing or damaged ({type(exc).__name__}: {exc}); it is left out. "
+                "Reinstall optbench, or regenerate it with `optbench bench --as-baseline optimizer=NAME`."
+            )
+            continue
+        found.append(Baseline(optimizer, path, provenance, tasks))
+    return found, problems
+
+
+def library_version(target: str) -> dict[str, str]:
+    """{distribution: version} of the package an optimizer class comes from (`torch.optim.AdamW` -> torch)."""
+    module = target.split(".", 1)[0]
+    try:
+        return {module: metadata.version(module.replace("_", "-"))}
+    except metadata.PackageNotFoundError:
+        try:
+            return {module: metadata.version(module)}
+        except metadata.PackageNotFoundError:
+            return {module: "unknown"}
+
+
+def git_commit() -> str:
+    """The checkout's commit (with `+dirty` when it has changes), or `unknown` outside a git checkout."""
+    here = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "optbench", "configs"], cwd=here, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def record_start(sweep_dir: Path, suite: Suite, arguments: list[str]) -> None:
+    """bench.json: the suite, the arguments, optbench's version and commit and the start time of a bench, so that
+    runs stored later as a baseline say which code made them."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "suite": suite.name,
+        "arguments": arguments,
+        "optbench_version": __version__,
+        "commit": git_commit(),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_text_atomic(sweep_dir / BENCH_JSON, json.dumps(record, indent=2) + "\n")
+
+
+def _thin(csv: Path, target: Path, rows: int) -> None:
+    """Copy a train.csv keeping about `rows` evenly spaced rows and the last one."""
+    frame = pd.read_csv(csv)
+    step = max(1, -(-len(frame) // rows))
+    kept = frame.iloc[::step]
+    if len(frame) and kept.index[-1] != frame.index[-1]:
+        kept = pd.concat([kept, frame.iloc[[-1]]])
+    write_text_atomic(target, kept.to_csv(index=False))
+
+
+def _store_run(run_dir: Path, target: Path) -> None:
+    """One stage-2 run, trimmed: summary and evaluation rows whole, train.csv thinned, the Hydra config."""
+    (target / ".hydra").mkdir(parents=True, exist_ok=True)
+    for name in (SUMMARY_JSON, TEST_CSV, VALID_CSV):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, target / name)
+    if (run_dir / TRAIN_CSV).exists():
+        _thin(run_dir / TRAIN_CSV, target / TRAIN_CSV, TRAIN_ROWS)
+    for name in ("config.yaml", "overrides.yaml"):
+        shutil.copyfile(run_dir / ".hydra" / name, target / ".hydra" / name)
+    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")  # only what the reader uses: the group choices
+    choices = OmegaConf.to_container(OmegaConf.select(hydra, "hydra.runtime.choices") or {})
+    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), target / ".hydra" / "hydra.yaml")
+
+
+def store_baseline(sweep_dir: Path, suite: Suite, command: str, root: Path = BASELINES) -> list[Path]:
+    """Turn a bench sweep dir of one or more optimizers into shipped baselines under `root`/<suite>/; the folders."""
+    written = []
+    try:
+        started = json.loads((sweep_dir / BENCH_JSON).read_text())
+    except (OSError, ValueError):
+        started = {}
+    commit = started.get("commit") or git_commit()
+    runs = [load_run(path) for path in discover([sweep_dir])]
+    for optimizer in dict.fromkeys(run.choices.get("optimizer", "?") for run in runs):
+        mine = [run for run in runs if run.choices.get("optimizer") == optimizer]
+        first = mine[0]
+        target = root / suite.name / folder_name(optimizer)
+        staging = target.with_name(f".{target.name}.new")
+        shutil.rmtree(staging, ignore_errors=True)
+        tasks: dict[str, Any] = {}
+        for task in suite.tasks:
+            task_runs = [run for run in mine if run.path.relative_to(sweep_dir.resolve()).parts[0] == task.name]
+            if not task_runs:
+                continue
+            (staging / task.name).mkdir(parents=True)
+            tuning = pd.read_csv(sweep_dir / task.name / TUNING_CSV)
+            arm = tuning[tuning.arm.astype(str).str.contains(f"optimizer={optimizer}", regex=False)]
+            write_text_atomic(staging / task.name / TUNING_CSV, (arm if len(arm) else tuning).to_csv(index=False))
+            for n, run in enumerate(sorted(task_runs, key=lambda r: r.summary.get("seed", 0))):
+                _store_run(run.path, staging / task.name / str(n))
+            tasks[task.name] = {"protocol": task.protocol(), "overrides": list(task.overrides)}
+        target_cls = str(OmegaConf.select(first.config, "optimizer._target_", default="?"))
+        provenance = {
+            "format": FORMAT,
+            "id": f"optbench {__version__} ({commit[:12]}), {first.summary.get('device_name', '?')}",
+            "suite": suite.name,
+            "optimizer": optimizer,
+            "optimizer_class": target_cls,
+            "optbench_version": __version__,
+            "commit": commit,
+            "torch_version": first.summary.get("torch_version"),
+            "libraries": library_version(target_cls),
+            "python": platform.python_version(),
+            "device": first.summary.get("device"),
+            "device_name": first.summary.get("device_name"),
+            "threads": first.summary.get("threads"),
+            "date": started.get("started_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command,
+            "tasks": tasks,
+        }
+        write_text_atomic(staging / PROVENANCE, json.dumps(provenance, indent=2) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        written.append(target)
+    if not written:
+        raise OptbenchError(f"{sweep_dir} holds no bench runs to store as baselines: run `optbench bench` first.")
+    return written

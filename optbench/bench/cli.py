@@ -1,0 +1,99 @@
+"""`optbench bench`: run a suite's protocol for optimizers and compare them with the shipped baselines.
+
+optbench bench optimizer=NAME [suite=cpu] [any override]   run, compare, report (into bench/DATE/TIME)
+optbench bench --list                                        the suites, their tasks, the shipped baselines
+optbench bench --as-baseline optimizer=NAME [suite=cpu]      run, then store the runs as the suite's baseline
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from optbench.bench.baselines import BASELINES, load_baselines, store_baseline
+from optbench.bench.suite import load_suite, suite_names
+from optbench.config.sources import config_dir
+from optbench.errors import OptbenchError
+
+DEFAULT_SUITE = "cpu"
+
+
+def listing() -> str:
+    """What `optbench bench --list` prints: each suite, its tasks with their protocol, and its baselines."""
+    lines = []
+    for name in suite_names():
+        suite = load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{name}.yaml").hydra.sweeper.suite)
+        lines.append(f"suite={name}{' (default)' if name == DEFAULT_SUITE else ''}: {suite.description}")
+        for task in suite.tasks:
+            searched = ", ".join(f"{k} {v}" for k, v in task.params.items())
+            lines.append(
+                f"  {task.name}: {' '.join(task.overrides)}; {task.trials} {task.search} trials over {searched} on "
+                f"the {task.split} split (select {task.select}), seeds {task.seed_list()}"
+            )
+        baselines, _ = load_baselines(name)
+        shipped = ", ".join(f"{b.optimizer} [{b.source}]" for b in baselines) or "none shipped"
+        lines.append(f"  baselines: {shipped}")
+    return "\n".join(lines)
+
+
+def _split_arguments(argv: list[str]) -> tuple[str, list[str], bool]:
+    """(the suite, the other arguments, --as-baseline)."""
+    suite, rest, as_baseline = DEFAULT_SUITE, [], False
+    for argument in argv:
+        if argument == "--as-baseline":
+            as_baseline = True
+        elif argument.lstrip("+").startswith("suite="):
+            suite = argument.split("=", 1)[1]
+        else:
+            rest.append(argument)
+    return suite, rest, as_baseline
+
+
+def _check_suite(suite: str, rest: list[str]) -> None:
+    """An unknown suite gets one message listing the known ones (a --config-dir may bring its own)."""
+    if suite in suite_names() or any(a in ("--config-dir", "-cd") or a.startswith("--config-dir=") for a in rest):
+        return
+    raise OptbenchError(
+        f"suite={suite!r} is not a suite optbench knows: use one of {', '.join(suite_names())} "
+        "(`optbench bench --list` describes them), or bring your own as suite/NAME.yaml in a --config-dir."
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run `optbench bench`; the exit status."""
+    if "--list" in argv:
+        print(listing())
+        return 0
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    suite, rest, as_baseline = _split_arguments(argv)
+    try:
+        _check_suite(suite, rest)
+    except OptbenchError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    given = list(rest)
+    sweep_dir = next((a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir=")), None)
+    if sweep_dir is None:
+        sweep_dir = datetime.now().strftime("bench/%Y-%m-%d/%H-%M-%S")
+        rest.append(f"hydra.sweep.dir={sweep_dir}")
+    from optbench.train import entry
+
+    sys.argv = ["optbench", "-m", f"+suite={suite}", *rest]
+    entry()
+    if as_baseline:
+        multirun = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+        written = store_baseline(
+            Path(sweep_dir),
+            load_suite(multirun.hydra.sweeper.suite),
+            shlex.join(["optbench", "bench", "--as-baseline", f"suite={suite}", *given]),
+            BASELINES,
+        )
+        for folder in written:
+            print(f"baseline stored in {folder}")
+    return 0

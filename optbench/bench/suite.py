@@ -1,0 +1,140 @@
+"""A suite (`configs/suite/<name>.yaml`): the fixed protocol of `optbench bench`, task by task.
+
+Each task of a suite fixes what a comparison needs to be fair: the task preset and its budget (as overrides),
+the search space and the number of stage-1 trials, the tuning seed, the reported seeds, the selection rule and
+the split it selects on. The tune sweeper runs that protocol; `identity` says whether two runs followed the
+same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.config.sources import config_dir
+from optbench.errors import OptbenchError
+
+# The keys of a suite task's protocol, with the tune sweeper's meaning (configs/hydra/sweeper/tune.yaml).
+PROTOCOL_KEYS = ("search", "trials", "params", "select", "split", "seeds", "tuning_seed", "search_seed", "digits")
+# The job settings that make a task what it is: a run's config under these (less `dataset.root`, where the
+# files are) must match for two runs to be compared. The optimizer, its schedule and Lookahead are what is
+# compared; the seed, device and threads change how, not what, is measured.
+TASK_KEYS = ("task", "dataset", "model", "iterations", "epochs", "batch_size", "eval_every", "validation")
+NOT_TASK_KEYS = ("dataset.root",)
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    """One task of a suite: the job overrides that make it, and the tuning protocol run on it."""
+
+    name: str
+    overrides: tuple[str, ...]
+    search: str = "halton"
+    trials: int = 8
+    params: dict[str, str] = field(default_factory=dict)
+    select: str = "final"
+    split: str = "validation"
+    seeds: Any = 5
+    tuning_seed: int = 1000
+    search_seed: int = 0
+    digits: int = 3
+
+    def protocol(self) -> dict[str, Any]:
+        """The tuning protocol's settings, as the tune sweeper takes them (and as a baseline records them)."""
+        values = asdict(self)
+        return {key: values[key] for key in PROTOCOL_KEYS}
+
+    def seed_list(self) -> list[int]:
+        """The reported seeds: 0..seeds-1, or the list given."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named benchmark protocol: its tasks in order and what it is for."""
+
+    name: str
+    description: str
+    tasks: tuple[SuiteTask, ...]
+    clock: str = "steps"  # what "time to target" counts in the verdict: steps (seconds are shown where comparable)
+
+    def task(self, name: str) -> SuiteTask:
+        """The suite's task called `name`."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise OptbenchError(
+            f"suite={self.name} has no task {name!r}: its tasks are {', '.join(t.name for t in self.tasks)}."
+        )
+
+
+def suite_names() -> list[str]:
+    """The suites optbench ships (configs/suite/*.yaml)."""
+    return sorted(path.stem for path in (Path(config_dir()) / "suite").glob("*.yaml"))
+
+
+def load_suite(node: Any) -> Suite:
+    """The suite of a `hydra.sweeper.suite` node (or a plain mapping), checked: a clear error names what is wrong."""
+    values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if not isinstance(values, dict) or not values.get("name") or not isinstance(values.get("tasks"), dict):
+        raise OptbenchError(
+            "optbench bench needs a suite: give suite=NAME (one of "
+            f"{', '.join(suite_names())}; `optbench bench --list` describes them). A suite of your own is a YAML "
+            "file suite/NAME.yaml in a --config-dir, laid out as configs/suite/cpu.yaml."
+        )
+    name = str(values["name"])
+    tasks = []
+    for task_name, spec in values["tasks"].items():
+        spec = dict(spec or {})
+        unknown = set(spec) - {"overrides", *PROTOCOL_KEYS}
+        if unknown or not isinstance(spec.get("overrides"), list):
+            raise OptbenchError(
+                f"suite={name}, task {task_name}: "
+                + (f"unknown keys {sorted(unknown)}" if unknown else "`overrides` must be a list of job overrides")
+                + f". A suite task takes `overrides` (e.g. [task={task_name}, iterations=1000]) and the tune "
+                f"sweeper's {', '.join(PROTOCOL_KEYS)}."
+            )
+        overrides = tuple(str(o) for o in spec.pop("overrides"))
+        tasks.append(SuiteTask(str(task_name), overrides, **{k: v for k, v in spec.items()}))
+    if not tasks:
+        raise OptbenchError(f"suite={name} has no tasks: list at least one under `tasks:`.")
+    return Suite(name, str(values.get("description", "")), tuple(tasks), str(values.get("clock", "steps")))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def identity(config: DictConfig | dict, protocol: dict[str, Any]) -> dict[str, Any]:
+    """What must match for two runs of a task to be compared: the job settings that define the task (TASK_KEYS),
+    flattened to `key: value`, and the protocol they were tuned and seeded with (`protocol.*`)."""
+    if OmegaConf.is_config(config):
+        try:
+            config = OmegaConf.to_container(config, resolve=True)
+        except Exception:  # an interpolation that only resolves inside its run (an env variable): keep it as written
+            config = OmegaConf.to_container(config, resolve=False)
+    flat = _flatten({key: config.get(key) for key in TASK_KEYS})
+    for key in NOT_TASK_KEYS:
+        flat.pop(key, None)
+    flat.update(_flatten(json.loads(json.dumps(protocol, default=str)), "protocol."))
+    return flat
+
+
+def fingerprint(identity_: dict[str, Any]) -> str:
+    """A short hash of an identity."""
+    return hashlib.sha256(json.dumps(identity_, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def differing(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two identities (or that only one has), sorted."""
+    return sorted(key for key in set(mine) | set(theirs) if mine.get(key, "<unset>") != theirs.get(key, "<unset>"))

@@ -1,0 +1,377 @@
+"""The answer of `optbench bench`: leaderboard.csv (every optimizer on every task, this run's and the shipped
+baselines') and verdicts.csv (each new optimizer against each baseline, task by task: better, worse or no
+significant difference, by how much, how sure).
+
+Every number comes from the run dirs (this sweep's and the baselines', read by the same reader): the final test
+value of the task's target metric per seed, its steps (and, where the machines match, seconds) to the target,
+and the stage-1 trials' validation values for the expected best after k trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from optbench.bench.baselines import Baseline, load_baselines
+from optbench.bench.suite import Suite, SuiteTask, differing, identity
+from optbench.config.compose import override_key
+from optbench.errors import OptbenchError
+from optbench.reporting import profiles
+from optbench.reporting.stats import SIGNIFICANCE, expected_best, holm, paired_t, summarize
+from optbench.rundir.reader import Run, discover, first_reaching, load_run
+from optbench.rundir.writer import TUNING_CSV, write_text_atomic
+from optbench.tasks import Target
+
+log = logging.getLogger(__name__)
+
+LEADERBOARD_CSV = "leaderboard.csv"
+VERDICTS_CSV = "verdicts.csv"
+THIS_RUN = "this run"
+LEADERBOARD_COLUMNS = (
+    "task",
+    "optimizer",
+    "source",
+    "setting",
+    "seeds",
+    "metric",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "steps_to_target",
+    "seconds_to_target",
+    "expected_best_1",
+    "expected_best_all",
+)
+VERDICT_COLUMNS = (
+    "optimizer",
+    "baseline",
+    "task",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_holm",
+    "verdict",
+    "detectable",
+    "seeds_needed",
+)
+# Overrides that make the task or the protocol, not the optimizer's setting.
+NOT_SETTING = {"task", "seed", "validation", "suite", "optimizer", "iterations", "eval_every", "epochs"}
+
+
+@dataclass
+class Entry:
+    """One optimizer's stage-2 runs on one task (this sweep's or a baseline's), and its stage-1 trials."""
+
+    task: str
+    optimizer: str
+    source: str
+    runs: list[Run]
+    tuning: pd.DataFrame
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Target | None:
+        """The task's target, as the runs recorded it."""
+        return next((run.target for run in self.runs if run.target is not None), None)
+
+    @property
+    def label(self) -> str:
+        """The optimizer, marked when it is a baseline (so AdamW benched now and its baseline stay apart)."""
+        return self.optimizer if self.source == THIS_RUN else f"{self.optimizer} (baseline)"
+
+    def finals(self) -> dict[int, float]:
+        """{seed: final test value of the target metric} over the completed runs."""
+        target = self.target
+        if target is None:
+            return {}
+        return {
+            int(run.summary.get("seed", -1)): float(run.test[target.column].iloc[-1])
+            for run in self.runs
+            if run.status == "completed" and len(run.test)
+        }
+
+    def setting(self, task_overrides: tuple[str, ...] = ()) -> str:
+        """The chosen hyper-parameters and any other setting the runs were given beyond the task's (one string)."""
+        if not self.runs:
+            return ""
+        task_keys = {override_key(o) for o in task_overrides}
+        kept = [
+            o
+            for o in self.runs[0].overrides
+            if override_key(o) not in NOT_SETTING | task_keys and not override_key(o).startswith("hydra")
+        ]
+        return " ".join(kept)
+
+    def to_target(self, clock: str) -> float:
+        """Median over seeds of the `clock` (iteration or seconds) of the first evaluation meeting the target;
+        a miss counts as infinite (AlgoPerf's rule); NaN without runs or target."""
+        target = self.target
+        if target is None or not self.runs:
+            return math.nan
+        times = [first_reaching(run.test, target, clock) for run in self.runs]
+        return float(np.median([math.inf if math.isnan(t) else t for t in times]))
+
+    def expected_best(self, k: int | None) -> float:
+        """The expected best validation value after k stage-1 trials (all of them for None), over the trials that
+        completed; NaN without any."""
+        target = self.target
+        if target is None or not {"status", "final_metric"} <= set(self.tuning.columns):
+            return math.nan
+        values = self.tuning.final_metric[self.tuning.status.eq("completed")].dropna().tolist()
+        if not values:
+            return math.nan
+        return expected_best(values, min(k or len(values), len(values)), target.mode == "max")
+
+
+def check_bench_arguments(arguments: list[str], suite: Suite) -> None:
+    """What `optbench bench` is given: an optimizer (or several), and overrides that leave the suite's tasks and
+    seeds to it."""
+    keys = [override_key(a) for a in arguments]
+    if "optimizer" not in keys:
+        raise OptbenchError(
+            "optbench bench needs the optimizer to benchmark: optimizer=NAME (e.g. `optbench bench optimizer=adopt`, "
+            "or optimizer=a,b for several; your own: a YAML in a --config-dir, see docs/extending.md)."
+        )
+    for argument, key in zip(arguments, keys):
+        if key in ("task", "seed"):
+            raise OptbenchError(
+                f"optbench bench runs the tasks and seeds suite={suite.name} fixes, so {argument} cannot be given. "
+                "Run only some of its tasks with hydra.sweeper.tasks=[NAME,...]; for a task of your own, write a "
+                "suite (configs/suite/cpu.yaml is the model) or tune it with hydra/sweeper=tune."
+            )
+        if "," in argument.split("=", 1)[-1] and key != "optimizer" and "(" not in argument:
+            raise OptbenchError(
+                f"optbench bench compares optimizers: only optimizer=a,b may list several values ({argument} does). "
+                "Bench one setting at a time, or tune it with hydra/sweeper=tune."
+            )
+
+
+def _tuning(folder: Path, optimizer: str) -> pd.DataFrame:
+    """The stage-1 trials of `optimizer` in a task folder's tuning.csv (empty when it is missing or unreadable)."""
+    try:
+        tuning = pd.read_csv(folder / TUNING_CSV)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return pd.DataFrame()
+    if "arm" not in tuning:
+        return pd.DataFrame()
+    mine = tuning[tuning.arm.astype(str).str.split().map(lambda words: f"optimizer={optimizer}" in words)]
+    return mine if len(mine) or tuning.arm.nunique() > 1 else tuning
+
+
+def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protocol: dict | None = None) -> list[Entry]:
+    """The entries of one task's folder (a bench's `<task>/`, or a baseline's): one per optimizer."""
+    if not folder.is_dir():
+        return []
+    try:
+        runs = [load_run(path) for path in discover([folder])]
+    except OptbenchError:
+        return []
+    entries = []
+    for optimizer in dict.fromkeys(run.choices.get("optimizer", "?") for run in runs):
+        mine = sorted(
+            (run for run in runs if run.choices.get("optimizer") == optimizer), key=lambda r: r.summary.get("seed", 0)
+        )
+        entries.append(
+            Entry(
+                task.name,
+                optimizer,
+                source or THIS_RUN,
+                mine,
+                _tuning(folder, optimizer),
+                identity(mine[0].config, protocol if protocol is not None else task.protocol()),
+            )
+        )
+    return entries
+
+
+def baseline_entries(baselines: list[Baseline], task: SuiteTask) -> list[Entry]:
+    """Each baseline's entry for `task`, its identity built from the protocol it recorded."""
+    entries = []
+    for baseline in baselines:
+        if task.name not in baseline.tasks:
+            continue
+        protocol = baseline.provenance["tasks"][task.name].get("protocol", {})
+        entries += entries_in(baseline.root / task.name, task, baseline.source, protocol)
+    return entries
+
+
+def _blank(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _same_machine(entry: Entry, reference: Entry) -> bool:
+    """Seconds compare only between runs on the same device model, trained alone or in groups of the same size."""
+
+    def machine(e: Entry) -> set:
+        return {
+            (
+                r.summary.get("device", "").split(":")[0],
+                r.summary.get("device_name"),
+                r.summary.get("vectorized_members"),
+            )
+            for r in e.runs
+        }
+
+    return machine(entry) == machine(reference)
+
+
+def leaderboard_rows(entries: list[Entry], suite: Suite, reference: list[Entry]) -> list[dict[str, Any]]:
+    """leaderboard.csv's rows for one task's entries; `reference`: this run's entries, whose machine decides
+    whether a baseline's seconds are shown."""
+    rows = []
+    for entry in entries:
+        target = entry.target
+        summary = summarize(list(entry.finals().values()))
+        comparable_seconds = entry.source == THIS_RUN or any(_same_machine(entry, mine) for mine in reference)
+        rows.append(
+            {
+                "task": entry.task,
+                "optimizer": entry.optimizer,
+                "source": entry.source,
+                "setting": entry.setting(suite.task(entry.task).overrides),
+                "seeds": " ".join(str(s) for s in sorted(entry.finals())),
+                "metric": target.metric if target else "",
+                "mean": summary.mean,
+                "ci_low": summary.ci_low,
+                "ci_high": summary.ci_high,
+                "steps_to_target": _blank(entry.to_target("iteration")),
+                "seconds_to_target": _blank(entry.to_target("seconds")) if comparable_seconds else None,
+                "expected_best_1": entry.expected_best(1),
+                "expected_best_all": entry.expected_best(None),
+            }
+        )
+    return rows
+
+
+def score_rows(entries: list[Entry], tasks: list[str]) -> list[dict[str, Any]]:
+    """One leaderboard row per optimizer: AlgoPerf's score on steps over `tasks` (those every entry ran)."""
+    table = pd.DataFrame(
+        [
+            {"label": e.label, "task": e.task, "iters_to_target": e.to_target("iteration")}
+            for e in entries
+            if e.task in tasks
+        ]
+    )
+    if table.empty or not profiles.applies(table):
+        return []
+    _, scores = profiles.profiles(table)
+    sources = {e.label: e for e in entries}
+    return [
+        {
+            "task": "suite",
+            "optimizer": sources[row.label].optimizer,
+            "source": sources[row.label].source,
+            "setting": "",
+            "seeds": "",
+            "metric": f"algoperf_score_steps over {', '.join(tasks)}",
+            "mean": float(row.score),
+        }
+        for row in scores.itertuples()
+    ]
+
+
+def verdict_rows(new: list[Entry], baselines: list[Entry]) -> list[dict[str, Any]]:
+    """verdicts.csv's rows before Holm's correction: each new entry against each baseline entry of its task."""
+    rows = []
+    for mine in new:
+        target = mine.target
+        for theirs in (b for b in baselines if b.task == mine.task):
+            a, b = mine.finals(), theirs.finals()
+            higher = target.mode == "max"
+            comparison = paired_t(mine.optimizer, theirs.optimizer, a, b, higher)
+            seeds = sorted(set(a) & set(b))
+            differences = np.array([a[s] - b[s] for s in seeds])
+            difference = float(differences.mean()) if len(seeds) else math.nan
+            low = high = math.nan
+            if len(seeds) > 1:
+                half = (
+                    scipy_stats.t.ppf(1 - SIGNIFICANCE / 2, len(seeds) - 1)
+                    * differences.std(ddof=1)
+                    / math.sqrt(len(seeds))
+                )
+                low, high = difference - half, difference + half
+            rows.append(
+                {
+                    "optimizer": mine.optimizer,
+                    "baseline": f"{theirs.optimizer} ({theirs.source})",
+                    "task": mine.task,
+                    "difference": difference,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p": comparison.p,
+                    "p_holm": math.nan,
+                    "verdict": "",
+                    "detectable": comparison.detectable,
+                    "seeds_needed": comparison.seeds_needed,
+                    "_better_if_positive": higher,
+                }
+            )
+    return rows
+
+
+def _judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Holm over every row of the file (an undefined p counts as 1), then each row's verdict in the target's direction."""
+    adjusted = holm([1.0 if math.isnan(row["p"]) else row["p"] for row in rows]) if rows else []
+    for row, p_holm in zip(rows, adjusted):
+        row["p_holm"] = p_holm if not math.isnan(row["p"]) else math.nan
+        better = (row["difference"] > 0) == row.pop("_better_if_positive")
+        significant = not math.isnan(row["p"]) and p_holm < SIGNIFICANCE
+        row["verdict"] = ("better" if better else "worse") if significant else "no significant difference"
+    return rows
+
+
+def write_bench(
+    sweep_dir: Path, suite: Suite, tasks: list[str], failed: dict[str, str], use_baselines: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write leaderboard.csv and verdicts.csv into the sweep dir; a task that cannot be compared is logged and left out."""
+    baselines, problems = load_baselines(suite.name) if use_baselines else ([], [])
+    for problem in problems:
+        log.warning("bench: %s", problem)
+    board: list[dict[str, Any]] = []
+    judged: list[dict[str, Any]] = []
+    everyone: list[Entry] = []
+    scored_tasks = []
+    for name in tasks:
+        task = suite.task(name)
+        new = entries_in(sweep_dir / name, task)
+        if not new:
+            log.warning("bench: task %s has no runs to compare%s", name, f" ({failed[name]})" if name in failed else "")
+            continue
+        theirs = []
+        for entry in baseline_entries(baselines, task):
+            keys = differing(new[0].identity, entry.identity)
+            if keys:
+                log.warning(
+                    "bench: task %s is not compared with the %s baseline (%s): its task config differs in %s "
+                    "(this run: %s; the baseline: %s)",
+                    name,
+                    entry.optimizer,
+                    entry.source,
+                    ", ".join(keys),
+                    ", ".join(f"{k}={new[0].identity.get(k, '<unset>')}" for k in keys[:5]),
+                    ", ".join(f"{k}={entry.identity.get(k, '<unset>')}" for k in keys[:5]),
+                )
+                continue
+            theirs.append(entry)
+        board += leaderboard_rows(new + theirs, suite, new)
+        judged += verdict_rows(new, theirs)
+        everyone += new + theirs
+        scored_tasks.append(name)
+    # The score counts only tasks on which every optimizer of the table ran: a left-out baseline is not a miss.
+    labels = {e.label for e in everyone}
+    common = [t for t in scored_tasks if {e.label for e in everyone if e.task == t} == labels]
+    board += score_rows(everyone, common)
+    leaderboard = pd.DataFrame(board, columns=LEADERBOARD_COLUMNS)
+    verdicts = pd.DataFrame(_judge(judged), columns=VERDICT_COLUMNS)
+    write_text_atomic(sweep_dir / LEADERBOARD_CSV, leaderboard.to_csv(index=False))
+    write_text_atomic(sweep_dir / VERDICTS_CSV, verdicts.to_csv(index=False))
+    log.info("bench: %s and %s written to %s", LEADERBOARD_CSV, VERDICTS_CSV, sweep_dir)
+    return leaderboard, verdicts
