@@ -272,7 +272,7 @@ class BenchSweeper(TuneSweeper):
     """`optbench bench`: the tune protocol of each task of a suite (`hydra.sweeper.suite`), task by task, each
     below its own folder of the sweep dir; then leaderboard.csv and verdicts.csv against the shipped baselines."""
 
-    def __init__(self, suite: Any = None, tasks: Any = None, baselines: bool = True, **settings: Any) -> None:
+    def __init__(self, suite: Any = None, tasks: Any = None, baselines: Any = True, **settings: Any) -> None:
         super().__init__(**settings)
         self.suite_node, self.only, self.baselines = suite, tasks, baselines
 

@@ -40,17 +40,20 @@ def listing() -> str:
     return "\n".join(lines)
 
 
-def _split_arguments(argv: list[str]) -> tuple[str, list[str], bool]:
-    """(the suite, the other arguments, --as-baseline)."""
-    suite, rest, as_baseline = DEFAULT_SUITE, [], False
+def _split_arguments(argv: list[str]) -> tuple[str, list[str], bool, Path]:
+    """(the suite, the other arguments, --as-baseline, the baselines' folder)."""
+    suite, rest, as_baseline, folder = DEFAULT_SUITE, [], False, BASELINES
     for argument in argv:
         if argument == "--as-baseline":
             as_baseline = True
+        elif argument.startswith("--baselines-dir="):
+            folder = Path(argument.split("=", 1)[1]).expanduser().resolve()
+            rest.append(f"hydra.sweeper.baselines={folder}")
         elif argument.lstrip("+").startswith("suite="):
             suite = argument.split("=", 1)[1]
         else:
             rest.append(argument)
-    return suite, rest, as_baseline
+    return suite, rest, as_baseline, folder
 
 
 def _check_suite(suite: str, rest: list[str]) -> None:
@@ -71,11 +74,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    suite, rest, as_baseline = _split_arguments(argv)
+    suite, rest, as_baseline, folder = _split_arguments(argv)
     try:
         _check_suite(suite, rest)
     except OptbenchError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"optbench: error: {exc}", file=sys.stderr)
         return 2
     given = list(rest)
     sweep_dir = next((a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir=")), None)
@@ -92,7 +95,7 @@ def main(argv: list[str]) -> int:
             Path(sweep_dir),
             load_suite(multirun.hydra.sweeper.suite),
             shlex.join(["optbench", "bench", "--as-baseline", f"suite={suite}", *given]),
-            BASELINES,
+            folder,
         )
         for folder in written:
             print(f"baseline stored in {folder}")

@@ -19,11 +19,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from optbench.bench.baselines import Baseline, load_baselines
+from optbench.bench.baselines import BASELINES, Baseline, load_baselines
 from optbench.bench.suite import Suite, SuiteTask, differing, identity
 from optbench.config.compose import override_key
+from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.errors import OptbenchError
 from optbench.reporting import profiles
+from optbench.reporting.bench import LEADERBOARD_CSV, TUNING_BUDGET_CSV, VERDICTS_CSV
 from optbench.reporting.stats import SIGNIFICANCE, expected_best, holm, paired_t, summarize
 from optbench.rundir.reader import Run, discover, first_reaching, load_run
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
@@ -31,8 +33,6 @@ from optbench.tasks import Target
 
 log = logging.getLogger(__name__)
 
-LEADERBOARD_CSV = "leaderboard.csv"
-VERDICTS_CSV = "verdicts.csv"
 THIS_RUN = "this run"
 LEADERBOARD_COLUMNS = (
     "task",
@@ -63,7 +63,7 @@ VERDICT_COLUMNS = (
     "seeds_needed",
 )
 # Overrides that make the task or the protocol, not the optimizer's setting.
-NOT_SETTING = {"task", "seed", "validation", "suite", "optimizer", "iterations", "eval_every", "epochs"}
+NOT_SETTING = {"task", "seed", "validation", "suite", "optimizer", "device", *NON_RESULT_KEYS}
 
 
 @dataclass
@@ -328,11 +328,35 @@ def _judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def budget_table(entries: list[Entry]) -> pd.DataFrame:
+    """tuning_budget.csv: each entry's expected best validation value after k = 1..trials stage-1 trials."""
+    rows = [
+        {
+            "task": e.task,
+            "optimizer": e.optimizer,
+            "source": e.source,
+            "label": e.label,
+            "metric": e.target.metric if e.target else "",
+            "k": k,
+            "expected_best": e.expected_best(k),
+        }
+        for e in entries
+        for k in range(1, int(e.tuning.status.eq("completed").sum() if "status" in e.tuning else 0) + 1)
+    ]
+    return pd.DataFrame(rows, columns=["task", "optimizer", "source", "label", "metric", "k", "expected_best"])
+
+
 def write_bench(
-    sweep_dir: Path, suite: Suite, tasks: list[str], failed: dict[str, str], use_baselines: bool = True
+    sweep_dir: Path, suite: Suite, tasks: list[str], failed: dict[str, str], baselines_from: Any = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write leaderboard.csv and verdicts.csv into the sweep dir; a task that cannot be compared is logged and left out."""
-    baselines, problems = load_baselines(suite.name) if use_baselines else ([], [])
+    """Write leaderboard.csv, verdicts.csv and tuning_budget.csv into the sweep dir, comparing with the baselines
+    optbench ships (`baselines_from` true), none (false), or those stored under a folder of your own (its path);
+    a task that cannot be compared is logged and left out."""
+    if baselines_from is False or baselines_from is None:
+        baselines, problems = [], []
+    else:
+        root = BASELINES if baselines_from is True else Path(str(baselines_from)).expanduser()
+        baselines, problems = load_baselines(suite.name, root)
     for problem in problems:
         log.warning("bench: %s", problem)
     board: list[dict[str, Any]] = []
@@ -370,6 +394,7 @@ def write_bench(
     common = [t for t in scored_tasks if {e.label for e in everyone if e.task == t} == labels]
     board += score_rows(everyone, common)
     leaderboard = pd.DataFrame(board, columns=LEADERBOARD_COLUMNS)
+    write_text_atomic(sweep_dir / TUNING_BUDGET_CSV, budget_table(everyone).to_csv(index=False))
     verdicts = pd.DataFrame(_judge(judged), columns=VERDICT_COLUMNS)
     write_text_atomic(sweep_dir / LEADERBOARD_CSV, leaderboard.to_csv(index=False))
     write_text_atomic(sweep_dir / VERDICTS_CSV, verdicts.to_csv(index=False))

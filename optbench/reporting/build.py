@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from optbench.reporting import plots, profiles
+from optbench.reporting.bench import bench_sections
 from optbench.reporting.document import Document, Section, describe, significant_pairs, troubled_runs, tuning_notes
 from optbench.reporting.figures import FIGURES, Panel, TrajectoryAnimation
 from optbench.reporting.groups import Group, differing_keys, group_runs
@@ -64,7 +65,8 @@ def build_report(
     paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50, log_loss: bool = True, gif: bool = False
 ) -> Report:
     """Read every run under `paths`; write figures, summary.csv, pairwise.csv, results.csv, summary.md and
-    report.html (plus performance_profiles.csv across tasks) into `out_dir`.
+    report.html (plus performance_profiles.csv across tasks) into `out_dir`. A bench's sweep dir opens with its
+    verdict and leaderboard.
 
     Each task gets its own figures (in `out_dir`, or `out_dir/<task>/` when the runs span several tasks).
     """
@@ -134,6 +136,9 @@ def build_report(
         write_text_atomic(out_dir / "performance_profiles.csv", combined.to_csv(index=False))
         files.append(out_dir / "performance_profiles.csv")
 
+    if len(paths) == 1:  # a bench's sweep dir: its verdict and leaderboard open the report
+        opening, drawn = bench_sections(paths[0], out_dir, fmt)
+        sections, files = opening + sections, files + drawn
     document = Document(sections, troubled_runs(runs), out_dir)
     outputs = {
         "summary.csv": table.to_csv(index=False),

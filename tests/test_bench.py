@@ -1,0 +1,224 @@
+"""`optbench bench`: suites, the protocol run task by task, stored baselines, leaderboard.csv and verdicts.csv."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from optbench.bench.cli import listing
+from optbench.bench.suite import differing, identity, load_suite, suite_names
+from optbench.bench.verdict import (
+    LEADERBOARD_COLUMNS,
+    VERDICT_COLUMNS,
+    Entry,
+    _judge,
+    check_bench_arguments,
+    verdict_rows,
+)
+from optbench.config.sources import config_dir
+from optbench.errors import OptbenchError
+from optbench.rundir.reader import Run
+
+TINY = "hydra.sweeper.suite.tasks.quadratic_deep"
+# quadratic_deep alone, 2 trials, 2 seeds, 3 epochs: the whole protocol in seconds.
+TINY_BENCH = (
+    "hydra.sweeper.tasks=[quadratic_deep]",
+    f"{TINY}.trials=2",
+    f"{TINY}.seeds=2",
+    f"{TINY}.overrides=['task=quadratic_deep','epochs=3']",
+)
+
+
+def bench(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    """`optbench bench ARGS` into tmp_path/name, in a child process (as a user runs it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "optbench", "bench", *args, f"hydra.sweep.dir={tmp_path / name}", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def shipped_suite(name: str):
+    return load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{name}.yaml").hydra.sweeper.suite)
+
+
+def test_the_shipped_suites_fix_a_protocol_for_each_task():
+    """cpu (the default), deepobs and gpu ship; cpu has the four workloads the issue names, each with its search
+    space, trials, tuning seed, seeds, selection rule and split; --list describes them."""
+    assert {"cpu", "deepobs", "gpu"} <= set(suite_names())
+    cpu = shipped_suite("cpu")
+    assert [t.name for t in cpu.tasks] == ["mnist_mlp", "quadratic_deep", "algoperf_mnist", "shakespeare_char"]
+    for task in cpu.tasks:
+        assert task.search in ("random", "halton")  # independent draws: each trial a sample of one attempt
+        assert task.split == "validation" and task.seed_list() == [0, 1, 2, 3, 4] and task.params
+    deepobs = shipped_suite("deepobs")
+    assert all(t.split == "test" and t.trials == 36 and t.seed_list() == list(range(42, 52)) for t in deepobs.tasks)
+    text = listing()
+    assert "suite=cpu (default)" in text and "algoperf_mnist" in text and "baselines:" in text
+
+
+@pytest.mark.parametrize(
+    ("node", "words"),
+    [
+        ({"name": "mine", "tasks": {"a": {"overrides": ["task=rosenbrock"], "trails": 3}}}, "unknown keys ['trails']"),
+        ({"name": "mine", "tasks": {"a": {"overrides": "task=rosenbrock"}}}, "must be a list"),
+        ({"name": "mine", "tasks": {}}, "has no tasks"),
+        (None, "give suite=NAME"),
+    ],
+)
+def test_a_bad_suite_is_one_clear_error(node, words):
+    with pytest.raises(OptbenchError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        load_suite(node)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["iterations=10"], "needs the optimizer"),
+        (["optimizer=adam", "task=mnist_mlp"], "cannot be given"),
+        (["optimizer=adam", "seed=3"], "cannot be given"),
+        (["optimizer=adam", "optimizer.lr=0.1,0.01"], "only optimizer=a,b"),
+    ],
+)
+def test_bench_arguments_leave_tasks_and_seeds_to_the_suite(arguments, words):
+    with pytest.raises(OptbenchError, match=words):
+        check_bench_arguments(arguments, shipped_suite("cpu"))
+    check_bench_arguments(["optimizer=adam,lion", "schedule=cosine"], shipped_suite("cpu"))
+
+
+def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path):
+    result = bench(tmp_path, "x", "optimizer=adam", "suite=laptop")
+    assert result.returncode == 2
+    assert "suite='laptop' is not a suite optbench knows: use one of cpu, deepobs, gpu" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
+
+
+def test_identity_names_every_key_that_differs():
+    """Two runs compare only when the task config and protocol match; `differing` names what does not."""
+    config = OmegaConf.create(
+        {"task": {"name": "q", "dim": 100}, "dataset": {"root": "/a"}, "iterations": 5, "optimizer": {"lr": 1}}
+    )
+    other = OmegaConf.create(
+        {"task": {"name": "q", "dim": 50}, "dataset": {"root": "/b"}, "iterations": 5, "optimizer": {"lr": 2}}
+    )
+    mine, theirs = identity(config, {"trials": 8}), identity(other, {"trials": 4})
+    assert differing(mine, theirs) == ["protocol.trials", "task.dim"]  # not the data's folder, not the optimizer
+    assert differing(mine, identity(config, {"trials": 8})) == []
+
+
+def entry(optimizer: str, finals: dict[int, float], source: str = "this run", metric: str = "test_accuracy") -> Entry:
+    """An entry whose runs ended at `finals` (seed -> final test value)."""
+    mode = "max" if metric == "test_accuracy" else "min"
+    column = metric.removeprefix("test_")
+    runs = [
+        Run(
+            Path(f"/{optimizer}/{seed}"),
+            "completed",
+            pd.DataFrame(),
+            pd.DataFrame({"iteration": [10], "loss": [value], "accuracy": [value], "seconds": [1.0]})[
+                ["iteration", column]
+            ],
+            {"seed": seed, "target": {"metric": metric, "threshold": 0.5, "mode": mode}},
+        )
+        for seed, value in finals.items()
+    ]
+    return Entry("t", optimizer, source, runs, pd.DataFrame())
+
+
+def test_verdicts_follow_the_targets_direction_with_holm_over_every_row():
+    """A higher accuracy is better, a lower loss is better; p is the paired t-test's and p_holm Holm's over the
+    whole file; identical runs give no p and `no significant difference`."""
+    seeds = range(5)
+    new_acc = entry("mine", {s: 0.90 + 0.01 * s + 0.002 * (s % 2) for s in seeds})
+    base_acc = entry("adamw", {s: 0.85 + 0.01 * s for s in seeds}, "shipped")
+    new_loss = entry("mine", {s: 2.0 + 0.1 * s + 0.003 * (s % 2) for s in seeds}, metric="test_loss")
+    base_loss = entry("adamw", {s: 1.9 + 0.1 * s for s in seeds}, "shipped", metric="test_loss")
+    same = entry("mine", {s: 0.5 + 0.01 * s for s in seeds})
+    rows = _judge(verdict_rows([new_acc], [base_acc]) + verdict_rows([new_loss], [base_loss]))
+    rows += _judge(verdict_rows([same], [entry("adamw", {s: 0.5 + 0.01 * s for s in seeds}, "shipped")]))
+    frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    assert list(frame.verdict) == ["better", "worse", "no significant difference"]
+    assert frame.difference.iloc[0] == pytest.approx(0.0508) and frame.difference.iloc[1] == pytest.approx(0.1012)
+    assert frame.p_holm.iloc[0] == pytest.approx(
+        min(1, 2 * min(frame.p.iloc[:2])) if frame.p.iloc[0] < frame.p.iloc[1] else frame.p.iloc[0]
+    )
+    assert frame.ci_low.iloc[0] < frame.difference.iloc[0] < frame.ci_high.iloc[0]
+    assert frame.difference.iloc[2] == 0 and math.isnan(frame.p.iloc[2]) and math.isnan(frame.p_holm.iloc[2])
+
+
+@pytest.mark.slow
+def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path):
+    """Bench adam on a tiny protocol and store it as a baseline; bench sgd against it: leaderboard.csv and
+    verdicts.csv have the contract's columns and the report opens with the verdict. A changed protocol compares
+    nothing and says which key differs; a damaged baseline is left out with a message, the bench goes on."""
+    store = tmp_path / "baselines"
+    first = bench(tmp_path, "adam", "--as-baseline", f"--baselines-dir={store}", "optimizer=adam", *TINY_BENCH)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = store / "cpu" / "adam"
+    provenance = json.loads((folder / "provenance.json").read_text())
+    for key in ("optbench_version", "commit", "torch_version", "libraries", "device", "device_name", "date", "command"):
+        assert provenance[key], key
+    assert provenance["libraries"] == {"torch": metadata.version("torch")}
+    assert provenance["tasks"]["quadratic_deep"]["protocol"]["trials"] == 2
+    assert "--as-baseline" in provenance["command"]
+    stored = sorted(p.name for p in (folder / "quadratic_deep").iterdir())
+    assert stored == ["0", "1", "tuning.csv"]
+    assert len(pd.read_csv(folder / "quadratic_deep" / "0" / "train.csv")) <= 101  # thinned from 21 steps x 3
+    trials = pd.read_csv(folder / "quadratic_deep" / "tuning.csv")
+    assert len(trials) == 2 and {"optimizer.lr", "status", "final_metric", "time_to_target"} <= set(trials.columns)
+
+    second = bench(tmp_path, "sgd", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)
+    assert second.returncode == 0, second.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "sgd" / "leaderboard.csv")
+    verdicts = pd.read_csv(tmp_path / "sgd" / "verdicts.csv")
+    assert tuple(board.columns) == LEADERBOARD_COLUMNS and tuple(verdicts.columns) == VERDICT_COLUMNS
+    assert list(board.optimizer) == ["sgd", "adam"] and board.source.iloc[0] == "this run"
+    assert board.source.iloc[1] == provenance["id"] and board.setting.iloc[0].startswith("optimizer.lr=")
+    assert board.seeds.iloc[0] == "0 1" and board.metric.iloc[0] == "test_loss"
+    assert len(verdicts) == 1 and verdicts.verdict.iloc[0] in ("better", "worse", "no significant difference")
+    assert verdicts.task.iloc[0] == "quadratic_deep" and verdicts.baseline.iloc[0].startswith("adam (")
+    summary = (tmp_path / "sgd" / "report" / "summary.md").read_text()
+    assert summary.index("## Verdict") < summary.index("## Leaderboard") < summary.index("quadratic_deep ·")
+
+    changed = bench(tmp_path, "changed", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH, f"{TINY}.trials=3")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    said = changed.stdout + changed.stderr  # the sweeper logs through Hydra's logger (stdout), jobs on stderr
+    assert "not compared with the adam baseline" in said and "differs in protocol.trials" in said
+    assert pd.read_csv(tmp_path / "changed" / "verdicts.csv").empty
+
+    (folder / "provenance.json").write_text("{not json")
+    damaged = bench(tmp_path, "damaged", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)
+    assert damaged.returncode == 0, damaged.stderr[-3000:]
+    said = damaged.stdout + damaged.stderr
+    assert "is missing or damaged" in said and "regenerate it" in said
+    assert (tmp_path / "damaged" / "leaderboard.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_task_that_fails_leaves_the_others_running(tmp_path):
+    """A suite task whose jobs all fail (a setting the task refuses) is named in the log; the other task's runs
+    and tables are written."""
+    broken = "+hydra.sweeper.suite.tasks.broken={overrides:['task=rosenbrock','task.noise=-1'],trials:1,seeds:1}"
+    result = bench(
+        tmp_path,
+        "b",
+        "optimizer=adam",
+        "hydra.sweeper.baselines=false",
+        *TINY_BENCH[1:],
+        "hydra.sweeper.tasks=[quadratic_deep,broken]",
+        broken,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert "tune: no trial of the sweep completed" in said and "bench: task broken has no runs to compare" in said
+    board = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
+    assert list(board.task) == ["quadratic_deep"]
