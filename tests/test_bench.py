@@ -222,3 +222,35 @@ def test_a_task_that_fails_leaves_the_others_running(tmp_path):
     assert "tune: no trial of the sweep completed" in said and "bench: task broken has no runs to compare" in said
     board = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
     assert list(board.task) == ["quadratic_deep"]
+
+
+def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():
+    """DeepOBS_Baselines' SGD, Momentum and Adam runs, converted: 36 learning rates on seed 42 with DeepOBS's own
+    choice (which optbench's selection rule agrees with), that rate's ten seeds whose final test losses are the
+    run files' own numbers, and a task config identical to what `optbench bench suite=deepobs` runs."""
+    from test_deepobs import DEEPOBS_FINAL_TEST_LOSS
+
+    from optbench.bench.baselines import load_baselines
+    from optbench.bench.verdict import baseline_entries
+    from optbench.config.compose import compose
+
+    baselines, problems = load_baselines("deepobs")
+    assert not problems and sorted(b.optimizer for b in baselines) == [
+        "deepobs/adam",
+        "deepobs/momentum",
+        "deepobs/sgd",
+    ]
+    suite = shipped_suite("deepobs")
+    chosen = {"deepobs/sgd": 0.015848931925, "deepobs/momentum": 0.0025118864315, "deepobs/adam": 0.039810717055}
+    for task in suite.tasks:
+        entries = {e.optimizer: e for e in baseline_entries(baselines, task)}
+        assert set(entries) == set(chosen)
+        for optimizer, entry in entries.items():
+            assert len(entry.tuning) == 36 and entry.tuning.chosen.sum() == 1
+            assert entry.tuning["rank"][entry.tuning.chosen].item() == 1  # optbench's rule picks DeepOBS's choice
+            assert sorted(entry.finals()) == list(range(42, 52)) and all(run.clean for run in entry.runs)
+            job = compose(f"task={task.name}", f"optimizer={optimizer}", "seed=42", "+suite=deepobs")
+            assert differing(entry.identity, identity(job, task.protocol())) == []
+            if task.name == "quadratic_deep":
+                assert entry.tuning["optimizer.lr"][entry.tuning.chosen].item() == chosen[optimizer]
+                assert [entry.finals()[s] for s in range(42, 52)] == DEEPOBS_FINAL_TEST_LOSS[optimizer]

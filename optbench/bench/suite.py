@@ -25,7 +25,7 @@ PROTOCOL_KEYS = ("search", "trials", "params", "select", "split", "seeds", "tuni
 # files are) must match for two runs to be compared. The optimizer, its schedule and Lookahead are what is
 # compared; the seed, device and threads change how, not what, is measured.
 TASK_KEYS = ("task", "dataset", "model", "iterations", "epochs", "batch_size", "eval_every", "validation")
-NOT_TASK_KEYS = ("dataset.root",)
+NOT_TASK_KEYS = ("root",)  # where the data lives (dataset.root, and the task's copy of it)
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,16 @@ def identity(config: DictConfig | dict, protocol: dict[str, Any]) -> dict[str, A
     """What must match for two runs of a task to be compared: the job settings that define the task (TASK_KEYS),
     flattened to `key: value`, and the protocol they were tuned and seeded with (`protocol.*`)."""
     if OmegaConf.is_config(config):
+        config = OmegaConf.masked_copy(config, [key for key in config if key in TASK_KEYS])  # not Hydra's own node
         try:
             config = OmegaConf.to_container(config, resolve=True)
         except Exception:  # an interpolation that only resolves inside its run (an env variable): keep it as written
             config = OmegaConf.to_container(config, resolve=False)
-    flat = _flatten({key: config.get(key) for key in TASK_KEYS})
-    for key in NOT_TASK_KEYS:
-        flat.pop(key, None)
+    flat = {
+        key: value
+        for key, value in _flatten({key: config.get(key) for key in TASK_KEYS}).items()
+        if key.rsplit(".", 1)[-1] not in NOT_TASK_KEYS  # the task's own copy of the dataset node too
+    }
     flat.update(_flatten(json.loads(json.dumps(protocol, default=str)), "protocol."))
     return flat
 
