@@ -254,3 +254,11 @@ def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():
             if task.name == "quadratic_deep":
                 assert entry.tuning["optimizer.lr"][entry.tuning.chosen].item() == chosen[optimizer]
                 assert [entry.finals()[s] for s in range(42, 52)] == DEEPOBS_FINAL_TEST_LOSS[optimizer]
+
+
+def test_the_leaderboard_page_is_generated_from_the_shipped_baselines():
+    """docs/leaderboard.md is `python -m optbench.bench.leaderboard`'s output for the files optbench ships."""
+    from optbench.bench.leaderboard import markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "leaderboard.md"
+    assert page.read_text() == markdown(), "docs/leaderboard.md is stale: python -m optbench.bench.leaderboard > it"

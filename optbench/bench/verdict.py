@@ -269,9 +269,9 @@ def score_rows(entries: list[Entry], tasks: list[str]) -> list[dict[str, Any]]:
             "task": "suite",
             "optimizer": sources[row.label].optimizer,
             "source": sources[row.label].source,
-            "setting": "",
+            "setting": f"over {', '.join(tasks)}",
             "seeds": "",
-            "metric": f"algoperf_score_steps over {', '.join(tasks)}",
+            "metric": "algoperf_score_steps",
             "mean": float(row.score),
         }
         for row in scores.itertuples()

@@ -79,7 +79,8 @@ def verdict_paragraph(verdicts: pd.DataFrame, leaderboard: pd.DataFrame) -> list
     return lines
 
 
-def _readable_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+def readable_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """verdicts.csv as the report shows it: text cells, the interval beside the difference."""
     return pd.DataFrame(
         {
             "optimizer": verdicts.optimizer,
@@ -96,7 +97,8 @@ def _readable_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _readable_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
+def readable_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
+    """leaderboard.csv as the report and the docs show it: text cells, the interval beside the mean."""
     return pd.DataFrame(
         {
             "task": board.task,
@@ -148,7 +150,7 @@ def bench_sections(folder: Path, out_dir: Path, fmt: str = "png") -> tuple[list[
             "Verdict",
             " ".join(verdict_paragraph(verdicts, board))
             or "No comparison: no shipped baseline ran these tasks with this protocol (see the log for why).",
-            _readable_verdicts(verdicts),
+            readable_verdicts(verdicts),
             notes=[
                 "`difference` is the new optimizer's final test value of the task's target metric minus the "
                 "baseline's, averaged over the seeds both ran (paired by seed: same initialisation and batches); "
@@ -160,7 +162,7 @@ def bench_sections(folder: Path, out_dir: Path, fmt: str = "png") -> tuple[list[
             "Leaderboard",
             "Every optimizer on every task, this run's and the shipped baselines' (leaderboard.csv), and AlgoPerf's "
             "score on steps across the suite (task `suite`).",
-            _readable_leaderboard(board),
+            readable_leaderboard(board),
             figures=figures,
         ),
     ]
