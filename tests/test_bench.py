@@ -145,8 +145,9 @@ def test_verdicts_follow_the_targets_direction_with_holm_over_every_row():
     same = entry("mine", {s: 0.5 + 0.01 * s for s in seeds})
     rows = _judge(verdict_rows([new_acc], [base_acc]) + verdict_rows([new_loss], [base_loss]))
     rows += _judge(verdict_rows([same], [entry("adamw", {s: 0.5 + 0.01 * s for s in seeds}, "shipped")]))
+    rows += _judge(verdict_rows([entry("mine", {})], [base_acc]))  # every seed of the new one diverged
     frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
-    assert list(frame.verdict) == ["better", "worse", "no significant difference"]
+    assert list(frame.verdict) == ["better", "worse", "no significant difference", "worse"]
     assert frame.difference.iloc[0] == pytest.approx(0.0508) and frame.difference.iloc[1] == pytest.approx(0.1012)
     assert frame.p_holm.iloc[0] == pytest.approx(
         min(1, 2 * min(frame.p.iloc[:2])) if frame.p.iloc[0] < frame.p.iloc[1] else frame.p.iloc[0]

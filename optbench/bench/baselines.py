@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from optbench import __version__
 from optbench.bench.suite import Suite
 from optbench.errors import OptbenchError
+from optbench.runtime.device import cpu_kind
 from optbench.rundir.reader import discover, load_run
 from optbench.rundir.writer import SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TUNING_CSV, VALID_CSV, write_text_atomic
 
@@ -188,6 +189,7 @@ def store_baseline(sweep_dir: Path, suite: Suite, command: str, root: Path = BAS
             "device": first.summary.get("device"),
             "device_name": first.summary.get("device_name"),
             "threads": first.summary.get("threads"),
+            "cpu_kind": cpu_kind(),  # which CPU kernels ran: a rerun matches bit for bit where this matches
             "date": started.get("started_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": command,
             "tasks": tasks,

@@ -282,8 +282,10 @@ def verdict_rows(new: list[Entry], baselines: list[Entry]) -> list[dict[str, Any
     """verdicts.csv's rows before Holm's correction: each new entry against each baseline entry of its task."""
     rows = []
     for mine in new:
-        target = mine.target
         for theirs in (b for b in baselines if b.task == mine.task):
+            target = mine.target or theirs.target  # a new optimizer that never evaluated has none of its own
+            if target is None:
+                continue
             a, b = mine.finals(), theirs.finals()
             higher = target.mode == "max"
             comparison = paired_t(mine.optimizer, theirs.optimizer, a, b, higher)
@@ -312,19 +314,25 @@ def verdict_rows(new: list[Entry], baselines: list[Entry]) -> list[dict[str, Any
                     "detectable": comparison.detectable,
                     "seeds_needed": comparison.seeds_needed,
                     "_better_if_positive": higher,
+                    # A side none of whose seeds completed (all diverged or failed) loses to one that completed.
+                    "_lost": "new" if not a and b else "baseline" if a and not b else None,
                 }
             )
     return rows
 
 
 def _judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Holm over every row of the file (an undefined p counts as 1), then each row's verdict in the target's direction."""
+    """Holm over every row of the file (an undefined p counts as 1), then each row's verdict in the target's
+    direction; a side whose seeds all failed or diverged is worse than one whose seeds completed."""
     adjusted = holm([1.0 if math.isnan(row["p"]) else row["p"] for row in rows]) if rows else []
     for row, p_holm in zip(rows, adjusted):
         row["p_holm"] = p_holm if not math.isnan(row["p"]) else math.nan
         better = (row["difference"] > 0) == row.pop("_better_if_positive")
         significant = not math.isnan(row["p"]) and p_holm < SIGNIFICANCE
         row["verdict"] = ("better" if better else "worse") if significant else "no significant difference"
+        lost = row.pop("_lost")
+        if lost is not None:
+            row["verdict"] = "worse" if lost == "new" else "better"
     return rows
 
 

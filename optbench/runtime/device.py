@@ -149,6 +149,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_kind() -> str:
+    """Which CPU kernels run: vendor, family and model (/proc/cpuinfo) and torch's vector capability, e.g.
+    `AuthenticAMD family 25 model 17, AVX2`. Two machines that agree run the same CPU kernels: bit-for-bit
+    comparisons hold only between them (a model name such as `AMD EPYC` covers several generations)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    where = " ".join(
+        f"{label}{fields[key]}" for key, label in (("vendor_id", ""), ("cpu family", "family "), ("model", "model ")) if key in fields
+    )
+    return f"{where or platform.machine()}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def hardware(device: torch.device) -> dict[str, Any]:
     """What a run's numbers and seconds depend on: the device's name, and on a GPU the CUDA and cuDNN versions."""
     if device.type != "cuda":
