@@ -25,9 +25,9 @@ from omegaconf import OmegaConf
 from optbench import __version__
 from optbench.bench.suite import Suite
 from optbench.errors import OptbenchError
-from optbench.runtime.device import cpu_kind
 from optbench.rundir.reader import discover, load_run
 from optbench.rundir.writer import SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TUNING_CSV, VALID_CSV, write_text_atomic
+from optbench.runtime.device import cpu_kind
 
 log = logging.getLogger(__name__)
 

@@ -161,7 +161,9 @@ def cpu_kind() -> str:
     except OSError:
         pass
     where = " ".join(
-        f"{label}{fields[key]}" for key, label in (("vendor_id", ""), ("cpu family", "family "), ("model", "model ")) if key in fields
+        f"{label}{fields[key]}"
+        for key, label in (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
+        if key in fields
     )
     return f"{where or platform.machine()}, {torch.backends.cpu.get_cpu_capability()}"
 
