@@ -195,6 +195,7 @@ def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path
     said = changed.stdout + changed.stderr  # the sweeper logs through Hydra's logger (stdout), jobs on stderr
     assert "not compared with the adam baseline" in said and "differs in protocol.trials" in said
     assert pd.read_csv(tmp_path / "changed" / "verdicts.csv").empty
+    assert "differs in protocol.trials" in (tmp_path / "changed" / "report" / "summary.md").read_text()
 
     (folder / "provenance.json").write_text("{not json")
     damaged = bench(tmp_path, "damaged", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)
@@ -263,3 +264,21 @@ def test_the_leaderboard_page_is_generated_from_the_shipped_baselines():
 
     page = Path(__file__).resolve().parents[1] / "docs" / "leaderboard.md"
     assert page.read_text() == markdown(), "docs/leaderboard.md is stale: python -m optbench.bench.leaderboard > it"
+
+
+@pytest.mark.slow
+def test_bench_takes_your_own_optimizer_and_resumes(tmp_path):
+    """An optimizer from a --config-dir is benched like a shipped one; `resume=true` into the same folder reruns
+    nothing and writes the same tables."""
+    conf = tmp_path / "myconf" / "optimizer"
+    conf.mkdir(parents=True)
+    (conf / "mysgd.yaml").write_text("_target_: torch.optim.SGD\n_partial_: true\nlr: 0.01\nmomentum: 0.5\n")
+    args = ("--config-dir", str(tmp_path / "myconf"), "optimizer=mysgd", "hydra.sweeper.baselines=false", *TINY_BENCH)
+    first = bench(tmp_path, "mine", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "mine" / "leaderboard.csv")
+    assert list(board.optimizer) == ["mysgd"] and board.seeds.iloc[0] == "0 1"
+    again = bench(tmp_path, "mine", *args, "resume=true")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("already holds a completed run of this config; skipping it") == 4  # 2 trials, 2 seeds
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "mine" / "leaderboard.csv"), board)

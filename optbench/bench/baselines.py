@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from optbench import __version__
 from optbench.bench.suite import Suite
 from optbench.errors import OptbenchError
+from optbench.reporting.bench import BENCH_JSON
 from optbench.rundir.reader import discover, load_run
 from optbench.rundir.writer import SUMMARY_JSON, TEST_CSV, TRAIN_CSV, TUNING_CSV, VALID_CSV, write_text_atomic
 from optbench.runtime.device import cpu_kind
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"  # optbench/baselines/, shipped in the package
 PROVENANCE = "provenance.json"
-BENCH_JSON = "bench.json"  # in a bench's sweep dir: what was run, with which code, when
 FORMAT = 1  # provenance.json's `format`: bumped when the layout changes
 TRAIN_ROWS = 100  # train.csv rows kept per stored run: enough for a curve, small enough to ship
 
@@ -119,6 +119,16 @@ def record_start(sweep_dir: Path, suite: Suite, arguments: list[str]) -> None:
         "commit": git_commit(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    write_text_atomic(sweep_dir / BENCH_JSON, json.dumps(record, indent=2) + "\n")
+
+
+def record_notes(sweep_dir: Path, notes: list[str]) -> None:
+    """Add the comparison's notes (baselines left out and why, version differences) to bench.json for the report."""
+    try:
+        record = json.loads((sweep_dir / BENCH_JSON).read_text())
+    except (OSError, ValueError):
+        record = {}
+    record["notes"] = notes
     write_text_atomic(sweep_dir / BENCH_JSON, json.dumps(record, indent=2) + "\n")
 
 

@@ -20,6 +20,21 @@ from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
 DEFAULT_SUITE = "cpu"
+# Hydra's options that take a value: they go before the overrides (its parser wants overrides last).
+VALUED_OPTIONS = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--package", "-p"}
+
+
+def hydra_argv(suite: str, rest: list[str]) -> list[str]:
+    """The Hydra command line of a bench: its options first, then `-m +suite=NAME` and the overrides."""
+    options, overrides, values = [], [], iter(rest)
+    for token in values:
+        if token in VALUED_OPTIONS:
+            options += [token, next(values, "")]
+        elif token.startswith("-"):
+            options.append(token)
+        else:
+            overrides.append(token)
+    return ["optbench", *options, "-m", f"+suite={suite}", *overrides]
 
 
 def listing() -> str:
@@ -87,7 +102,7 @@ def main(argv: list[str]) -> int:
         rest.append(f"hydra.sweep.dir={sweep_dir}")
     from optbench.train import entry
 
-    sys.argv = ["optbench", "-m", f"+suite={suite}", *rest]
+    sys.argv = hydra_argv(suite, rest)
     entry()
     if as_baseline:
         multirun = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")

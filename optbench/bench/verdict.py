@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from optbench.bench.baselines import BASELINES, Baseline, load_baselines
+from optbench.bench.baselines import BASELINES, Baseline, load_baselines, record_notes
 from optbench.bench.suite import Suite, SuiteTask, differing, identity
 from optbench.config.compose import override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
@@ -354,6 +354,20 @@ def budget_table(entries: list[Entry]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "optimizer", "source", "label", "metric", "k", "expected_best"])
 
 
+def _version_notes(new: list[Entry], baselines: list[Entry]) -> list[str]:
+    """A baseline made with another torch version is compared, and said so (optimizers change between releases)."""
+    mine = {str(run.summary.get("torch_version")) for entry in new for run in entry.runs}
+    notes = []
+    for entry in baselines:
+        theirs = {str(run.summary.get("torch_version")) for run in entry.runs if run.summary.get("torch_version")}
+        if theirs and theirs != mine:
+            notes.append(
+                f"the {entry.optimizer} baseline ran torch {', '.join(sorted(theirs))}, this run torch "
+                f"{', '.join(sorted(mine))}: differences may come from torch as well as from the optimizers"
+            )
+    return notes
+
+
 def write_bench(
     sweep_dir: Path, suite: Suite, tasks: list[str], failed: dict[str, str], baselines_from: Any = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -365,8 +379,7 @@ def write_bench(
     else:
         root = BASELINES if baselines_from is True else Path(str(baselines_from)).expanduser()
         baselines, problems = load_baselines(suite.name, root)
-    for problem in problems:
-        log.warning("bench: %s", problem)
+    notes = list(problems)  # what the report says beside the verdict, and the log says as it happens
     board: list[dict[str, Any]] = []
     judged: list[dict[str, Any]] = []
     everyone: list[Entry] = []
@@ -375,24 +388,23 @@ def write_bench(
         task = suite.task(name)
         new = entries_in(sweep_dir / name, task)
         if not new:
-            log.warning("bench: task %s has no runs to compare%s", name, f" ({failed[name]})" if name in failed else "")
+            notes.append(f"task {name} has no runs to compare" + (f" ({failed[name]})" if name in failed else ""))
             continue
         theirs = []
         for entry in baseline_entries(baselines, task):
             keys = differing(new[0].identity, entry.identity)
             if keys:
-                log.warning(
-                    "bench: task %s is not compared with the %s baseline (%s): its task config differs in %s "
-                    "(this run: %s; the baseline: %s)",
-                    name,
-                    entry.optimizer,
-                    entry.source,
-                    ", ".join(keys),
-                    ", ".join(f"{k}={new[0].identity.get(k, '<unset>')}" for k in keys[:5]),
-                    ", ".join(f"{k}={entry.identity.get(k, '<unset>')}" for k in keys[:5]),
+                notes.append(
+                    f"task {name} is not compared with the {entry.optimizer} baseline ({entry.source}): its task "
+                    f"config differs in {', '.join(keys)} (this run: "
+                    + ", ".join(f"{k}={new[0].identity.get(k, '<unset>')}" for k in keys[:5])
+                    + "; the baseline: "
+                    + ", ".join(f"{k}={entry.identity.get(k, '<unset>')}" for k in keys[:5])
+                    + ")"
                 )
                 continue
             theirs.append(entry)
+        notes += _version_notes(new, theirs)
         board += leaderboard_rows(new + theirs, suite, new)
         judged += verdict_rows(new, theirs)
         everyone += new + theirs
@@ -406,5 +418,8 @@ def write_bench(
     verdicts = pd.DataFrame(_judge(judged), columns=VERDICT_COLUMNS)
     write_text_atomic(sweep_dir / LEADERBOARD_CSV, leaderboard.to_csv(index=False))
     write_text_atomic(sweep_dir / VERDICTS_CSV, verdicts.to_csv(index=False))
+    for note in dict.fromkeys(notes):
+        log.warning("bench: %s", note)
+    record_notes(sweep_dir, list(dict.fromkeys(notes)))
     log.info("bench: %s and %s written to %s", LEADERBOARD_CSV, VERDICTS_CSV, sweep_dir)
     return leaderboard, verdicts

@@ -3,6 +3,7 @@ and the tuning-budget figure per task (expected best validation value after k st
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 LEADERBOARD_CSV = "leaderboard.csv"
 VERDICTS_CSV = "verdicts.csv"
 TUNING_BUDGET_CSV = "tuning_budget.csv"
+BENCH_JSON = "bench.json"
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -140,6 +142,10 @@ def bench_sections(folder: Path, out_dir: Path, fmt: str = "png") -> tuple[list[
     if verdicts is None or board is None:
         return [], []
     budget = _read(folder / TUNING_BUDGET_CSV)
+    try:
+        said = [f"- {note}" for note in json.loads((folder / BENCH_JSON).read_text()).get("notes", [])]
+    except (OSError, ValueError, AttributeError):
+        said = []
     figures = []
     if budget is not None and len(budget):
         for task in dict.fromkeys(budget.task):
@@ -155,7 +161,8 @@ def bench_sections(folder: Path, out_dir: Path, fmt: str = "png") -> tuple[list[
                 "`difference` is the new optimizer's final test value of the task's target metric minus the "
                 "baseline's, averaged over the seeds both ran (paired by seed: same initialisation and batches); "
                 "`detectable` is the smallest difference these seeds detect at 5% with 80% power; `seeds needed`, "
-                "how many seeds the observed difference would need to be significant."
+                "how many seeds the observed difference would need to be significant.",
+                *said,
             ],
         ),
         Section(
