@@ -25,7 +25,7 @@ from optbench.config.compose import override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.errors import OptbenchError
 from optbench.reporting import profiles
-from optbench.reporting.bench import LEADERBOARD_CSV, TUNING_BUDGET_CSV, VERDICTS_CSV
+from optbench.reporting.bench import LEADERBOARD_CSV, TUNING_BUDGET_CSV, VERDICTS_CSV, verdict_paragraph
 from optbench.reporting.stats import SIGNIFICANCE, expected_best, holm, paired_t, summarize
 from optbench.rundir.reader import Run, discover, first_reaching, load_run
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
@@ -422,4 +422,6 @@ def write_bench(
         log.warning("bench: %s", note)
     record_notes(sweep_dir, list(dict.fromkeys(notes)))
     log.info("bench: %s and %s written to %s", LEADERBOARD_CSV, VERDICTS_CSV, sweep_dir)
+    for line in verdict_paragraph(verdicts, leaderboard):
+        log.info("bench: %s", line.replace("**", ""))
     return leaderboard, verdicts

@@ -35,6 +35,14 @@ def _number(value: float, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
+LISTED = 6  # comparisons named per kind of verdict in the paragraph; the rest are counted
+
+
+def _listing(items: list[str]) -> str:
+    shown = items[:LISTED] + ([f"{len(items) - LISTED} more"] if len(items) > LISTED else [])
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
 def verdict_paragraph(verdicts: pd.DataFrame, leaderboard: pd.DataFrame) -> list[str]:
     """One paragraph per new optimizer: where it is better, worse, or not detectably different, and its score."""
     lines = []
@@ -46,37 +54,42 @@ def verdict_paragraph(verdicts: pd.DataFrame, leaderboard: pd.DataFrame) -> list
             if len(chosen):
                 parts.append(
                     f"**{verdict}** than "
-                    + "; ".join(
-                        f"{r.baseline.split(' (')[0]} on {r.task} (by {abs(r.difference):.3g}, p_holm={r.p_holm:.2g})"
-                        for r in chosen.itertuples()
+                    + _listing(
+                        [
+                            f"{r.baseline.split(' (')[0]} on {r.task} (by {abs(r.difference):.3g}"
+                            + (
+                                f", p_holm={r.p_holm:.2g})"
+                                if not pd.isna(r.p_holm)
+                                else ", every seed of one side failed)"
+                            )
+                            for r in chosen.itertuples()
+                        ]
                     )
                 )
         same = rows[rows.verdict == "no significant difference"]
         if len(same):
-            detectable = same.detectable.dropna()
-            identical = same[same.difference.eq(0) & same.p.isna()]
-            reach = (
-                f"; these seeds could only detect differences of {detectable.min():.3g} to {detectable.max():.3g}"
-                if len(detectable)
-                else ""
-            )
-            parts.append(
-                f"no significant difference in the other {len(same)} comparisons"
-                + (f" ({len(identical)} of them identical on every seed)" if len(identical) else "")
-                + reach
-            )
+            items = []
+            for r in same.itertuples():
+                if r.difference == 0 and pd.isna(r.p):
+                    reach = "identical on every seed"
+                elif not pd.isna(r.detectable):
+                    reach = f"these seeds detect {r.detectable:.3g} or more"
+                else:
+                    reach = "too few common seeds to test"
+                items.append(f"{r.baseline.split(' (')[0]} on {r.task} ({reach})")
+            parts.append("**no significant difference** from " + _listing(items))
         mine = scores[(scores.optimizer == optimizer) & (scores.source == "this run")]
         theirs = scores[scores.source != "this run"].sort_values("mean", ascending=False)
         score = ""
         if len(mine):
             score = f" AlgoPerf's score on steps across the suite: {mine['mean'].iloc[0]:.3f}" + (
-                f" (the best baseline, {theirs.optimizer.iloc[0]}: {theirs['mean'].iloc[0]:.3f})."
+                f" (the best baseline's, {theirs.optimizer.iloc[0]}: {theirs['mean'].iloc[0]:.3f})."
                 if len(theirs)
                 else "."
             )
         lines.append(
-            f"**{optimizer}** against the shipped baselines ({len(rows)} paired comparisons, Holm-corrected over "
-            f"all of them, 5%): " + "; ".join(parts) + "." + score
+            f"**{optimizer}** against the shipped baselines ({len(rows)} paired comparisons over seeds, Holm-corrected "
+            f"over all of them, 5%): " + "; ".join(parts) + "." + score
         )
     return lines
 
