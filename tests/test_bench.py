@@ -95,11 +95,13 @@ def test_bench_arguments_leave_tasks_and_seeds_to_the_suite(arguments, words):
     check_bench_arguments(["optimizer=adam,lion", "schedule=cosine"], shipped_suite("cpu"))
 
 
-def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path):
-    result = bench(tmp_path, "x", "optimizer=adam", "suite=laptop")
-    assert result.returncode == 2
-    assert "suite='laptop' is not a suite optbench knows: use one of cpu, deepobs, gpu" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
+def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path, capsys):
+    from optbench.bench.cli import main
+
+    assert main(["optimizer=adam", "suite=laptop", f"hydra.sweep.dir={tmp_path / 'x'}"]) == 2
+    said = capsys.readouterr().err
+    assert "suite='laptop' is not a suite optbench knows: use one of cpu, deepobs, gpu" in said
+    assert "Traceback" not in said and not (tmp_path / "x").exists()
 
 
 def test_identity_names_every_key_that_differs():
