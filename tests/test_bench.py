@@ -284,3 +284,15 @@ def test_bench_takes_your_own_optimizer_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("already holds a completed run of this config; skipping it") == 4  # 2 trials, 2 seeds
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "mine" / "leaderboard.csv"), board)
+
+
+@pytest.mark.parametrize("suite", ["cpu", "deepobs", "gpu"])
+def test_every_task_of_a_shipped_suite_composes_and_passes_the_checks(suite):
+    """Each task's overrides make a valid job config, with the validation split where the protocol selects on it."""
+    from optbench.config.compose import compose
+    from optbench.config.validation import check_config
+
+    for task in shipped_suite(suite).tasks:
+        cfg = compose(*task.overrides, f"+suite={suite}", "optimizer=adam", f"validation={task.split == 'validation'}")
+        assert cfg.task.name == task.name
+        check_config(cfg)
