@@ -14,13 +14,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from optbench.bench.cli import listing
-from optbench.bench.suite import differing, identity, load_suite, suite_names
+from optbench.bench.suite import check_bench_arguments, differing, identity, load_suite, suite_names
 from optbench.bench.verdict import (
     LEADERBOARD_COLUMNS,
     VERDICT_COLUMNS,
     Entry,
     _judge,
-    check_bench_arguments,
     verdict_rows,
 )
 from optbench.config.sources import config_dir
@@ -91,8 +90,8 @@ def test_a_bad_suite_is_one_clear_error(node, words):
 )
 def test_bench_arguments_leave_tasks_and_seeds_to_the_suite(arguments, words):
     with pytest.raises(OptbenchError, match=words):
-        check_bench_arguments(arguments, shipped_suite("cpu"))
-    check_bench_arguments(["optimizer=adam,lion", "schedule=cosine"], shipped_suite("cpu"))
+        check_bench_arguments(arguments, "cpu")
+    check_bench_arguments(["optimizer=adam,lion", "schedule=cosine", "hydra.sweeper.tasks=[a,b]"], "cpu")
 
 
 def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path, capsys):

@@ -285,14 +285,14 @@ class BenchSweeper(TuneSweeper):
 
     def _bench(self, arguments: list[str]) -> list[list[JobReturn]]:
         from optbench.bench.baselines import record_start
-        from optbench.bench.suite import load_suite
-        from optbench.bench.verdict import check_bench_arguments, write_bench
+        from optbench.bench.suite import check_bench_arguments, load_suite
+        from optbench.bench.verdict import write_bench
         from optbench.errors import OptbenchError
 
         suite = load_suite(self.suite_node)
         only = OmegaConf.to_container(self.only) if OmegaConf.is_config(self.only) else self.only
         tasks = [suite.task(name) for name in only] if only else list(suite.tasks)
-        check_bench_arguments(arguments, suite)
+        check_bench_arguments(arguments, suite.name)
         record_start(Path(self.config.hydra.sweep.dir), suite, arguments)
         returns: list[list[JobReturn]] = []
         failed: dict[str, str] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from optbench.bench.baselines import BASELINES, load_baselines, store_baseline
-from optbench.bench.suite import load_suite, suite_names
+from optbench.bench.suite import check_bench_arguments, load_suite, suite_names
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
     suite, rest, as_baseline, folder = _split_arguments(argv)
     try:
         _check_suite(suite, rest)
+        check_bench_arguments(rest, suite)
     except OptbenchError as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.config.compose import override_key
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
@@ -141,3 +142,27 @@ def fingerprint(identity_: dict[str, Any]) -> str:
 def differing(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     """The keys whose values differ between two identities (or that only one has), sorted."""
     return sorted(key for key in set(mine) | set(theirs) if mine.get(key, "<unset>") != theirs.get(key, "<unset>"))
+
+
+def check_bench_arguments(arguments: list[str], suite: str) -> None:
+    """What `optbench bench` is given: an optimizer (or several), and overrides that leave the suite's tasks and
+    seeds to it."""
+    arguments = [a for a in arguments if not a.startswith(("hydra.", "hydra/", "-"))]
+    keys = [override_key(a) for a in arguments]
+    if "optimizer" not in keys:
+        raise OptbenchError(
+            "optbench bench needs the optimizer to benchmark: optimizer=NAME (e.g. `optbench bench optimizer=adopt`, "
+            "or optimizer=a,b for several; your own: a YAML in a --config-dir, see docs/extending.md)."
+        )
+    for argument, key in zip(arguments, keys):
+        if key in ("task", "seed"):
+            raise OptbenchError(
+                f"optbench bench runs the tasks and seeds suite={suite} fixes, so {argument} cannot be given. "
+                "Run only some of its tasks with hydra.sweeper.tasks=[NAME,...]; for a task of your own, write a "
+                "suite (configs/suite/cpu.yaml is the model) or tune it with hydra/sweeper=tune."
+            )
+        if "," in argument.split("=", 1)[-1] and key != "optimizer" and "(" not in argument:
+            raise OptbenchError(
+                f"optbench bench compares optimizers: only optimizer=a,b may list several values ({argument} does). "
+                "Bench one setting at a time, or tune it with hydra/sweeper=tune."
+            )

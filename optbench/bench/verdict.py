@@ -131,29 +131,6 @@ class Entry:
         return expected_best(values, min(k or len(values), len(values)), target.mode == "max")
 
 
-def check_bench_arguments(arguments: list[str], suite: Suite) -> None:
-    """What `optbench bench` is given: an optimizer (or several), and overrides that leave the suite's tasks and
-    seeds to it."""
-    keys = [override_key(a) for a in arguments]
-    if "optimizer" not in keys:
-        raise OptbenchError(
-            "optbench bench needs the optimizer to benchmark: optimizer=NAME (e.g. `optbench bench optimizer=adopt`, "
-            "or optimizer=a,b for several; your own: a YAML in a --config-dir, see docs/extending.md)."
-        )
-    for argument, key in zip(arguments, keys):
-        if key in ("task", "seed"):
-            raise OptbenchError(
-                f"optbench bench runs the tasks and seeds suite={suite.name} fixes, so {argument} cannot be given. "
-                "Run only some of its tasks with hydra.sweeper.tasks=[NAME,...]; for a task of your own, write a "
-                "suite (configs/suite/cpu.yaml is the model) or tune it with hydra/sweeper=tune."
-            )
-        if "," in argument.split("=", 1)[-1] and key != "optimizer" and "(" not in argument:
-            raise OptbenchError(
-                f"optbench bench compares optimizers: only optimizer=a,b may list several values ({argument} does). "
-                "Bench one setting at a time, or tune it with hydra/sweeper=tune."
-            )
-
-
 def _tuning(folder: Path, optimizer: str) -> pd.DataFrame:
     """The stage-1 trials of `optimizer` in a task folder's tuning.csv (empty when it is missing or unreadable)."""
     try:
