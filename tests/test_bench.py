@@ -91,7 +91,10 @@ def test_a_bad_suite_is_one_clear_error(node, words):
 def test_bench_arguments_leave_tasks_and_seeds_to_the_suite(arguments, words):
     with pytest.raises(OptbenchError, match=words):
         check_bench_arguments(arguments, "cpu")
-    check_bench_arguments(["optimizer=adam,lion", "schedule=cosine", "hydra.sweeper.tasks=[a,b]"], "cpu")
+    check_bench_arguments(
+        ["optimizer=adam,lion", "optimizer.betas=[0.9,0.95]", "hydra.sweeper.tasks=[a,b]", "+hydra.sweeper.x=[1,2]"],
+        "cpu",
+    )
 
 
 def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path, capsys):

@@ -147,7 +147,8 @@ def differing(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
 def check_bench_arguments(arguments: list[str], suite: str) -> None:
     """What `optbench bench` is given: an optimizer (or several), and overrides that leave the suite's tasks and
     seeds to it."""
-    arguments = [a for a in arguments if not a.startswith(("hydra.", "hydra/", "-"))]
+    # Hydra's own settings (hydra.*, its options) and the `--config-dir` value are not the jobs'.
+    arguments = [a for a in arguments if "=" in a and not override_key(a).startswith(("hydra", "-"))]
     keys = [override_key(a) for a in arguments]
     if "optimizer" not in keys:
         raise OptbenchError(
@@ -161,8 +162,20 @@ def check_bench_arguments(arguments: list[str], suite: str) -> None:
                 "Run only some of its tasks with hydra.sweeper.tasks=[NAME,...]; for a task of your own, write a "
                 "suite (configs/suite/cpu.yaml is the model) or tune it with hydra/sweeper=tune."
             )
-        if "," in argument.split("=", 1)[-1] and key != "optimizer" and "(" not in argument:
+        if key != "optimizer" and _is_sweep(argument):
             raise OptbenchError(
                 f"optbench bench compares optimizers: only optimizer=a,b may list several values ({argument} does). "
                 "Bench one setting at a time, or tune it with hydra/sweeper=tune."
             )
+
+
+def _is_sweep(argument: str) -> bool:
+    """Whether a command-line override lists several values (`a=1,2`, `a=range(3)`), as Hydra's parser reads it
+    (`model.hidden=[100,100]` is one value); an override that does not parse is left to Hydra's own message."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(argument).is_sweep_override()
+    except HydraException:
+        return False
