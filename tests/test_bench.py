@@ -106,6 +106,13 @@ def test_an_unknown_suite_is_one_message_and_exit_status_2(tmp_path, capsys):
     assert "Traceback" not in said and not (tmp_path / "x").exists()
 
 
+def test_storing_a_folder_that_is_no_bench_is_one_message(tmp_path, capsys):
+    from optbench.bench.cli import main
+
+    assert main([f"--store-baseline={tmp_path}"]) == 2
+    assert f"{tmp_path} is not a bench's sweep dir" in capsys.readouterr().err
+
+
 def test_identity_names_every_key_that_differs():
     """Two runs compare only when the task config and protocol match; `differing` names what does not."""
     config = OmegaConf.create(
@@ -174,7 +181,7 @@ def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path
         assert provenance[key], key
     assert provenance["libraries"] == {"torch": metadata.version("torch")}
     assert provenance["tasks"]["quadratic_deep"]["protocol"]["trials"] == 2
-    assert "--as-baseline" in provenance["command"]
+    assert provenance["command"].startswith("optbench bench suite=cpu optimizer=adam")
     stored = sorted(p.name for p in (folder / "quadratic_deep").iterdir())
     assert stored == ["0", "1", "tuning.csv"]
     assert len(pd.read_csv(folder / "quadratic_deep" / "0" / "train.csv")) <= 101  # thinned from 21 steps x 3

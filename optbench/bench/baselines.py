@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ def _store_run(run_dir: Path, target: Path) -> None:
     OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), target / ".hydra" / "hydra.yaml")
 
 
-def store_baseline(sweep_dir: Path, suite: Suite, command: str, root: Path = BASELINES) -> list[Path]:
+def store_baseline(sweep_dir: Path, suite: Suite, root: Path = BASELINES) -> list[Path]:
     """Turn a bench sweep dir of one or more optimizers into shipped baselines under `root`/<suite>/; the folders."""
     written = []
     try:
@@ -165,6 +166,8 @@ def store_baseline(sweep_dir: Path, suite: Suite, command: str, root: Path = BAS
     except (OSError, ValueError):
         started = {}
     commit = started.get("commit") or git_commit()
+    given = [a for a in started.get("arguments", []) if not a.lstrip("+").startswith("suite=")]
+    command = shlex.join(["optbench", "bench", f"suite={suite.name}", *given, f"hydra.sweep.dir={sweep_dir}"])
     runs = [load_run(path) for path in discover([sweep_dir])]
     for optimizer in dict.fromkeys(run.choices.get("optimizer", "?") for run in runs):
         mine = [run for run in runs if run.choices.get("optimizer") == optimizer]
@@ -201,7 +204,7 @@ def store_baseline(sweep_dir: Path, suite: Suite, command: str, root: Path = BAS
             "threads": first.summary.get("threads"),
             "cpu_kind": cpu_kind(),  # which CPU kernels ran: a rerun matches bit for bit where this matches
             "date": started.get("started_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command,
+            "command": command,  # what ran the runs; `optbench bench --store-baseline=DIR` stored them
             "tasks": tasks,
         }
         write_text_atomic(staging / PROVENANCE, json.dumps(provenance, indent=2) + "\n")

@@ -7,7 +7,6 @@ optbench bench --as-baseline optimizer=NAME [suite=cpu]      run, then store the
 
 from __future__ import annotations
 
-import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +54,22 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def store(sweep_dir: Path, folder: Path) -> int:
+    """Store a finished bench's runs (its sweep dir) as baselines under `folder`; the exit status."""
+    try:
+        multirun = OmegaConf.load(sweep_dir / "multirun.yaml")
+        suite = load_suite(OmegaConf.select(multirun, "hydra.sweeper.suite"))
+    except (OSError, ValueError) as exc:
+        print(
+            f"optbench: error: {sweep_dir} is not a bench's sweep dir ({exc}): give the folder `optbench bench` wrote.",
+            file=sys.stderr,
+        )
+        return 2
+    for written in store_baseline(sweep_dir, suite, folder):
+        print(f"baseline stored in {written}")
+    return 0
+
+
 def _split_arguments(argv: list[str]) -> tuple[str, list[str], bool, Path]:
     """(the suite, the other arguments, --as-baseline, the baselines' folder)."""
     suite, rest, as_baseline, folder = DEFAULT_SUITE, [], False, BASELINES
@@ -90,13 +105,15 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     suite, rest, as_baseline, folder = _split_arguments(argv)
+    stored = next((a.split("=", 1)[1] for a in rest if a.startswith("--store-baseline=")), None)
+    if stored is not None:
+        return store(Path(stored).expanduser(), folder)
     try:
         _check_suite(suite, rest)
         check_bench_arguments(rest, suite)
     except OptbenchError as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         return 2
-    given = list(rest)
     sweep_dir = next((a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir=")), None)
     if sweep_dir is None:
         sweep_dir = datetime.now().strftime("bench/%Y-%m-%d/%H-%M-%S")
@@ -105,14 +122,4 @@ def main(argv: list[str]) -> int:
 
     sys.argv = hydra_argv(suite, rest)
     entry()
-    if as_baseline:
-        multirun = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
-        written = store_baseline(
-            Path(sweep_dir),
-            load_suite(multirun.hydra.sweeper.suite),
-            shlex.join(["optbench", "bench", "--as-baseline", f"suite={suite}", *given]),
-            folder,
-        )
-        for folder in written:
-            print(f"baseline stored in {folder}")
-    return 0
+    return store(Path(sweep_dir), folder) if as_baseline else 0
