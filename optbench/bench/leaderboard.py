@@ -55,11 +55,13 @@ def markdown() -> str:
         parts.append("Where they come from:\n")
         for baseline in baselines:
             p = baseline.provenance
-            libraries = ", ".join(f"{k} {v}" for k, v in p.get("libraries", {}).items())
-            torch = f", torch {p['torch_version']}" if p.get("torch_version") else ""
+            made_with = [f"{k} {v}" for k, v in p.get("libraries", {}).items() if k != "torch"]
+            made_with += [f"torch {p['torch_version']}"] if p.get("torch_version") else []
+            made_with += [f"{p['threads']} thread{'s' * (p['threads'] != 1)}"] if p.get("threads") else []
             parts.append(
-                f"- **{baseline.optimizer}** (`{p.get('optimizer_class', '?')}`, {libraries}{torch}): {baseline.source}; "
-                f"{p.get('device_name', '?')}, {p.get('date', '?')}; made by `{p.get('command', '?')}`"
+                f"- **{baseline.optimizer}** (`{p.get('optimizer_class', '?')}`; {', '.join(made_with) or p.get('libraries')}): "
+                f"{baseline.source}, {p.get('cpu_kind', p.get('device_name', '?'))}, {p.get('date', '?')}; made by "
+                f"`{p.get('command', '?')}`"
             )
         parts.append("")
     return "\n".join(parts)
