@@ -111,6 +111,8 @@ def test_storing_a_folder_that_is_no_bench_is_one_message(tmp_path, capsys):
 
     assert main([f"--store-baseline={tmp_path}"]) == 2
     assert f"{tmp_path} is not a bench's sweep dir" in capsys.readouterr().err
+    assert main([f"--compare={tmp_path}"]) == 2
+    assert f"{tmp_path} is not a bench's sweep dir" in capsys.readouterr().err
 
 
 def test_identity_names_every_key_that_differs():
@@ -207,6 +209,16 @@ def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path
     assert "not compared with the adam baseline" in said and "differs in protocol.trials" in said
     assert pd.read_csv(tmp_path / "changed" / "verdicts.csv").empty
     assert "differs in protocol.trials" in (tmp_path / "changed" / "report" / "summary.md").read_text()
+
+    again = subprocess.run(
+        [sys.executable, "-m", "optbench", "bench", f"--compare={tmp_path / 'sgd'}", f"--baselines-dir={store}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sgd" / "verdicts.csv"), verdicts)
+    assert "**sgd** against the shipped baselines" in (tmp_path / "sgd" / "report" / "summary.md").read_text()
 
     (folder / "provenance.json").write_text("{not json")
     damaged = bench(tmp_path, "damaged", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)

@@ -1,12 +1,20 @@
 """`optbench bench`: run a suite's protocol for optimizers and compare them with the shipped baselines.
 
-optbench bench optimizer=NAME [suite=cpu] [any override]   run, compare, report (into bench/DATE/TIME)
-optbench bench --list                                        the suites, their tasks, the shipped baselines
-optbench bench --as-baseline optimizer=NAME [suite=cpu]      run, then store the runs as the suite's baseline
+Usage (`optbench bench --help`):
+
+- `optbench bench optimizer=NAME [suite=cpu] [any override]`: run, compare, report (into bench/DATE/TIME)
+- `optbench bench --list`: the suites, their tasks, the shipped baselines
+- `optbench bench --as-baseline optimizer=NAME [suite=cpu]`: run, then store the runs as the suite's baseline
+- `optbench bench --store-baseline=SWEEP_DIR`: store a finished bench's runs as baselines
+- `optbench bench --compare=SWEEP_DIR`: compare a finished bench again (e.g. with newer baselines): its tables
+  and report rewritten
+- `--baselines-dir=DIR` (with any of them): compare with, and store into, DIR's baselines instead of those
+  optbench ships
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +22,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from optbench.bench.baselines import BASELINES, load_baselines, store_baseline
-from optbench.bench.suite import check_bench_arguments, load_suite, suite_names
+from optbench.bench.suite import Suite, check_bench_arguments, load_suite, suite_names
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
@@ -54,19 +62,35 @@ def listing() -> str:
     return "\n".join(lines)
 
 
-def store(sweep_dir: Path, folder: Path) -> int:
-    """Store a finished bench's runs (its sweep dir) as baselines under `folder`; the exit status."""
+def _finished(sweep_dir: Path) -> Suite:
+    """The suite a finished bench ran, from its sweep dir's multirun.yaml."""
     try:
         multirun = OmegaConf.load(sweep_dir / "multirun.yaml")
-        suite = load_suite(OmegaConf.select(multirun, "hydra.sweeper.suite"))
-    except (OSError, ValueError) as exc:
-        print(
-            f"optbench: error: {sweep_dir} is not a bench's sweep dir ({exc}): give the folder `optbench bench` wrote.",
-            file=sys.stderr,
-        )
-        return 2
-    for written in store_baseline(sweep_dir, suite, folder):
+        return load_suite(OmegaConf.select(multirun, "hydra.sweeper.suite"))
+    except (OSError, ValueError, OptbenchError) as exc:
+        raise OptbenchError(
+            f"{sweep_dir} is not a bench's sweep dir ({exc}): give the folder `optbench bench` wrote."
+        ) from None
+
+
+def store(sweep_dir: Path, folder: Path) -> int:
+    """Store a finished bench's runs (its sweep dir) as baselines under `folder`; the exit status."""
+    for written in store_baseline(sweep_dir, _finished(sweep_dir), folder):
         print(f"baseline stored in {written}")
+    return 0
+
+
+def compare(sweep_dir: Path, folder: Path) -> int:
+    """Compare a finished bench with the baselines under `folder` again: its tables and report rewritten."""
+    from optbench.bench.verdict import write_bench
+    from optbench.reporting.build import build_report
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the notes and the verdict, as a bench logs them
+    suite = _finished(sweep_dir)
+    tasks = [task.name for task in suite.tasks if (sweep_dir / task.name).is_dir()]
+    write_bench(sweep_dir, suite, tasks, {}, folder)
+    build_report([sweep_dir], sweep_dir / "report")
+    print(f"{sweep_dir / 'leaderboard.csv'}, {sweep_dir / 'verdicts.csv'} and {sweep_dir / 'report'} rewritten")
     return 0
 
 
@@ -105,10 +129,11 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     suite, rest, as_baseline, folder = _split_arguments(argv)
-    stored = next((a.split("=", 1)[1] for a in rest if a.startswith("--store-baseline=")), None)
-    if stored is not None:
-        return store(Path(stored).expanduser(), folder)
     try:
+        for option, action in (("--store-baseline=", store), ("--compare=", compare)):
+            given = next((a.split("=", 1)[1] for a in rest if a.startswith(option)), None)
+            if given is not None:
+                return action(Path(given).expanduser(), folder)
         _check_suite(suite, rest)
         check_bench_arguments(rest, suite)
     except OptbenchError as exc:
@@ -122,4 +147,10 @@ def main(argv: list[str]) -> int:
 
     sys.argv = hydra_argv(suite, rest)
     entry()
-    return store(Path(sweep_dir), folder) if as_baseline else 0
+    if not as_baseline:
+        return 0
+    try:
+        return store(Path(sweep_dir), folder)
+    except OptbenchError as exc:
+        print(f"optbench: error: {exc}", file=sys.stderr)
+        return 2
