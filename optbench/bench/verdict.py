@@ -26,6 +26,7 @@ from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.errors import OptbenchError
 from optbench.reporting import profiles
 from optbench.reporting.bench import LEADERBOARD_CSV, TUNING_BUDGET_CSV, VERDICTS_CSV, verdict_paragraph
+from optbench.reporting.sensitivity import lr_width
 from optbench.reporting.stats import SIGNIFICANCE, expected_best, holm, paired_t, summarize
 from optbench.rundir.reader import Run, discover, first_reaching, load_run
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
@@ -48,6 +49,7 @@ LEADERBOARD_COLUMNS = (
     "seconds_to_target",
     "expected_best_1",
     "expected_best_all",
+    "lr_width",  # beyond the contract's columns: decades of lr near the best (optbench.reporting.sensitivity)
 )
 VERDICT_COLUMNS = (
     "optimizer",
@@ -109,6 +111,13 @@ class Entry:
             if override_key(o) not in NOT_SETTING | task_keys and not override_key(o).startswith("hydra")
         ]
         return " ".join(kept)
+
+    def lr_width(self) -> float | None:
+        """The width in decades of lr of the stage-1 trials near the best one (None unless lr alone was searched)."""
+        target = self.target
+        if target is None or not {"status", "final_metric"} <= set(self.tuning.columns):
+            return None
+        return lr_width(self.tuning.drop(columns=["sweep"], errors="ignore"), target.mode == "max")
 
     def to_target(self, clock: str) -> float:
         """Median over seeds of the `clock` (iteration or seconds) of the first evaluation meeting the target;
@@ -223,6 +232,7 @@ def leaderboard_rows(entries: list[Entry], suite: Suite, reference: list[Entry])
                 "seconds_to_target": _blank(entry.to_target("seconds")) if comparable_seconds else None,
                 "expected_best_1": entry.expected_best(1),
                 "expected_best_all": entry.expected_best(None),
+                "lr_width": entry.lr_width(),
             }
         )
     return rows

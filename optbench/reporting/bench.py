@@ -130,6 +130,7 @@ def readable_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
                 "" if r.task == "suite" else f"{_number(r.expected_best_1)} / {_number(r.expected_best_all)}"
                 for r in board.itertuples()
             ],
+            "lr decades near best": board.lr_width.map(lambda w: _number(w, 2)) if "lr_width" in board else "",
         }
     )
 
