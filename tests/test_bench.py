@@ -159,8 +159,9 @@ def test_verdicts_follow_the_targets_direction_with_holm_over_every_row():
     rows = _judge(verdict_rows([new_acc], [base_acc]) + verdict_rows([new_loss], [base_loss]))
     rows += _judge(verdict_rows([same], [entry("adamw", {s: 0.5 + 0.01 * s for s in seeds}, "shipped")]))
     rows += _judge(verdict_rows([entry("mine", {})], [base_acc]))  # every seed of the new one diverged
+    rows += _judge(verdict_rows([new_acc], [entry("muon", {}, "shipped")]))  # the baseline completed no run
     frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
-    assert list(frame.verdict) == ["better", "worse", "no significant difference", "worse"]
+    assert list(frame.verdict) == ["better", "worse", "no significant difference", "worse", "better"]
     assert frame.difference.iloc[0] == pytest.approx(0.0508) and frame.difference.iloc[1] == pytest.approx(0.1012)
     assert frame.p_holm.iloc[0] == pytest.approx(
         min(1, 2 * min(frame.p.iloc[:2])) if frame.p.iloc[0] < frame.p.iloc[1] else frame.p.iloc[0]
@@ -244,9 +245,10 @@ def test_a_task_that_fails_leaves_the_others_running(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     said = result.stdout + result.stderr
-    assert "tune: no trial of the sweep completed" in said and "bench: task broken has no runs to compare" in said
+    assert "tune: no trial of the sweep completed" in said and "task.noise=-1" in said
     board = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
-    assert list(board.task) == ["quadratic_deep"]
+    assert list(board.task) == ["quadratic_deep", "broken"] and board.seeds.iloc[0] == "0 1"
+    assert board.setting.iloc[1].startswith("no trial completed") and pd.isna(board["mean"].iloc[1])
 
 
 def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():

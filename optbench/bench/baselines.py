@@ -178,8 +178,8 @@ def store_baseline(sweep_dir: Path, suite: Suite, root: Path = BASELINES) -> lis
         tasks: dict[str, Any] = {}
         for task in suite.tasks:
             task_runs = [run for run in mine if run.path.relative_to(sweep_dir.resolve()).parts[0] == task.name]
-            if not task_runs:
-                continue
+            if not task_runs and not (sweep_dir / task.name / TUNING_CSV).exists():
+                continue  # the task did not run (stored when its trials ran and none completed)
             (staging / task.name).mkdir(parents=True)
             tuning = pd.read_csv(sweep_dir / task.name / TUNING_CSV)
             arm = tuning[tuning.arm.astype(str).str.contains(f"optimizer={optimizer}", regex=False)]

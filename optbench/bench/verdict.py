@@ -103,7 +103,7 @@ class Entry:
     def setting(self, task_overrides: tuple[str, ...] = ()) -> str:
         """The chosen hyper-parameters and any other setting the runs were given beyond the task's (one string)."""
         if not self.runs:
-            return ""
+            return "no trial completed (its tuning.csv says why)" if len(self.tuning) else ""
         task_keys = {override_key(o) for o in task_overrides}
         kept = [
             o
@@ -148,18 +148,22 @@ def _tuning(folder: Path, optimizer: str) -> pd.DataFrame:
         return pd.DataFrame()
     if "arm" not in tuning:
         return pd.DataFrame()
+    if not optimizer:
+        return tuning
     mine = tuning[tuning.arm.astype(str).str.split().map(lambda words: f"optimizer={optimizer}" in words)]
     return mine if len(mine) or tuning.arm.nunique() > 1 else tuning
 
 
 def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protocol: dict | None = None) -> list[Entry]:
-    """The entries of one task's folder (a bench's `<task>/`, or a baseline's): one per optimizer."""
+    """The entries of one task's folder (a bench's `<task>/`, or a baseline's): one per optimizer. An optimizer
+    none of whose stage-1 trials completed has no stage-2 runs: its entry holds its trials alone."""
     if not folder.is_dir():
         return []
+    protocol = protocol if protocol is not None else task.protocol()
     try:
         runs = [load_run(path) for path in discover([folder])]
     except OptbenchError:
-        return []
+        runs = []
     entries = []
     for optimizer in dict.fromkeys(run.choices.get("optimizer", "?") for run in runs):
         mine = sorted(
@@ -172,9 +176,15 @@ def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protoco
                 source or THIS_RUN,
                 mine,
                 _tuning(folder, optimizer),
-                identity(mine[0].config, protocol if protocol is not None else task.protocol()),
+                identity(mine[0].config, protocol),
             )
         )
+    tuning = _tuning(folder, "")
+    for arm in dict.fromkeys(tuning.arm.astype(str)) if "arm" in tuning else []:
+        optimizer = next((w.split("=", 1)[1] for w in arm.split() if w.startswith("optimizer=")), None)
+        if optimizer and all(e.optimizer != optimizer for e in entries):
+            trials = tuning[tuning.arm.astype(str) == arm]
+            entries.append(Entry(task.name, optimizer, source or THIS_RUN, [], trials, identity({}, protocol)))
     return entries
 
 
@@ -209,6 +219,11 @@ def _same_machine(entry: Entry, reference: Entry) -> bool:
     return machine(entry) == machine(reference)
 
 
+def _tuned_metric(tuning: pd.DataFrame) -> str:
+    """The metric stage 1 measured (for an entry without runs, whose target no run recorded)."""
+    return str(tuning.metric.iloc[0]) if "metric" in tuning and len(tuning) else ""
+
+
 def leaderboard_rows(entries: list[Entry], suite: Suite, reference: list[Entry]) -> list[dict[str, Any]]:
     """leaderboard.csv's rows for one task's entries; `reference`: this run's entries, whose machine decides
     whether a baseline's seconds are shown."""
@@ -224,7 +239,7 @@ def leaderboard_rows(entries: list[Entry], suite: Suite, reference: list[Entry])
                 "source": entry.source,
                 "setting": entry.setting(suite.task(entry.task).overrides),
                 "seeds": " ".join(str(s) for s in sorted(entry.finals())),
-                "metric": target.metric if target else "",
+                "metric": target.metric if target else _tuned_metric(entry.tuning),
                 "mean": summary.mean,
                 "ci_low": summary.ci_low,
                 "ci_high": summary.ci_high,
@@ -370,7 +385,7 @@ def write_bench(
     board: list[dict[str, Any]] = []
     judged: list[dict[str, Any]] = []
     everyone: list[Entry] = []
-    scored_tasks = []
+    scored_tasks, incomparable = [], set()
     for name in tasks:
         task = suite.task(name)
         new = entries_in(sweep_dir / name, task)
@@ -380,7 +395,10 @@ def write_bench(
         theirs = []
         for entry in baseline_entries(baselines, task):
             keys = differing(new[0].identity, entry.identity)
+            if not (new[0].runs and entry.runs):  # a side without runs has no config: its protocol must match
+                keys = [key for key in keys if key.startswith("protocol.")]
             if keys:
+                incomparable.add(name)
                 notes.append(
                     f"task {name} is not compared with the {entry.optimizer} baseline ({entry.source}): its task "
                     f"config differs in {', '.join(keys)} (this run: "
@@ -396,10 +414,9 @@ def write_bench(
         judged += verdict_rows(new, theirs)
         everyone += new + theirs
         scored_tasks.append(name)
-    # The score counts only tasks on which every optimizer of the table ran: a left-out baseline is not a miss.
-    labels = {e.label for e in everyone}
-    common = [t for t in scored_tasks if {e.label for e in everyone if e.task == t} == labels]
-    board += score_rows(everyone, common)
+    # The score counts the tasks where no baseline was left out as incomparable (that is no miss of its own); an
+    # optimizer that ran a task and completed no trial there missed it, as AlgoPerf counts a failed workload.
+    board += score_rows(everyone, [t for t in scored_tasks if t not in incomparable])
     leaderboard = pd.DataFrame(board, columns=LEADERBOARD_COLUMNS)
     write_text_atomic(sweep_dir / TUNING_BUDGET_CSV, budget_table(everyone).to_csv(index=False))
     verdicts = pd.DataFrame(_judge(judged), columns=VERDICT_COLUMNS)

@@ -56,11 +56,11 @@ def verdict_paragraph(verdicts: pd.DataFrame, leaderboard: pd.DataFrame) -> list
                     f"**{verdict}** than "
                     + _listing(
                         [
-                            f"{r.baseline.split(' (')[0]} on {r.task} (by {abs(r.difference):.3g}"
+                            f"{r.baseline.split(' (')[0]} on {r.task} "
                             + (
-                                f", p_holm={r.p_holm:.2g})"
+                                f"(by {abs(r.difference):.3g}, p_holm={r.p_holm:.2g})"
                                 if not pd.isna(r.p_holm)
-                                else ", every seed of one side failed)"
+                                else f"({'it' if verdict == 'worse' else r.baseline.split(' (')[0]} completed no run)"
                             )
                             for r in chosen.itertuples()
                         ]
@@ -122,12 +122,19 @@ def readable_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
             "setting": board.setting.fillna(""),
             "metric": board.metric,
             "mean [95% CI]": [
-                f"{_number(r.mean)}" + (f" [{_number(r.ci_low)}, {_number(r.ci_high)}]" if r.task != "suite" else "")
+                _number(r.mean)
+                + (
+                    f" [{_number(r.ci_low)}, {_number(r.ci_high)}]"
+                    if r.task != "suite" and not pd.isna(r.ci_low)
+                    else ""
+                )
                 for r in board.itertuples()
             ],
             "steps to target": board.steps_to_target.map(lambda v: _number(v, 6)),
             "expected best after 1 / all trials": [
-                "" if r.task == "suite" else f"{_number(r.expected_best_1)} / {_number(r.expected_best_all)}"
+                ""
+                if r.task == "suite" or pd.isna(r.expected_best_1)
+                else f"{_number(r.expected_best_1)} / {_number(r.expected_best_all)}"
                 for r in board.itertuples()
             ],
             "lr decades near best": board.lr_width.map(lambda w: _number(w, 2)) if "lr_width" in board else "",
