@@ -221,6 +221,12 @@ def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sgd" / "verdicts.csv"), verdicts)
     assert "**sgd** against the shipped baselines" in (tmp_path / "sgd" / "report" / "summary.md").read_text()
 
+    (folder / "quadratic_deep" / "1" / "summary.json").write_text('{"status": "compl')  # a damaged file
+    torn = bench(tmp_path, "torn", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)
+    assert torn.returncode == 0, torn.stderr[-3000:]
+    assert "is unreadable (summary.json unreadable): its seed is left out" in torn.stdout + torn.stderr
+    assert pd.read_csv(tmp_path / "torn" / "leaderboard.csv").seeds.tolist() == ["0 1", "0"]
+
     (folder / "provenance.json").write_text("{not json")
     damaged = bench(tmp_path, "damaged", f"--baselines-dir={store}", "optimizer=sgd", *TINY_BENCH)
     assert damaged.returncode == 0, damaged.stderr[-3000:]

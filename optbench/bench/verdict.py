@@ -94,11 +94,12 @@ class Entry:
         target = self.target
         if target is None:
             return {}
-        return {
+        finals = {
             int(run.summary.get("seed", -1)): float(run.test[target.column].iloc[-1])
             for run in self.runs
             if run.status == "completed" and len(run.test)
         }
+        return {seed: value for seed, value in finals.items() if math.isfinite(value)}
 
     def setting(self, task_overrides: tuple[str, ...] = ()) -> str:
         """The chosen hyper-parameters and any other setting the runs were given beyond the task's (one string)."""
@@ -409,6 +410,12 @@ def write_bench(
                 )
                 continue
             theirs.append(entry)
+            notes += [
+                f"the {entry.optimizer} baseline's run {run.path} is {run.status} ({'; '.join(run.problems)}): its seed "
+                "is left out; reinstall optbench or regenerate the baseline"
+                for run in entry.runs
+                if run.problems
+            ]
         notes += _version_notes(new, theirs)
         board += leaderboard_rows(new + theirs, suite, new)
         judged += verdict_rows(new, theirs)
