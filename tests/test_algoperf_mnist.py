@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+import pytest
 import torch
 from conftest import make_cfg, run
 from torch import nn
@@ -68,6 +69,7 @@ def test_the_network_and_its_initialisation_are_algoperfs_bit_for_bit():
     assert not ours[0].bias.any() and not ours[2].bias.any()
 
 
+@pytest.mark.slow  # loads MNIST twice
 def test_pixels_split_and_target_are_algoperfs():
     """The raw 0..255 pixels are normalised with the [0, 1]-scale statistics (AlgoPerf's quirk); the first 50,000
     training images train and the last 10,000 validate; the targets are strictly above 0.97."""

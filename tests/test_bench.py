@@ -257,6 +257,7 @@ def test_a_task_that_fails_leaves_the_others_running(tmp_path):
     assert board.setting.iloc[1].startswith("no trial completed") and pd.isna(board["mean"].iloc[1])
 
 
+@pytest.mark.slow  # reads every shipped baseline's runs
 def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():
     """DeepOBS_Baselines' SGD, Momentum and Adam runs, converted: 36 learning rates on seed 42 with DeepOBS's own
     choice (which optbench's selection rule agrees with), that rate's ten seeds whose final test losses are the
@@ -289,6 +290,7 @@ def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():
                 assert [entry.finals()[s] for s in range(42, 52)] == DEEPOBS_FINAL_TEST_LOSS[optimizer]
 
 
+@pytest.mark.slow  # reads every shipped baseline's runs
 def test_the_leaderboard_page_is_generated_from_the_shipped_baselines():
     """docs/leaderboard.md is `python -m optbench.bench.leaderboard`'s output for the files optbench ships."""
     from optbench.bench.leaderboard import markdown
@@ -315,7 +317,7 @@ def test_bench_takes_your_own_optimizer_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "mine" / "leaderboard.csv"), board)
 
 
-@pytest.mark.parametrize("suite", ["cpu", "deepobs", "gpu"])
+@pytest.mark.parametrize("suite", ["cpu", *(pytest.param(s, marks=pytest.mark.slow) for s in ("deepobs", "gpu"))])
 def test_every_task_of_a_shipped_suite_composes_and_passes_the_checks(suite):
     """Each task's overrides make a valid job config, with the validation split where the protocol selects on it."""
     from optbench.config.compose import compose
