@@ -170,6 +170,24 @@ def test_verdicts_follow_the_targets_direction_with_holm_over_every_row():
     assert frame.difference.iloc[2] == 0 and math.isnan(frame.p.iloc[2]) and math.isnan(frame.p_holm.iloc[2])
 
 
+def test_a_baseline_made_with_another_torch_is_compared_and_said_so():
+    """Optimizers change between releases: a baseline from another torch version is noted beside the verdict."""
+    from optbench.bench.verdict import _version_notes
+
+    mine, theirs = entry("mine", {0: 0.9}), entry("adamw", {0: 0.8}, "shipped")
+    for run in mine.runs:
+        run.summary["torch_version"] = "2.15.0"
+    for run in theirs.runs:
+        run.summary["torch_version"] = "2.14.1"
+    assert _version_notes([mine], [theirs]) == [
+        "the adamw baseline ran torch 2.14.1, this run torch 2.15.0: differences may come from torch as well as from "
+        "the optimizers"
+    ]
+    for run in theirs.runs:
+        run.summary["torch_version"] = "2.15.0"
+    assert _version_notes([mine], [theirs]) == []
+
+
 @pytest.mark.slow
 def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path):
     """Bench adam on a tiny protocol and store it as a baseline; bench sgd against it: leaderboard.csv and
@@ -237,13 +255,13 @@ def test_bench_runs_the_protocol_stores_a_baseline_and_compares_with_it(tmp_path
 
 @pytest.mark.slow
 def test_a_task_that_fails_leaves_the_others_running(tmp_path):
-    """A suite task whose jobs all fail (a setting the task refuses) is named in the log; the other task's runs
-    and tables are written."""
+    """Two optimizers at once; a suite task whose jobs all fail (a setting the task refuses) is named in the log
+    and keeps a row saying so; the other task's runs and tables are written."""
     broken = "+hydra.sweeper.suite.tasks.broken={overrides:['task=rosenbrock','task.noise=-1'],trials:1,seeds:1}"
     result = bench(
         tmp_path,
         "b",
-        "optimizer=adam",
+        "optimizer=adam,sgd",
         "hydra.sweeper.baselines=false",
         *TINY_BENCH[1:],
         "hydra.sweeper.tasks=[quadratic_deep,broken]",
@@ -251,10 +269,16 @@ def test_a_task_that_fails_leaves_the_others_running(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     said = result.stdout + result.stderr
-    assert "tune: no trial of the sweep completed" in said and "task.noise=-1" in said
+    assert "tune: no trial of optimizer=adam completed" in said and "task.noise=-1" in said
     board = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
-    assert list(board.task) == ["quadratic_deep", "broken"] and board.seeds.iloc[0] == "0 1"
-    assert board.setting.iloc[1].startswith("no trial completed") and pd.isna(board["mean"].iloc[1])
+    assert list(zip(board.task, board.optimizer)) == [
+        ("quadratic_deep", "adam"),
+        ("quadratic_deep", "sgd"),
+        ("broken", "adam"),
+        ("broken", "sgd"),
+    ]
+    assert board.seeds.iloc[0] == board.seeds.iloc[1] == "0 1"
+    assert board.setting.iloc[2].startswith("no trial completed") and pd.isna(board["mean"].iloc[2])
 
 
 @pytest.mark.slow  # reads every shipped baseline's runs
