@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from optbench.bench.cli import listing
-from optbench.bench.suite import check_bench_arguments, differing, identity, load_suite, suite_names
+from optbench.bench.suite import check_bench_arguments, differing, identity, load_suite, shipped_suite, suite_names
 from optbench.bench.verdict import (
     LEADERBOARD_COLUMNS,
     VERDICT_COLUMNS,
@@ -22,7 +22,6 @@ from optbench.bench.verdict import (
     _judge,
     verdict_rows,
 )
-from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 from optbench.rundir.reader import Run
 
@@ -44,10 +43,6 @@ def bench(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
-
-
-def shipped_suite(name: str):
-    return load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{name}.yaml").hydra.sweeper.suite)
 
 
 def test_the_shipped_suites_fix_a_protocol_for_each_task():

@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': spec}} (a command-line override of params) -> {'optimizer.lr': spec}."""
-    flat: dict[str, Any] = {}
-    for key, value in (params or {}).items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def arm_name(arm: list[str], common: list[str]) -> str:
     """tuning.csv's name of an arm: its choices, led by the optimizer when every arm has the same one
     (so the tuning.csv files of one-optimizer sweeps stay apart in a report over several)."""
@@ -67,7 +56,10 @@ class TuneSweeper(Sweeper):
         super().__init__()
         self.batch = batch
         self.search, self.trials, self.select, self.split, self.digits = search, trials, select, split, digits
-        self.params = _flatten(OmegaConf.to_container(params) if OmegaConf.is_config(params) else params)
+        from optbench.config.compose import flatten
+
+        # {'optimizer': {'lr': spec}} (a command-line override of params) -> {'optimizer.lr': spec}
+        self.params = flatten(OmegaConf.to_container(params) if OmegaConf.is_config(params) else params or {})
         self.seeds, self.tuning_seed, self.search_seed = seeds, tuning_seed, search_seed
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
@@ -287,6 +279,7 @@ class BenchSweeper(TuneSweeper):
         from optbench.bench.baselines import record_start
         from optbench.bench.suite import check_bench_arguments, load_suite
         from optbench.bench.verdict import write_bench
+        from optbench.config.compose import flatten
         from optbench.errors import OptbenchError
 
         suite = load_suite(self.suite_node)
@@ -299,7 +292,7 @@ class BenchSweeper(TuneSweeper):
         for task in tasks:
             for key, value in task.protocol().items():
                 setattr(self, key, value)
-            self.params = _flatten(task.params)
+            self.params = flatten(task.params)
             log.info("bench: suite=%s, task %s (%d of %d)", suite.name, task.name, tasks.index(task) + 1, len(tasks))
             try:
                 returns += self._sweep([*task.overrides, *arguments], prefix=f"{task.name}/")

@@ -22,8 +22,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from optbench.bench.baselines import BASELINES, load_baselines, store_baseline
-from optbench.bench.suite import Suite, check_bench_arguments, load_suite, suite_names
-from optbench.config.sources import config_dir
+from optbench.bench.suite import Suite, check_bench_arguments, load_suite, shipped_suite, suite_names
 from optbench.errors import OptbenchError
 
 DEFAULT_SUITE = "cpu"
@@ -48,7 +47,7 @@ def listing() -> str:
     """What `optbench bench --list` prints: each suite, its tasks with their protocol, and its baselines."""
     lines = []
     for name in suite_names():
-        suite = load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{name}.yaml").hydra.sweeper.suite)
+        suite = shipped_suite(name)
         lines.append(f"suite={name}{' (default)' if name == DEFAULT_SUITE else ''}: {suite.description}")
         for task in suite.tasks:
             searched = ", ".join(f"{k} {v}" for k, v in task.params.items())

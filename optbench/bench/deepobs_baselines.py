@@ -22,9 +22,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from optbench.bench.baselines import BASELINES, FORMAT, PROVENANCE, TRAIN_ROWS, folder_name
-from optbench.bench.suite import load_suite
+from optbench.bench.suite import shipped_suite
 from optbench.config.compose import compose
-from optbench.config.sources import config_dir
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
 from optbench.sweeps.tuning import TrialScore, parse_dimension, tuning_rows
 from optbench.tasks import Target
@@ -125,7 +124,7 @@ def _write_run(folder: Path, record: dict[str, Any], table: pd.DataFrame, overri
 
 def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
     """Write suite=deepobs's baselines from a DeepOBS_Baselines checkout; the folders written."""
-    suite = load_suite(OmegaConf.load(Path(config_dir()) / "suite" / "deepobs.yaml").hydra.sweeper.suite)
+    suite = shipped_suite("deepobs")
     written = []
     for tf_name, optimizer in OPTIMIZERS.items():
         target_dir = root / suite.name / folder_name(optimizer)

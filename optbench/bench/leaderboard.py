@@ -5,22 +5,18 @@ python -m optbench.bench.leaderboard > docs/leaderboard.md
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
-from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from optbench.bench.baselines import load_baselines
-from optbench.bench.suite import load_suite, suite_names
+from optbench.bench.suite import shipped_suite, suite_names
 from optbench.bench.verdict import LEADERBOARD_COLUMNS, baseline_entries, leaderboard_rows, score_rows
-from optbench.config.sources import config_dir
 from optbench.reporting.bench import readable_leaderboard
 
 
 def shipped_leaderboard(suite_name: str) -> pd.DataFrame:
     """leaderboard.csv's rows for the baselines shipped for a suite alone (no seconds: they depend on the machine)."""
-    suite = load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{suite_name}.yaml").hydra.sweeper.suite)
+    suite = shipped_suite(suite_name)
     baselines, _ = load_baselines(suite.name)
     rows, everyone = [], []
     for task in suite.tasks:

@@ -8,7 +8,6 @@ same one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.config.compose import override_key
+from optbench.config.compose import flatten, override_key
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
@@ -79,6 +78,11 @@ def suite_names() -> list[str]:
     return sorted(path.stem for path in (Path(config_dir()) / "suite").glob("*.yaml"))
 
 
+def shipped_suite(name: str) -> Suite:
+    """A suite optbench ships, read from configs/suite/NAME.yaml (without composing a job)."""
+    return load_suite(OmegaConf.load(Path(config_dir()) / "suite" / f"{name}.yaml").hydra.sweeper.suite)
+
+
 def load_suite(node: Any) -> Suite:
     """The suite of a `hydra.sweeper.suite` node (or a plain mapping), checked: a clear error names what is wrong."""
     values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
@@ -107,15 +111,6 @@ def load_suite(node: Any) -> Suite:
     return Suite(name, str(values.get("description", "")), tuple(tasks), str(values.get("clock", "steps")))
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): value}
-
-
 def identity(config: DictConfig | dict, protocol: dict[str, Any]) -> dict[str, Any]:
     """What must match for two runs of a task to be compared: the job settings that define the task (TASK_KEYS),
     flattened to `key: value`, and the protocol they were tuned and seeded with (`protocol.*`)."""
@@ -127,16 +122,11 @@ def identity(config: DictConfig | dict, protocol: dict[str, Any]) -> dict[str, A
             config = OmegaConf.to_container(config, resolve=False)
     flat = {
         key: value
-        for key, value in _flatten({key: config.get(key) for key in TASK_KEYS}).items()
+        for key, value in flatten({key: config.get(key) for key in TASK_KEYS}).items()
         if key.rsplit(".", 1)[-1] not in NOT_TASK_KEYS  # the task's own copy of the dataset node too
     }
-    flat.update(_flatten(json.loads(json.dumps(protocol, default=str)), "protocol."))
+    flat.update(flatten(json.loads(json.dumps(protocol, default=str)), "protocol"))
     return flat
-
-
-def fingerprint(identity_: dict[str, Any]) -> str:
-    """A short hash of an identity."""
-    return hashlib.sha256(json.dumps(identity_, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def differing(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:

@@ -1,12 +1,29 @@
-"""Composing the job config: with Hydra's runtime or without it (`compose`), and reading what it chose."""
+"""Composing the job config: with Hydra's runtime or without it (`compose`), reading what it chose, and
+flattening it to dotted keys."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict/list as one level of dotted keys: {"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, (list, tuple)) and node and any(isinstance(v, (dict, list)) for v in node):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def hydra_node(cfg: DictConfig) -> DictConfig | None:

@@ -19,7 +19,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.config.compose import override_key
+from optbench.config.compose import flatten, override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
 from optbench.errors import OptbenchError
 
@@ -54,20 +54,6 @@ class RunInfo:
     group: str | None  # the sweep (its dir), or None for a single run
     params: dict[str, Any] = field(default_factory=dict)  # the composed config, flattened (`optimizer.lr`)
     tags: dict[str, str] = field(default_factory=dict)  # task, optimizer, seed, sweep
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested dict/list as one level of dotted keys: {"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, (list, tuple)) and node and any(isinstance(v, (dict, list)) for v in node):
-        items = ((str(i), v) for i, v in enumerate(node))
-    else:
-        return {prefix: node}
-    flat: dict[str, Any] = {}
-    for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def final_metrics(summary: dict[str, Any], seconds_at: dict[int, float]) -> dict[str, float]:
