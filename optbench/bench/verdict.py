@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from optbench.bench.baselines import BASELINES, Baseline, load_baselines, record_notes
 from optbench.bench.suite import Suite, SuiteTask, differing, identity
@@ -28,6 +26,7 @@ from optbench.reporting import profiles
 from optbench.reporting.bench import LEADERBOARD_CSV, TUNING_BUDGET_CSV, VERDICTS_CSV, verdict_paragraph
 from optbench.reporting.sensitivity import lr_width
 from optbench.reporting.stats import SIGNIFICANCE, expected_best, holm, paired_t, summarize
+from optbench.reporting.table import median_time
 from optbench.rundir.reader import Run, discover, first_reaching, load_run
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
 from optbench.tasks import Target
@@ -113,12 +112,19 @@ class Entry:
         ]
         return " ".join(kept)
 
+    @property
+    def completed_trials(self) -> list[float]:
+        """The final validation values of the stage-1 trials that completed (none without tuning.csv's columns)."""
+        if not {"status", "final_metric"} <= set(self.tuning.columns):
+            return []
+        return self.tuning.final_metric[self.tuning.status.eq("completed")].dropna().tolist()
+
     def lr_width(self) -> float | None:
         """The width in decades of lr of the stage-1 trials near the best one (None unless lr alone was searched)."""
         target = self.target
-        if target is None or not {"status", "final_metric"} <= set(self.tuning.columns):
+        if target is None or not self.completed_trials:
             return None
-        return lr_width(self.tuning.drop(columns=["sweep"], errors="ignore"), target.mode == "max")
+        return lr_width(self.tuning, target.mode == "max")
 
     def to_target(self, clock: str) -> float:
         """Median over seeds of the `clock` (iteration or seconds) of the first evaluation meeting the target;
@@ -126,30 +132,29 @@ class Entry:
         target = self.target
         if target is None or not self.runs:
             return math.nan
-        times = [first_reaching(run.test, target, clock) for run in self.runs]
-        return float(np.median([math.inf if math.isnan(t) else t for t in times]))
+        return median_time([first_reaching(run.test, target, clock) for run in self.runs])
 
     def expected_best(self, k: int | None) -> float:
         """The expected best validation value after k stage-1 trials (all of them for None), over the trials that
         completed; NaN without any."""
-        target = self.target
-        if target is None or not {"status", "final_metric"} <= set(self.tuning.columns):
-            return math.nan
-        values = self.tuning.final_metric[self.tuning.status.eq("completed")].dropna().tolist()
-        if not values:
+        target, values = self.target, self.completed_trials
+        if target is None or not values:
             return math.nan
         return expected_best(values, min(k or len(values), len(values)), target.mode == "max")
 
 
-def _tuning(folder: Path, optimizer: str) -> pd.DataFrame:
-    """The stage-1 trials of `optimizer` in a task folder's tuning.csv (empty when it is missing or unreadable)."""
+def _read_tuning(folder: Path) -> pd.DataFrame:
+    """A task folder's tuning.csv (empty when it is missing, unreadable or has no arms)."""
     try:
         tuning = pd.read_csv(folder / TUNING_CSV)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return pd.DataFrame()
-    if "arm" not in tuning:
-        return pd.DataFrame()
-    if not optimizer:
+    return tuning if "arm" in tuning else pd.DataFrame()
+
+
+def _trials_of(tuning: pd.DataFrame, optimizer: str) -> pd.DataFrame:
+    """The stage-1 trials of `optimizer`'s arm (all of them when the file has one arm not named by it)."""
+    if tuning.empty:
         return tuning
     mine = tuning[tuning.arm.astype(str).str.split().map(lambda words: f"optimizer={optimizer}" in words)]
     return mine if len(mine) or tuning.arm.nunique() > 1 else tuning
@@ -165,6 +170,7 @@ def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protoco
         runs = [load_run(path) for path in discover([folder])]
     except OptbenchError:
         runs = []
+    tuning = _read_tuning(folder)
     entries = []
     for optimizer in dict.fromkeys(run.choices.get("optimizer", "?") for run in runs):
         mine = sorted(
@@ -176,12 +182,11 @@ def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protoco
                 optimizer,
                 source or THIS_RUN,
                 mine,
-                _tuning(folder, optimizer),
+                _trials_of(tuning, optimizer),
                 identity(mine[0].config, protocol),
             )
         )
-    tuning = _tuning(folder, "")
-    for arm in dict.fromkeys(tuning.arm.astype(str)) if "arm" in tuning else []:
+    for arm in dict.fromkeys(tuning.arm.astype(str)) if len(tuning) else []:
         optimizer = next((w.split("=", 1)[1] for w in arm.split() if w.startswith("optimizer=")), None)
         if optimizer and all(e.optimizer != optimizer for e in entries):
             trials = tuning[tuning.arm.astype(str) == arm]
@@ -255,7 +260,8 @@ def leaderboard_rows(entries: list[Entry], suite: Suite, reference: list[Entry])
 
 
 def score_rows(entries: list[Entry], tasks: list[str]) -> list[dict[str, Any]]:
-    """One leaderboard row per optimizer: AlgoPerf's score on steps over `tasks` (those every entry ran)."""
+    """One leaderboard row per optimizer: AlgoPerf's score on steps over `tasks` (an optimizer without runs on one
+    of them missed it)."""
     table = pd.DataFrame(
         [
             {"label": e.label, "task": e.task, "iters_to_target": e.to_target("iteration")}
@@ -292,25 +298,14 @@ def verdict_rows(new: list[Entry], baselines: list[Entry]) -> list[dict[str, Any
             a, b = mine.finals(), theirs.finals()
             higher = target.mode == "max"
             comparison = paired_t(mine.optimizer, theirs.optimizer, a, b, higher)
-            seeds = sorted(set(a) & set(b))
-            differences = np.array([a[s] - b[s] for s in seeds])
-            difference = float(differences.mean()) if len(seeds) else math.nan
-            low = high = math.nan
-            if len(seeds) > 1:
-                half = (
-                    scipy_stats.t.ppf(1 - SIGNIFICANCE / 2, len(seeds) - 1)
-                    * differences.std(ddof=1)
-                    / math.sqrt(len(seeds))
-                )
-                low, high = difference - half, difference + half
             rows.append(
                 {
                     "optimizer": mine.optimizer,
                     "baseline": f"{theirs.optimizer} ({theirs.source})",
                     "task": mine.task,
-                    "difference": difference,
-                    "ci_low": low,
-                    "ci_high": high,
+                    "difference": comparison.advantage if higher else -comparison.advantage,  # new minus baseline
+                    "ci_low": comparison.ci_low,
+                    "ci_high": comparison.ci_high,
                     "p": comparison.p,
                     "p_holm": math.nan,
                     "verdict": "",
@@ -352,7 +347,7 @@ def budget_table(entries: list[Entry]) -> pd.DataFrame:
             "expected_best": e.expected_best(k),
         }
         for e in entries
-        for k in range(1, int(e.tuning.status.eq("completed").sum() if "status" in e.tuning else 0) + 1)
+        for k in range(1, len(e.completed_trials) + 1)
     ]
     return pd.DataFrame(rows, columns=["task", "optimizer", "source", "label", "metric", "k", "expected_best"])
 
@@ -429,9 +424,10 @@ def write_bench(
     verdicts = pd.DataFrame(_judge(judged), columns=VERDICT_COLUMNS)
     write_text_atomic(sweep_dir / LEADERBOARD_CSV, leaderboard.to_csv(index=False))
     write_text_atomic(sweep_dir / VERDICTS_CSV, verdicts.to_csv(index=False))
-    for note in dict.fromkeys(notes):
+    notes = list(dict.fromkeys(notes))  # a note per baseline can repeat across tasks
+    for note in notes:
         log.warning("bench: %s", note)
-    record_notes(sweep_dir, list(dict.fromkeys(notes)))
+    record_notes(sweep_dir, notes)
     log.info("bench: %s and %s written to %s", LEADERBOARD_CSV, VERDICTS_CSV, sweep_dir)
     for line in verdict_paragraph(verdicts, leaderboard):
         log.info("bench: %s", line.replace("**", ""))

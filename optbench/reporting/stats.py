@@ -74,16 +74,23 @@ class Comparison:
     p: float  # two-sided paired t-test; NaN with fewer than 2 common seeds or no variation in the differences
     detectable: float = math.nan  # the smallest mean difference these seeds detect (5%, 80% power); NaN untested
     seeds_needed: int | None = None  # seeds at which the observed difference would be significant; None: never
+    ci_low: float = math.nan  # the 95% t-interval of the mean of (first - second), unsigned; NaN under two seeds
+    ci_high: float = math.nan
 
 
 def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) -> Comparison:
-    """Compare the values of two groups keyed by seed, on their common seeds (scipy's ttest_rel)."""
+    """Compare the values of two groups keyed by seed, on their common seeds (scipy's ttest_rel), with the
+    t-interval of the mean difference that the test's p belongs to."""
     seeds = sorted(set(a) & set(b), key=str)
     x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
     sign = 1.0 if higher_is_better else -1.0
     advantage = float(sign * (x - y).mean()) if len(seeds) else math.nan
+    low = high = math.nan
+    if len(seeds) > 1:
+        half = stats.t.ppf(1 - SIGNIFICANCE / 2, len(seeds) - 1) * np.std(x - y, ddof=1) / math.sqrt(len(seeds))
+        low, high = float((x - y).mean() - half), float((x - y).mean() + half)
     if not (len(seeds) > 1 and np.ptp(x - y) > 0):  # constant differences leave the t statistic undefined
-        return Comparison(first, second, len(seeds), advantage, math.nan)
+        return Comparison(first, second, len(seeds), advantage, math.nan, ci_low=low, ci_high=high)
     spread = float(np.std(x - y, ddof=1))
     return Comparison(
         first,
@@ -93,6 +100,8 @@ def paired_t(first: str, second: str, a: dict, b: dict, higher_is_better: bool) 
         float(stats.ttest_rel(x, y).pvalue),
         detectable_difference(spread, len(seeds)),
         seeds_needed(advantage, spread),
+        low,
+        high,
     )
 
 

@@ -31,7 +31,7 @@ def hyperparameters(group: Group) -> str:
     return " ".join(shown)
 
 
-def _median_time(times: list[float]) -> float:
+def median_time(times: list[float]) -> float:
     """Median time to target over runs, a miss (NaN) counting as infinite; NaN when there are no runs."""
     return float(np.median([math.inf if math.isnan(t) else t for t in times])) if times else math.nan
 
@@ -74,9 +74,9 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
         reached = [first_reaching(run.test, target) for run in runs] if target else []
         # AlgoPerf's rule: a run that never reached the target took infinitely long, so the median
         # over seeds is infinite once half the runs missed (NaN: the task has no target).
-        row["iters_to_target"] = _median_time(reached)
+        row["iters_to_target"] = median_time(reached)
         # The same on AlgoPerf's other clock: training seconds (NaN for runs older than test.csv's `seconds`).
-        row["seconds_to_target"] = _median_time(
+        row["seconds_to_target"] = median_time(
             [first_reaching(run.test, target, "seconds") for run in runs]
             if target and all(run.test.seconds.notna().all() for run in runs)
             else []
