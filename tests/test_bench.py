@@ -165,6 +165,21 @@ def test_verdicts_follow_the_targets_direction_with_holm_over_every_row():
     assert frame.difference.iloc[2] == 0 and math.isnan(frame.p.iloc[2]) and math.isnan(frame.p_holm.iloc[2])
 
 
+def test_seconds_compare_only_on_the_same_device_model_threads_and_grouping():
+    """docs/bench.md's rule for `seconds_to_target`: the same CPU or GPU model, the same threads, the same grouping."""
+    from optbench.bench.verdict import _same_machine
+
+    def on(**machine) -> Entry:
+        made = entry("adamw", {0: 0.9})
+        made.runs[0].summary.update({"device": "cpu", "device_name": "AMD EPYC", "threads": 1, **machine})
+        return made
+
+    assert _same_machine(on(), on())
+    assert not _same_machine(on(), on(threads=2))
+    assert not _same_machine(on(), on(device_name="Intel Xeon"))
+    assert not _same_machine(on(), on(vectorized_members=5))
+
+
 def test_a_baseline_made_with_another_torch_is_compared_and_said_so():
     """Optimizers change between releases: a baseline from another torch version is noted beside the verdict."""
     from optbench.bench.verdict import _version_notes

@@ -210,13 +210,15 @@ def _blank(value: float) -> float | None:
 
 
 def _same_machine(entry: Entry, reference: Entry) -> bool:
-    """Seconds compare only between runs on the same device model, trained alone or in groups of the same size."""
+    """Seconds compare only between runs on the same device model with the same threads, trained alone or in
+    vectorised groups of the same size."""
 
     def machine(e: Entry) -> set:
         return {
             (
-                r.summary.get("device", "").split(":")[0],
+                str(r.summary.get("device", "")).split(":")[0],
                 r.summary.get("device_name"),
+                r.summary.get("threads"),
                 r.summary.get("vectorized_members"),
             )
             for r in e.runs
