@@ -291,6 +291,24 @@ def test_a_task_that_fails_leaves_the_others_running(tmp_path):
     assert board.setting.iloc[2].startswith("no trial completed") and pd.isna(board["mean"].iloc[2])
 
 
+def test_an_optimizers_trials_are_its_arm_alone():
+    """optimizer=adam,adamw benched together: adam's trials are not adamw's (whose name starts like it)."""
+    from optbench.bench.baselines import arm_trials
+
+    tuning = pd.DataFrame({"arm": ["optimizer=adam", "optimizer=adamw", "optimizer=adamw"], "trial": [0, 1, 2]})
+    assert arm_trials(tuning, "adam").trial.tolist() == [0]
+    assert arm_trials(tuning, "adamw").trial.tolist() == [1, 2]
+    assert arm_trials(tuning.iloc[:1].assign(arm="default"), "adam").trial.tolist() == [0]  # one unnamed arm
+
+
+def test_importing_a_folder_that_is_not_deepobs_baselines_is_one_message(tmp_path):
+    from optbench.bench.deepobs_baselines import convert
+
+    with pytest.raises(OptbenchError, match="is not laid out as fsschneider/DeepOBS_Baselines publishes it"):
+        convert(tmp_path, "0" * 40, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("provenance.json"))
+
+
 @pytest.mark.slow  # reads every shipped baseline's runs
 def test_deepobs_published_runs_ship_as_the_deepobs_suites_baselines():
     """DeepOBS_Baselines' SGD, Momentum and Adam runs, converted: 36 learning rates on seed 42 with DeepOBS's own

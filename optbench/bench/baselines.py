@@ -2,7 +2,7 @@
 
 A baseline is the bench sweep dir of one optimizer, kept small enough to ship: per task its tuning.csv (every
 stage-1 trial: setting, status, validation metric, steps to target) and its stage-2 runs (summary.json,
-test.csv and valid.csv whole, train.csv thinned to at most TRAIN_ROWS rows, and the Hydra config), plus a
+test.csv and valid.csv whole, train.csv thinned to about TRAIN_ROWS rows, and the Hydra config), plus a
 provenance.json saying who made it, with what, where and how. The same code that reads run dirs reads it.
 """
 
@@ -133,14 +133,37 @@ def record_notes(sweep_dir: Path, notes: list[str]) -> None:
     write_text_atomic(sweep_dir / BENCH_JSON, json.dumps(record, indent=2) + "\n")
 
 
-def _thin(csv: Path, target: Path, rows: int) -> None:
-    """Copy a train.csv keeping about `rows` evenly spaced rows and the last one."""
-    frame = pd.read_csv(csv)
-    step = max(1, -(-len(frame) // rows))
-    kept = frame.iloc[::step]
-    if len(frame) and kept.index[-1] != frame.index[-1]:
-        kept = pd.concat([kept, frame.iloc[[-1]]])
-    write_text_atomic(target, kept.to_csv(index=False))
+def thinned(count: int, rows: int = TRAIN_ROWS) -> list[int]:
+    """The indices of about `rows` evenly spaced rows out of `count`, the last one always among them."""
+    step = max(1, -(-count // rows))
+    return sorted({*range(0, count, step), count - 1}) if count else []
+
+
+def arm_trials(tuning: pd.DataFrame, optimizer: str) -> pd.DataFrame:
+    """The stage-1 trials of `optimizer`'s arm in a tuning.csv (all of them when it has one arm not named by it)."""
+    if tuning.empty:
+        return tuning
+    mine = tuning[tuning.arm.astype(str).str.split().map(lambda words: f"optimizer={optimizer}" in words)]
+    return mine if len(mine) or tuning.arm.nunique() > 1 else tuning
+
+
+def write_choices(hydra_dir: Path, choices: dict[str, Any]) -> None:
+    """A stored run's .hydra/hydra.yaml: only what the reader uses of it, the option chosen in each group."""
+    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), hydra_dir / "hydra.yaml")
+
+
+def staging_for(target: Path) -> Path:
+    """An empty folder beside `target` to write a baseline into before it replaces `target`."""
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def publish(staging: Path, target: Path, provenance: dict[str, Any]) -> None:
+    """Write the provenance into the staged baseline and put it in `target`'s place: a reader never sees half one."""
+    write_text_atomic(staging / PROVENANCE, json.dumps(provenance, indent=2) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
 
 
 def _store_run(run_dir: Path, target: Path) -> None:
@@ -150,12 +173,12 @@ def _store_run(run_dir: Path, target: Path) -> None:
         if (run_dir / name).exists():
             shutil.copyfile(run_dir / name, target / name)
     if (run_dir / TRAIN_CSV).exists():
-        _thin(run_dir / TRAIN_CSV, target / TRAIN_CSV, TRAIN_ROWS)
+        frame = pd.read_csv(run_dir / TRAIN_CSV)
+        write_text_atomic(target / TRAIN_CSV, frame.iloc[thinned(len(frame))].to_csv(index=False))
     for name in ("config.yaml", "overrides.yaml"):
         shutil.copyfile(run_dir / ".hydra" / name, target / ".hydra" / name)
-    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")  # only what the reader uses: the group choices
-    choices = OmegaConf.to_container(OmegaConf.select(hydra, "hydra.runtime.choices") or {})
-    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), target / ".hydra" / "hydra.yaml")
+    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
+    write_choices(target / ".hydra", OmegaConf.to_container(OmegaConf.select(hydra, "hydra.runtime.choices") or {}))
 
 
 def store_baseline(sweep_dir: Path, suite: Suite, root: Path = BASELINES) -> list[Path]:
@@ -173,17 +196,15 @@ def store_baseline(sweep_dir: Path, suite: Suite, root: Path = BASELINES) -> lis
         mine = [run for run in runs if run.choices.get("optimizer") == optimizer]
         first = mine[0]
         target = root / suite.name / folder_name(optimizer)
-        staging = target.with_name(f".{target.name}.new")
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_for(target)
         tasks: dict[str, Any] = {}
         for task in suite.tasks:
             task_runs = [run for run in mine if run.path.relative_to(sweep_dir.resolve()).parts[0] == task.name]
             if not task_runs and not (sweep_dir / task.name / TUNING_CSV).exists():
                 continue  # the task did not run (stored when its trials ran and none completed)
             (staging / task.name).mkdir(parents=True)
-            tuning = pd.read_csv(sweep_dir / task.name / TUNING_CSV)
-            arm = tuning[tuning.arm.astype(str).str.contains(f"optimizer={optimizer}", regex=False)]
-            write_text_atomic(staging / task.name / TUNING_CSV, (arm if len(arm) else tuning).to_csv(index=False))
+            trials = arm_trials(pd.read_csv(sweep_dir / task.name / TUNING_CSV), optimizer)
+            write_text_atomic(staging / task.name / TUNING_CSV, trials.to_csv(index=False))
             for n, run in enumerate(sorted(task_runs, key=lambda r: r.summary.get("seed", 0))):
                 _store_run(run.path, staging / task.name / str(n))
             tasks[task.name] = {"protocol": task.protocol(), "overrides": list(task.overrides)}
@@ -207,9 +228,7 @@ def store_baseline(sweep_dir: Path, suite: Suite, root: Path = BASELINES) -> lis
             "command": command,  # what ran the runs; `optbench bench --store-baseline=DIR` stored them
             "tasks": tasks,
         }
-        write_text_atomic(staging / PROVENANCE, json.dumps(provenance, indent=2) + "\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        publish(staging, target, provenance)
         written.append(target)
     if not written:
         raise OptbenchError(f"{sweep_dir} holds no bench runs to store as baselines: run `optbench bench` first.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from optbench.bench.baselines import BASELINES, FORMAT, PROVENANCE, TRAIN_ROWS, folder_name
+from optbench.bench.baselines import BASELINES, FORMAT, folder_name, publish, staging_for, thinned, write_choices
 from optbench.bench.suite import shipped_suite
 from optbench.config.compose import compose
+from optbench.errors import OptbenchError
 from optbench.rundir.writer import TUNING_CSV, write_text_atomic
 from optbench.sweeps.tuning import TrialScore, parse_dimension, tuning_rows
 from optbench.tasks import Target
@@ -84,8 +84,7 @@ def _write_run(folder: Path, record: dict[str, Any], table: pd.DataFrame, overri
     target = Target.from_config(cfg.task.target)
     write_text_atomic(folder / "test.csv", table.to_csv(index=False))
     losses = record["minibatch_train_losses"]
-    step = max(1, -(-len(losses) // TRAIN_ROWS))
-    kept = sorted({*range(0, len(losses), step), len(losses) - 1})
+    kept = thinned(len(losses))
     train = pd.DataFrame(
         {
             "iteration": [i + 1 for i in kept],
@@ -118,8 +117,19 @@ def _write_run(folder: Path, record: dict[str, Any], table: pd.DataFrame, overri
     config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     OmegaConf.save(config, folder / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
-    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), folder / ".hydra" / "hydra.yaml")
+    write_choices(folder / ".hydra", OmegaConf.to_container(cfg.hydra.runtime.choices))
+
+
+def _nearest(names: list[str], rate: float) -> str:
+    """The grid point (as optbench names it) closest on the log scale to a rate DeepOBS ran."""
+    return min(names, key=lambda name: abs(math.log(float(name)) - math.log(rate)))
+
+
+def _not_deepobs(checkout: Path, problem: str, tf_name: str, expected: str) -> str:
+    return (
+        f"{checkout / problem / tf_name} is not laid out as {REPOSITORY} publishes it (expected {expected}): give a "
+        "checkout of that repository."
+    )
 
 
 def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
@@ -128,26 +138,32 @@ def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
     written = []
     for tf_name, optimizer in OPTIMIZERS.items():
         target_dir = root / suite.name / folder_name(optimizer)
-        staging = target_dir.with_name(f".{target_dir.name}.new")
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_for(target_dir)
         tasks, dates = {}, []
         for problem in PROBLEMS:
             task = suite.task(problem)
             files = sorted((checkout / problem / tf_name).glob("*/*.json"))
             records = [(path, json.loads(path.read_text())) for path in files]
+            if not records:
+                raise OptbenchError(_not_deepobs(checkout, problem, tf_name, "its run files, */random_seed__*.json"))
             dates += [path.stem.split("__")[-1] for path, _ in records]
             steps_per_epoch = len(records[0][1]["minibatch_train_losses"]) // int(records[0][1]["num_epochs"])
             [(key, spec)] = task.params.items()
             grid = replace(parse_dimension(key, spec), digits=task.digits)
             names = grid.grid(task.trials)
             seeds = sorted(task.seed_list())
-            stage_one = {}
-            for _, record in records:
-                if record["random_seed"] == task.tuning_seed:
-                    name = min(names, key=lambda n: abs(math.log(float(n)) - math.log(record["learning_rate"])))
-                    stage_one[name] = record
+            stage_one = {
+                _nearest(names, record["learning_rate"]): record
+                for _, record in records
+                if record["random_seed"] == task.tuning_seed
+            }
             reran = {r["learning_rate"] for _, r in records if r["random_seed"] != task.tuning_seed}
-            assert len(stage_one) == task.trials and len(reran) == 1, (problem, tf_name)  # DeepOBS's layout
+            if len(stage_one) != task.trials or len(reran) != 1:
+                raise OptbenchError(
+                    _not_deepobs(
+                        checkout, problem, tf_name, f"{task.trials} rates on seed {task.tuning_seed} and one rate rerun"
+                    )
+                )
             cfg = compose(f"task={problem}", f"optimizer={optimizer}")
             target = Target.from_config(cfg.task.target)
             points = [{key: name} for name in names]
@@ -156,16 +172,16 @@ def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
             rows = tuning_rows(
                 f"optimizer={optimizer}", points, scores, dirs, task.tuning_seed, task.select, task.split
             )
-            chosen = min(names, key=lambda n: abs(math.log(float(n)) - math.log(next(iter(reran)))))
+            chosen = _nearest(names, next(iter(reran)))
             for row, name in zip(rows, names):
                 row["chosen"] = name == chosen  # DeepOBS's own choice (its best final test value on seed 42)
             (staging / problem).mkdir(parents=True)
             write_text_atomic(staging / problem / TUNING_CSV, pd.DataFrame(rows).to_csv(index=False))
             runs = sorted(
-                (r for _, r in records if abs(math.log(r["learning_rate"]) - math.log(next(iter(reran)))) < 1e-9),
-                key=lambda r: r["random_seed"],
+                (r for _, r in records if _nearest(names, r["learning_rate"]) == chosen), key=lambda r: r["random_seed"]
             )
-            assert [r["random_seed"] for r in runs] == seeds, (problem, tf_name)
+            if [r["random_seed"] for r in runs] != seeds:
+                raise OptbenchError(_not_deepobs(checkout, problem, tf_name, f"the rerun rate on seeds {seeds}"))
             for n, record in enumerate(runs):
                 overrides = [
                     f"task={problem}",
@@ -190,9 +206,7 @@ def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
             "command": f"python -m optbench.bench.deepobs_baselines <checkout of {REPOSITORY} at {commit[:7]}>",
             "tasks": tasks,
         }
-        write_text_atomic(staging / PROVENANCE, json.dumps(provenance, indent=2) + "\n")
-        shutil.rmtree(target_dir, ignore_errors=True)
-        staging.rename(target_dir)
+        publish(staging, target_dir, provenance)
         written.append(target_dir)
     return written
 
@@ -200,5 +214,10 @@ def convert(checkout: Path, commit: str, root: Path = BASELINES) -> list[Path]:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(f"usage: python -m optbench.bench.deepobs_baselines CHECKOUT COMMIT  (a checkout of {REPOSITORY})")
-    for folder in convert(Path(sys.argv[1]), sys.argv[2]):
+    try:
+        folders = convert(Path(sys.argv[1]), sys.argv[2])
+    except OptbenchError as exc:
+        print(f"optbench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for folder in folders:
         print(f"baseline written to {folder}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from optbench.bench.baselines import BASELINES, Baseline, load_baselines, record_notes
+from optbench.bench.baselines import BASELINES, Baseline, arm_trials, load_baselines, record_notes
 from optbench.bench.suite import Suite, SuiteTask, differing, identity
 from optbench.config.compose import override_key
 from optbench.config.fingerprint import NON_RESULT_KEYS
@@ -152,14 +152,6 @@ def _read_tuning(folder: Path) -> pd.DataFrame:
     return tuning if "arm" in tuning else pd.DataFrame()
 
 
-def _trials_of(tuning: pd.DataFrame, optimizer: str) -> pd.DataFrame:
-    """The stage-1 trials of `optimizer`'s arm (all of them when the file has one arm not named by it)."""
-    if tuning.empty:
-        return tuning
-    mine = tuning[tuning.arm.astype(str).str.split().map(lambda words: f"optimizer={optimizer}" in words)]
-    return mine if len(mine) or tuning.arm.nunique() > 1 else tuning
-
-
 def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protocol: dict | None = None) -> list[Entry]:
     """The entries of one task's folder (a bench's `<task>/`, or a baseline's): one per optimizer. An optimizer
     none of whose stage-1 trials completed has no stage-2 runs: its entry holds its trials alone."""
@@ -182,7 +174,7 @@ def entries_in(folder: Path, task: SuiteTask, source: str | None = None, protoco
                 optimizer,
                 source or THIS_RUN,
                 mine,
-                _trials_of(tuning, optimizer),
+                arm_trials(tuning, optimizer),
                 identity(mine[0].config, protocol),
             )
         )
