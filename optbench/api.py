@@ -27,7 +27,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from optbench.errors import OptbenchError
 from optbench.rundir.reader import read_metrics
-from optbench.rundir.writer import COLUMNS, TEST_CSV, TRAIN_COLUMNS, TRAIN_CSV, VALID_CSV, write_text_atomic
+from optbench.rundir.writer import (
+    COLUMNS,
+    TEST_CSV,
+    TRAIN_COLUMNS,
+    TRAIN_CSV,
+    TRAIN_OPTIONAL,
+    VALID_CSV,
+    write_text_atomic,
+)
 
 if TYPE_CHECKING:
     from optbench.reporting.build import Report
@@ -80,7 +88,7 @@ class Result:
     @property
     def train(self) -> pd.DataFrame:
         """train.csv: one row per iteration."""
-        return self._metrics(TRAIN_CSV, TRAIN_COLUMNS, ("lr",))
+        return self._metrics(TRAIN_CSV, TRAIN_COLUMNS, TRAIN_OPTIONAL)
 
     @property
     def test(self) -> pd.DataFrame:

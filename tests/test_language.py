@@ -228,5 +228,6 @@ def test_the_presets_are_nanogpts_sizes():
         "n_embd": 384,
         "block_size": 256,
         "dropout": 0.2,
+        "bias": False,  # nanoGPT's train.py default (the recipe itself: tests/test_nanogpt.py)
     }
     assert (gpu.batch_size, gpu.iterations, gpu.task.name) == (64, 5000, "shakespeare_char_gpu")

@@ -42,7 +42,8 @@ def test_default_task_is_the_notebooks_job():
 
 
 # The CNN and the GPU-sized transformer (10.8M parameters: its two evaluations alone take ~90 s on 2 cores).
-SLOW_TASKS = {"fmnist_2c2d", "shakespeare_char_gpu"}
+# nanoGPT's CPU recipe (its estimates: 120 forward passes a run) runs in the fast tier as tests/test_nanogpt.py's short run.
+SLOW_TASKS = {"fmnist_2c2d", "shakespeare_char_gpu", "shakespeare_char_nanogpt_cpu"}
 
 
 @pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TASKS else t for t in TASKS])
@@ -56,10 +57,12 @@ def test_every_task_runs_and_writes_the_contract_files(tmp_path, task):
     assert summary["target"] == dict(preset.task.target, threshold=float(preset.task.target.threshold))
     assert summary["kind"] in ("classification", "regression", "function")
     assert "reached_target_at" in summary
-    assert list(train.columns) == ["iteration", "loss", "accuracy", "lr"]
+    clipped = preset.get("grad_clip") is not None  # nanoGPT's recipes clip, and so record the norm
+    from_start = OmegaConf.select(preset, "task.eval_iters") is not None  # nanoGPT's estimate starts at iteration 0
+    assert list(train.columns) == ["iteration", "loss", "accuracy", "lr", *["grad_norm"] * clipped]
     assert list(test.columns) == ["iteration", "loss", "accuracy", "seconds"]
     assert test.seconds.ge(0).all() and test.seconds.is_monotonic_increasing  # training time, evaluations excluded
-    assert train.iteration.tolist() == list(range(1, 7)) and test.iteration.tolist() == [3, 6]
+    assert train.iteration.tolist() == list(range(1, 7)) and test.iteration.tolist() == [0] * from_start + [3, 6]
     assert train.loss.map(math.isfinite).all() and test.loss.map(math.isfinite).all()
     assert train.accuracy.notna().all() == (summary["kind"] == "classification")
     assert (tmp_path / "trajectory.csv").exists() == (task in TWO_D)

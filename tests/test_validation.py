@@ -38,15 +38,21 @@ GROUPS = {group: sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")) for gr
 SHORT = {"iterations": 3, "eval_every": 3, "epochs": None, "progress": False, "auto_report": False}
 SMALL = {  # per preset: a model and data small enough for a few seconds
     "shakespeare_char": {"model.n_layer": 1, "model.n_embd": 16, "model.n_head": 2, "model.block_size": 8},
-    "shakespeare_char_gpu": {
-        "model.n_layer": 1,
-        "model.n_embd": 16,
-        "model.n_head": 2,
-        "model.block_size": 8,
-        "batch_size": 4,
+    **{
+        preset: {  # nanoGPT's recipes: their schedule's cosine ends at lr_decay_iters, past a 3-step run's warm-up
+            "model.n_layer": 1,
+            "model.n_embd": 16,
+            "model.n_head": 2,
+            "model.block_size": 8,
+            "batch_size": 4,
+            "task.eval_iters": 2,
+            "schedule.lr_decay_iters": 2000,
+        }
+        for preset in ("shakespeare_char_gpu", "shakespeare_char_nanogpt_cpu")
     },
     "fmnist_2c2d": {"model.channels": [2, 2], "model.hidden": 8},
 }
+SMALL_OPTIONS = {"schedule=nanogpt": {"schedule.lr_decay_iters": 2000}}  # per walked option, as SMALL per preset
 
 
 def numeric_leaves(node: DictConfig | ListConfig, prefix: str = "") -> list[str]:
@@ -93,6 +99,7 @@ HEAVY = {
     "task=fmnist_2c2d",
     "task=shakespeare_char",
     "task=shakespeare_char_gpu",
+    "task=shakespeare_char_nanogpt_cpu",
 }
 
 
@@ -176,7 +183,7 @@ def test_every_legal_value_runs(tmp_path, walked):
             pytest.skip("Fashion-MNIST is not installed (Debian's dataset-fashion-mnist)")
         small = {
             key: v
-            for key, v in {**SHORT, **SMALL.get(task, {})}.items()
+            for key, v in {**SHORT, **SMALL.get(task, {}), **SMALL_OPTIONS.get(walked[0][0], {})}.items()
             if key != path and not path.startswith(f"{key}.")
         }
         summary = run_job(_with(cfg, small), tmp_path / f"{path}={value}")  # _with copies the cached config

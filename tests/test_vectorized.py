@@ -57,12 +57,14 @@ def test_members_with_a_validation_split_equal_their_single_runs(tmp_path):
 
 def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_path):
     members = [
-        ["optimizer=sgd", "optimizer.weight_decay=0"],  # batched SGD block (an int setting) ...
-        ["optimizer=sgd", "optimizer.lr=0.05", "seed=1"],  # ... with per-member lr and seed
+        ["optimizer=sgd", "optimizer.weight_decay=0", "record_grad_norm=true"],  # batched SGD block (an int setting)
+        ["optimizer=sgd", "optimizer.lr=0.05", "seed=1", "grad_clip=0.3"],  # ... with per-member lr, seed, clipping
         ["optimizer=sgd", "optimizer.lr=3000"],  # diverges early
-        ["optimizer=scratch/adam", "seed=3", "schedule=cosine"],  # the per-member path, with a schedule
+        ["optimizer=scratch/adam", "seed=3", "schedule=cosine", "grad_clip=0.2"],  # the per-member path, a schedule
     ]
     summaries = compare_with_single_runs(tmp_path, members)
+    norms = [pd.read_csv(tmp_path / f"member{i}" / "train.csv").get("grad_norm") for i in range(4)]
+    assert norms[2] is None and (norms[1] > 0.3).any() and (norms[3] > 0.2).any()  # measured before clipping
     assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "completed"]
     assert summaries[2]["iterations_run"] < 40
     assert all(s["vectorized_members"] == len(members) for s in summaries)

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.compose import flatten, override_key
+from optbench.config.fingerprint import without_neutral
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 
@@ -120,11 +121,13 @@ def identity(config: DictConfig | dict, protocol: dict[str, Any]) -> dict[str, A
             config = OmegaConf.to_container(config, resolve=True)
         except Exception:  # an interpolation that only resolves inside its run (an env variable): keep it as written
             config = OmegaConf.to_container(config, resolve=False)
-    flat = {
-        key: value
-        for key, value in flatten({key: config.get(key) for key in TASK_KEYS}).items()
-        if key.rsplit(".", 1)[-1] not in NOT_TASK_KEYS  # the task's own copy of the dataset node too
-    }
+    flat = without_neutral(
+        {
+            key: value
+            for key, value in flatten({key: config.get(key) for key in TASK_KEYS}).items()
+            if key.rsplit(".", 1)[-1] not in NOT_TASK_KEYS  # the task's own copy of the dataset node too
+        }
+    )
     flat.update(flatten(json.loads(json.dumps(protocol, default=str)), "protocol"))
     return flat
 

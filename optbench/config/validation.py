@@ -169,7 +169,8 @@ class Text:
 
 Rule = Number | Numbers | Flag | Choice | Text
 SPLITS_VERDICT = (
-    "must be three positive fractions (train, validation, test) summing to 1, e.g. dataset.splits=[0.9,0.05,0.05]."
+    "must be three fractions (train, validation, test) summing to 1, train and test above 0 (validation may be 0 when "
+    "validation=false: nanoGPT's dataset.splits=[0.9,0,0.1]), e.g. dataset.splits=[0.9,0.05,0.05]."
 )
 WHOLE_SEED = Number("seed=0", whole=True, low=-(2**63), high=2**64 - 1)  # what torch.manual_seed takes
 
@@ -200,6 +201,8 @@ RULES: dict[str, Rule] = {
     "validation": Flag("validation=true"),
     "seed": WHOLE_SEED,
     "divergence_factor": Number("divergence_factor=1000", low=1, low_open=True, null="stop only on non-finite losses"),
+    "grad_clip": Number("grad_clip=1.0", low=0, low_open=True, null="no clipping"),
+    "record_grad_norm": Flag("record_grad_norm=true"),
     "lookahead.enabled": Flag("lookahead.enabled=true"),
     "lookahead.k": Number("lookahead.k=5", whole=True, low=1),
     "lookahead.alpha": Number("lookahead.alpha=0.5", low=0, high=1, low_open=True),
@@ -237,9 +240,7 @@ RULES: dict[str, Rule] = {
     "dataset.pixel_scale": Number("dataset.pixel_scale=255", low=0, low_open=True),
     "dataset.input_scale": Number("dataset.input_scale=0.1"),
     "dataset.sha256": Text(null="train on a text of your own"),
-    "dataset.splits": Numbers(
-        Number("", low=0, high=1, low_open=True, high_open=True), "", length=3, verdict=SPLITS_VERDICT
-    ),
+    "dataset.splits": Numbers(Number("", low=0, high=1, high_open=True), "", length=3, verdict=SPLITS_VERDICT),
     "schedule.step_size": _phase("step_size", "schedule.step_size=1000"),
     "schedule.gamma": Number("schedule.gamma=0.1", low=0, high=1, low_open=True, says="a factor in (0, 1]"),
     "schedule.warmup": _phase("warmup", "schedule.warmup=200"),
@@ -247,6 +248,11 @@ RULES: dict[str, Rule] = {
     "schedule.start_factor": _lr_fraction("start_factor", 0.01, low_open=True),
     "schedule.min_factor": _lr_fraction("min_factor", 0.0),
     "schedule.end_factor": _lr_fraction("end_factor", 0.0),
+    "schedule.warmup_iters": Number("schedule.warmup_iters=100", whole=True, low=0),
+    "schedule.lr_decay_iters": Number(
+        "schedule.lr_decay_iters=2000", whole=True, low=1, null="the run's length, iterations"
+    ),
+    "schedule.min_lr": Number("schedule.min_lr=1e-4", low=0, null="a tenth of optimizer.lr"),
     "task.name": Text(),
     "task.description": Text(),
 }
@@ -289,6 +295,9 @@ TARGET_RULES: dict[str, dict[str, Rule]] = {
         },
         "dropout": Number("model.dropout=0.2", low=0, high=1, high_open=True, says="a probability in [0, 1)"),
         "bias": Flag("model.bias=true"),
+    },
+    "optbench.tasks.language.CharLanguageModel": {
+        "eval_iters": Number("task.eval_iters=200", whole=True, low=1, null="fixed windows over the whole part")
     },
     "optbench.tasks.functions.Function2D": {
         "function": Choice(tuple(FUNCTIONS), "task.function=rosenbrock", what="a known 2-D function"),
@@ -440,8 +449,14 @@ def _check_relations(cfg: DictConfig, task: str | None) -> None:
             f"task={task}: task.batching does not apply to a language model, whose minibatches are random windows "
             "of the text. Remove the task.batching override."
         )
-    if (splits := OmegaConf.select(cfg, "dataset.splits")) is not None and abs(sum(splits) - 1) > 1e-9:
-        fail(f"dataset.splits={list(splits)} {SPLITS_VERDICT}")
+    if (splits := OmegaConf.select(cfg, "dataset.splits")) is not None:
+        if abs(sum(splits) - 1) > 1e-9 or splits[0] == 0 or splits[2] == 0:
+            fail(f"dataset.splits={list(splits)} {SPLITS_VERDICT}")
+        if splits[1] == 0 and cfg.validation:
+            fail(
+                f"validation=true evaluates the validation part, and dataset.splits={list(splits)} leaves none. Give it "
+                "one, e.g. dataset.splits=[0.9,0.05,0.05], or use validation=false."
+            )
     if model is not None and "n_head" in model and model.n_embd % model.n_head:
         fail(
             f"model.n_embd={model.n_embd} is not divisible by model.n_head={model.n_head}: each head gets "
@@ -485,6 +500,9 @@ def check_hyperparameter(name: str, key: str, value: Any, default: Any, node: st
     ):
         example = ",".join("null" if v is None else str(float(v)) for v in default)
         fail(f"{where} must be a list of {len(default)} numbers, e.g. {node}.{key}=[{example}].")
+    if key == "betas" and isinstance(value, list) and not all(v is None or 0 <= v < 1 for v in value):
+        example = ",".join(str(float(v)) for v in default)  # the decay rates of moving averages
+        fail(f"{where} must be a list of {len(default)} numbers, each in [0, 1), e.g. {node}.{key}=[{example}].")
     if key in OPTIMIZER_RANGES and _is_number(value):
         low, high = OPTIMIZER_RANGES[key]
         if not low <= value < high:
@@ -510,6 +528,13 @@ def check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:
     check(OPTIMIZER_RULES.get(str(own._target_), {}), own, "optimizer.")
     for index, spec in enumerate(group_specs(cfg.optimizer, name)):
         group = f"optimizer.param_groups[{index}]"
+        for key in ("ndim", "not_ndim"):
+            dims = getattr(spec, key)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+                fail(
+                    f"{group}.{key}={dims!r} must list tensor dimensions, whole numbers >= 0, e.g. {group}.{key}=[0,1] "
+                    f"(biases and norm weights) or {group}.{key}=2 (matrices)."
+                )
         if spec.optimizer is None:
             check_hyperparameters(spec.settings, name, own_class, group)
         else:
@@ -543,6 +568,20 @@ def check_schedule(cfg: DictConfig, iterations: int) -> None:
             f"schedule.warmup ({phases['warmup']} steps) and schedule.decay ({phases['decay']} steps) leave no "
             f"stable phase in iterations={iterations}: shorten one of them."
         )
+    if "lr_decay_iters" in cfg.schedule:  # nanoGPT's: its cosine runs from warmup_iters to lr_decay_iters
+        decay_end = iterations if cfg.schedule.lr_decay_iters is None else cfg.schedule.lr_decay_iters
+        if decay_end == cfg.schedule.warmup_iters:  # nanoGPT's get_lr divides by their difference (a shorter decay
+            fail(  # is nanoGPT's too: the warm-up, then min_lr)
+                f"schedule.lr_decay_iters ({decay_end}, {'the run' if cfg.schedule.lr_decay_iters is None else 'given'}) "
+                f"equals schedule.warmup_iters={cfg.schedule.warmup_iters}: nanoGPT's cosine runs from one to the other "
+                f"and divides by their difference. Give another, e.g. schedule.lr_decay_iters={max(iterations, 2000)}."
+            )
+        lr, min_lr = OmegaConf.select(cfg, "optimizer.lr"), cfg.schedule.min_lr
+        if min_lr is not None and _is_number(lr) and min_lr > lr:
+            fail(
+                f"schedule.min_lr={min_lr:g} is above optimizer.lr={lr:g}: the decay would raise the lr. Use "
+                f"schedule.min_lr=null (a tenth of the lr, right when tuning the lr) or e.g. schedule.min_lr={lr / 10:g}."
+            )
 
 
 def check_sweeper(settings: Mapping[str, Any]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -117,3 +118,20 @@ class Batching:
                 order = upload(buffer_shuffle(n, self.shuffle_buffer or n, sampler), device)
             for start in range(0, self.steps_per_epoch(n, batch_size) * batch_size, batch_size):
                 yield order[start : start + batch_size]
+
+
+class Prefetching(Iterator[Any]):
+    """An endless batch stream that can draw its next batch early (`prefetch`), handed out by the next `next()`:
+    nanoGPT draws the next training batch right after each forward pass, before an evaluation draws its own."""
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self.source = source
+        self.pending: list[Any] = []  # the batch drawn early, if any
+
+    def prefetch(self) -> None:
+        """Draw the next batch now (once: a second call before `next()` draws nothing)."""
+        if not self.pending:
+            self.pending.append(next(self.source))
+
+    def __next__(self) -> Any:
+        return self.pending.pop() if self.pending else next(self.source)

@@ -41,7 +41,7 @@ from optbench.config.fingerprint import config_fingerprint
 from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
 from optbench.errors import OptbenchError
-from optbench.job.loop import train
+from optbench.job.loop import Gradients, train
 from optbench.logger import Tracker, build_tracker, run_info
 from optbench.optim.build import Protocol, build_optimizer, protocol_of
 from optbench.optim.schedule import build_schedule
@@ -202,6 +202,11 @@ def objective(summary: dict[str, Any]) -> float | None:
     return float(value) if summary.get("status") == "completed" and isinstance(value, (int, float)) else None
 
 
+def gradients_of(cfg: DictConfig) -> Gradients:
+    """What the job does to each gradient before the step (`grad_clip`, `record_grad_norm`)."""
+    return Gradients(cfg.get("grad_clip"), bool(cfg.get("record_grad_norm", False)))
+
+
 def load_task(cfg: DictConfig, device: torch.device) -> Task:
     """Build the configured task and load its data onto `device`."""
     task = build_task(cfg)
@@ -222,6 +227,7 @@ class Run:
     protocol: Protocol
     scheduler: LRScheduler | None  # None: the constant schedule steps nothing
     recorder: Recorder
+    gradients: Gradients  # grad_clip / record_grad_norm
 
 
 class Job:
@@ -270,7 +276,7 @@ class Job:
             RunRecords.write_rejected(out_dir, rejected.as_dict())
             raise
         summary = cls.identity(cfg)
-        records = RunRecords(out_dir)
+        records = RunRecords(out_dir, grad_norm=gradients_of(cfg).touched)
         records.write_summary(summary.as_dict())
         return cls(cfg, records, summary, job_log)
 
@@ -302,8 +308,7 @@ class Job:
         summary.update(model_layers=layer_widths(model), model_parameters=sum(p.numel() for p in model.parameters()))
         optimizer = build_optimizer(cfg.optimizer, model, self.name, cfg.lookahead)
         scheduler = build_schedule(cfg.schedule, optimizer, steps.iterations, group_choices(cfg).get("schedule", "?"))
-        if task.validation:
-            self.records.open_validation()  # valid.csv exists from the start, as test.csv does
+        self.records.open_evaluations(task.evaluated_splits)  # valid.csv exists from the start, as test.csv does
         recorder = Recorder(
             self.records,
             capacity=min(steps.eval_every, steps.iterations),
@@ -311,9 +316,13 @@ class Job:
             divergence_factor=cfg.divergence_factor,
             trajectory_columns=task.trajectory_columns,
             start=task.position(model),
+            grad_norm=gradients_of(cfg).touched,
         )
         protocol = protocol_of(cfg.optimizer, self.name)
-        run = Run(task, device, steps.iterations, steps.eval_every, model, optimizer, protocol, scheduler, recorder)
+        gradients = gradients_of(cfg)
+        run = Run(
+            task, device, steps.iterations, steps.eval_every, model, optimizer, protocol, scheduler, recorder, gradients
+        )
         if tracker is not None:
             self._open_tracker(tracker)
         return run
@@ -383,6 +392,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 eval_every=run.eval_every,
                 scheduler=run.scheduler,
                 protocol=run.protocol,
+                gradients=run.gradients,
                 progress=cfg.progress,
             )
             job.finish(run)

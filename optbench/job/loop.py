@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,13 +33,12 @@ def record_evaluations(
     iteration: int,
     clock: TrainingClock,
 ) -> Evaluation:
-    """Evaluate on the test split (and the validation split when on), write the rows; the test result."""
+    """Evaluate on each split the task evaluates (the test split last), write the rows; the test result."""
     seconds = clock.seconds
     with clock.paused():
-        if task.validation:
-            recorder.evaluation(iteration, evaluate(model, task, optimizer, protocol, "valid"), seconds, "valid")
-        result = evaluate(model, task, optimizer, protocol)
-        recorder.evaluation(iteration, result, seconds)
+        for split in task.evaluated_splits:
+            result = evaluate(model, task, optimizer, protocol, split)
+            recorder.evaluation(iteration, result, seconds, split)
     return result
 
 
@@ -58,11 +58,39 @@ def evaluate(
             optimizer.train()
 
 
+@dataclass(frozen=True)
+class Gradients:
+    """What happens to the gradient between backward and the optimizer's step: clipping its global L2 norm to
+    `clip` (None: never), and measuring that norm (always, when clipping)."""
+
+    clip: float | None = None
+    measure: bool = False
+
+    @property
+    def touched(self) -> bool:
+        """True when the gradient's norm is computed at all (otherwise a step does no extra work)."""
+        return self.clip is not None or self.measure
+
+    def apply(self, parameters: list[torch.Tensor]) -> torch.Tensor:
+        """The global norm of the parameters' gradients, before clipping them in place (nanoGPT's
+        `clip_grad_norm_` call, so a clipped run steps on nanoGPT's gradient bits)."""
+        if self.clip is None:
+            return torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+        return torch.nn.utils.clip_grad_norm_(parameters, self.clip)
+
+
 def take_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batch: Any, protocol: Protocol
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    task: Task,
+    batch: Any,
+    protocol: Protocol,
+    gradients: Gradients = Gradients(),
 ) -> StepLoss:
-    """One optimizer step on `batch`, driven as the protocol says; returns the loss before the step."""
+    """One optimizer step on `batch`, driven as the protocol says, its gradient clipped or measured as `gradients`
+    says (each time a closure computes one); returns the loss before the step (with the first gradient's norm)."""
     losses: list[StepLoss] = []
+    parameters = list(model.parameters()) if gradients.touched else []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -72,6 +100,8 @@ def take_step(
             # cycle; zero_grad(set_to_none=True) above breaks it before every backward.
             warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
             step.loss.backward(create_graph=protocol.create_graph)
+        if gradients.touched:
+            step.grad_norm = gradients.apply(parameters).detach()
         losses.append(step)
         return step.loss
 
@@ -94,6 +124,7 @@ def train(
     eval_every: int,
     scheduler: LRScheduler | None = None,
     protocol: Protocol | None = None,
+    gradients: Gradients = Gradients(),
     progress: bool = True,
 ) -> Outcome:
     """Train for `iterations` steps, evaluating every `eval_every` steps and at the end.
@@ -103,13 +134,16 @@ def train(
     """
     protocol = protocol or Protocol()
     batches = task.batches(batch_size)
-    clock = TrainingClock(next(model.parameters()).device)
+    device = next(model.parameters()).device
+    if task.evaluates_at_start:  # before the clock exists: iteration 0 is at 0 training seconds
+        record_evaluations(model, task, optimizer, protocol, recorder, 0, TrainingClock(device))
+    clock = TrainingClock(device)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=None if progress else True, leave=False)
     if protocol.train_eval:
         optimizer.train()
     try:
         for iteration in range(1, iterations + 1):
-            step = take_step(model, optimizer, task, next(batches), protocol)
+            step = take_step(model, optimizer, task, next(batches), protocol, gradients)
             recorder.step(step, optimizer.param_groups[0]["lr"], task.position(model))
             if scheduler is not None:
                 scheduler.step()

@@ -71,6 +71,51 @@ def linear(optimizer: Optimizer, iterations: int, end_factor: float = 0.0) -> LR
     return LinearLR(optimizer, 1.0, end_factor, total_iters=iterations)
 
 
+def nanogpt_lr(it: int, learning_rate: float, min_lr: float, warmup_iters: int, lr_decay_iters: int) -> float:
+    """nanoGPT's `get_lr(it)` (train.py at 3adf61e), the same float operations in the same order."""
+    if it < warmup_iters:  # 1) linear warmup for warmup_iters steps
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:  # 2) past lr_decay_iters, min_lr
+        return min_lr
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)  # 3) in between, cosine down to min_lr
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+class NanoGPTLR(LRScheduler):
+    """nanoGPT's schedule: step i (from 1) uses `nanogpt_lr(i - 1, ...)`, set directly (not as a factor of the
+    lr), so the lr is nanoGPT's float. Each parameter group uses its own lr as `learning_rate`, and `min_lr`
+    scaled by its lr over the first group's (None: a tenth of its lr, nanoGPT's rule of thumb)."""
+
+    def __init__(self, optimizer: Optimizer, warmup_iters: int, lr_decay_iters: int, min_lr: float | None) -> None:
+        self.warmup_iters, self.lr_decay_iters = warmup_iters, lr_decay_iters
+        first = optimizer.param_groups[0]["lr"]
+        self.min_lrs = [
+            lr / 10 if min_lr is None else min_lr * lr / first if first and lr != first else min_lr
+            for lr in (group["lr"] for group in optimizer.param_groups)
+        ]
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        """The lr of every group for the next step (`last_epoch` is nanoGPT's `iter_num`)."""
+        return [
+            nanogpt_lr(self.last_epoch, base, floor, self.warmup_iters, self.lr_decay_iters)
+            for base, floor in zip(self.base_lrs, self.min_lrs)
+        ]
+
+
+def nanogpt(
+    optimizer: Optimizer,
+    iterations: int,
+    warmup_iters: int = 100,
+    lr_decay_iters: int | None = None,
+    min_lr: float | None = 1e-4,
+) -> LRScheduler:
+    """nanoGPT's `get_lr`: linear warm-up over `warmup_iters`, cosine to `min_lr` at `lr_decay_iters` (None: the run's
+    length), then `min_lr`."""
+    return NanoGPTLR(optimizer, warmup_iters, iterations if lr_decay_iters is None else lr_decay_iters, min_lr)
+
+
 def _lr(optimizer: Optimizer) -> float:
     return optimizer.param_groups[0]["lr"]
 

@@ -24,6 +24,7 @@ from optbench.rundir.writer import (
     TEST_CSV,
     TRAIN_COLUMNS,
     TRAIN_CSV,
+    TRAIN_OPTIONAL,
     TRAJECTORY_CSV,
     TUNING_CSV,
     TUNING_DIR,
@@ -118,7 +119,8 @@ def read_metrics(
 ) -> pd.DataFrame:
     """An iteration,loss,accuracy CSV (or other `columns`); a torn or damaged tail is dropped and noted in `problems`.
 
-    The trailing `optional` columns may be missing (files written before they existed): they read as NaN.
+    The trailing `optional` columns may be missing (files written before they existed, or runs that do not
+    record them): they read as NaN.
     """
     empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     if not path.exists():
@@ -129,9 +131,9 @@ def read_metrics(
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         problems.append(f"{path.name} unreadable ({type(exc).__name__})")
         return empty
-    older = [c for c in columns if c not in optional]
-    if list(frame.columns) == older:
-        frame = frame.assign(**{c: float("nan") for c in optional})
+    required = len([c for c in columns if c not in optional])
+    if required <= len(frame.columns) < len(columns) and list(frame.columns) == list(columns[: len(frame.columns)]):
+        frame = frame.assign(**{c: float("nan") for c in columns[len(frame.columns) :]})
     if list(frame.columns) != list(columns):
         problems.append(f"{path.name} has columns {list(frame.columns)}, expected {list(columns)}")
         return empty
@@ -155,7 +157,7 @@ def _read_yaml(path: Path) -> Any:
 def load_run(path: Path) -> Run:
     """Read one run dir; whatever is missing or broken is recorded, never raised."""
     problems: list[str] = []
-    train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=("lr",))
+    train = read_metrics(path / TRAIN_CSV, problems, TRAIN_COLUMNS, optional=TRAIN_OPTIONAL)
     test = read_metrics(path / TEST_CSV, problems, optional=("seconds",))
     valid = read_metrics(path / VALID_CSV, problems, optional=("seconds",)) if (path / VALID_CSV).exists() else None
     trajectory = (

@@ -52,14 +52,17 @@ class Recorder:
         divergence_factor: float | None,
         trajectory_columns: tuple[str, ...] = (),
         start: torch.Tensor | None = None,
+        grad_norm: bool = False,
     ) -> None:
         self.records = records
+        self.grad_norm = grad_norm  # train.csv has the grad_norm column: every step brings its norm
         self.outcome = Outcome()
         self.capacity = capacity
         self.has_accuracy = has_accuracy
         self.divergence_factor = divergence_factor
         self._losses: torch.Tensor | None = None  # allocated at the first step, in the loss's dtype and device
         self._correct: torch.Tensor | None = None
+        self._grad_norms: torch.Tensor | None = None
         self._sizes: list[int] = []
         self._lrs: list[float] = []
         self._positions: list[torch.Tensor] = []
@@ -72,15 +75,25 @@ class Recorder:
         """The per-step buffers, one flush long, in the loss's dtype and on its device."""
         self._losses = torch.empty(self.capacity, dtype=loss.dtype, device=loss.device)
         self._correct = torch.empty(self.capacity, dtype=torch.int64, device=loss.device)
+        if self.grad_norm:
+            self._grad_norms = torch.empty(self.capacity, dtype=loss.dtype, device=loss.device)
 
     def step(self, step: StepLoss, lr: float, position: torch.Tensor | None = None) -> None:
         """Record one finished optimizer step, taken with learning rate `lr` (no host sync)."""
         correct = step.correct.view(1) if step.correct is not None else None
-        self.extend(step.loss.detach().view(1), correct, [step.size], [lr])
+        grad_norm = step.grad_norm.view(1) if step.grad_norm is not None else None
+        self.extend(step.loss.detach().view(1), correct, [step.size], [lr], grad_norm)
         if position is not None:
             self._positions.append(position)
 
-    def extend(self, losses: torch.Tensor, correct: torch.Tensor | None, sizes: list[int], lrs: list[float]) -> None:
+    def extend(
+        self,
+        losses: torch.Tensor,
+        correct: torch.Tensor | None,
+        sizes: list[int],
+        lrs: list[float],
+        grad_norms: torch.Tensor | None = None,
+    ) -> None:
         """Record `len(losses)` finished steps at once: one step of a run (`step`), or a vectorised member's
         steps since its last flush (the wide loop computes every member's losses at once)."""
         count = len(losses)
@@ -90,6 +103,8 @@ class Recorder:
         self._losses[slot : slot + count] = losses
         if correct is not None:
             self._correct[slot : slot + count] = correct
+        if self._grad_norms is not None:
+            self._grad_norms[slot : slot + count] = grad_norms
         self._sizes.extend(sizes)
         self._lrs.extend(lrs)
         self.outcome.iterations_run += count
@@ -106,7 +121,10 @@ class Recorder:
         if self._flushed == 0 and losses and self.divergence_factor and math.isfinite(losses[0]) and losses[0] > 0:
             self._limit = self.divergence_factor * losses[0]
         good = next((i for i, v in enumerate(losses) if not math.isfinite(v) or v > self._limit), pending)
-        self.records.train.append(self._flushed + 1, losses[:good], accuracies[:good], self._lrs[:good])
+        columns = [losses[:good], accuracies[:good], self._lrs[:good]]
+        if self._grad_norms is not None:
+            columns.append(self._grad_norms[:good].tolist())
+        self.records.train.append(self._flushed + 1, *columns)
         if self._positions and good:
             self.records.trajectory.append(self._flushed + 1, *zip(*torch.stack(self._positions[:good]).tolist()))
         if good:
@@ -129,13 +147,12 @@ class Recorder:
         return False
 
     def evaluation(self, iteration: int, result: Evaluation, seconds: float, split: str = "test") -> None:
-        """Append one evaluation to test.csv (or valid.csv), with the training seconds it came after."""
-        if split == "test":
-            csv_file, results = self.records.test, self.outcome.evaluations
-        else:
-            csv_file, results = self.records.valid, self.outcome.validations
-        csv_file.append(iteration, [result.loss], [result.accuracy if self.has_accuracy else ""], [round(seconds, 4)])
-        results.append((iteration, result))
+        """Append one evaluation to test.csv (valid.csv, train_eval.csv: `split`), with the training seconds it came after."""
+        self.records.evaluation(split).append(
+            iteration, [result.loss], [result.accuracy if self.has_accuracy else ""], [round(seconds, 4)]
+        )
+        if split in ("test", "valid"):  # what the summary reports
+            (self.outcome.evaluations if split == "test" else self.outcome.validations).append((iteration, result))
 
     def interrupted(self) -> None:
         """Keep every fully recorded step of a run stopped by Ctrl-C/SIGTERM."""

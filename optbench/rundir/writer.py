@@ -19,6 +19,7 @@ from typing import Any
 TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
 VALID_CSV = "valid.csv"  # with the validation split on: the same columns as test.csv
+TRAIN_EVAL_CSV = "train_eval.csv"  # with nanoGPT's estimate (task.eval_iters): the training part's, test.csv's columns
 SUMMARY_JSON = "summary.json"
 TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
 TUNING_CSV = "tuning.csv"  # a tune sweep's stage-1 trials, in its sweep dir
@@ -26,12 +27,10 @@ TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2
 # test.csv / valid.csv: `seconds` is the training time up to the evaluation, evaluations excluded
 # (AlgoPerf's accumulated submission time); files written before it existed lack the column.
 COLUMNS = ("iteration", "loss", "accuracy", "seconds")
-TRAIN_COLUMNS = (
-    "iteration",
-    "loss",
-    "accuracy",
-    "lr",
-)  # train.csv: the lr each step used (the first parameter group's)
+# train.csv: the lr each step used (the first parameter group's), and the gradient's global norm before
+# clipping (only with grad_clip or record_grad_norm on: other runs' files end at lr).
+TRAIN_COLUMNS = ("iteration", "loss", "accuracy", "lr", "grad_norm")
+TRAIN_OPTIONAL = ("lr", "grad_norm")  # trailing columns a train.csv may lack: older files, runs that do not clip
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -95,14 +94,16 @@ class MetricsCSV:
 
 
 class RunRecords:
-    """The output files of one run, opened in `out_dir` (trajectory.csv once a 2-D task asks for it)."""
+    """The output files of one run, opened in `out_dir` (trajectory.csv once a 2-D task asks for it); train.csv
+    has the `grad_norm` column when `grad_norm` is true."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, grad_norm: bool = False) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self.train = MetricsCSV(out_dir / TRAIN_CSV, TRAIN_COLUMNS)
+        self.train = MetricsCSV(out_dir / TRAIN_CSV, TRAIN_COLUMNS if grad_norm else TRAIN_COLUMNS[:-1])
         self.test = MetricsCSV(out_dir / TEST_CSV)
         self.valid: MetricsCSV | None = None
+        self.train_eval: MetricsCSV | None = None
         self.trajectory: MetricsCSV | None = None
         self._mirror: Callable[[str, range, dict[str, Sequence[Any]]], None] | None = None
 
@@ -110,16 +111,24 @@ class RunRecords:
         """Hand every chunk appended to train.csv, test.csv and valid.csv, once written, to
         `callback(split, iterations, columns)` too (an experiment tracker)."""
         self._mirror = callback
-        for split, csv_file in (("train", self.train), ("test", self.test), ("valid", self.valid)):
+        files = (("train", self.train), ("test", self.test), ("valid", self.valid), ("train_eval", self.train_eval))
+        for split, csv_file in files:
             if csv_file is not None:
                 csv_file.mirror = lambda iterations, columns, split=split: callback(split, iterations, columns)
 
-    def open_validation(self) -> MetricsCSV:
-        """Start valid.csv (the validation split's evaluations, test.csv's columns)."""
-        self.valid = MetricsCSV(self.out_dir / VALID_CSV)
+    def open_evaluations(self, splits: tuple[str, ...]) -> None:
+        """Start the evaluation files of `splits` besides test.csv (test.csv's columns): valid.csv for `valid`,
+        train_eval.csv for `train`."""
+        if "valid" in splits:
+            self.valid = MetricsCSV(self.out_dir / VALID_CSV)
+        if "train" in splits:
+            self.train_eval = MetricsCSV(self.out_dir / TRAIN_EVAL_CSV)
         if self._mirror is not None:
             self.mirror_to(self._mirror)
-        return self.valid
+
+    def evaluation(self, split: str) -> MetricsCSV:
+        """The evaluation file of `split` (`test`, `valid` or `train`)."""
+        return {"test": self.test, "valid": self.valid, "train": self.train_eval}[split]
 
     def open_trajectory(self, columns: Sequence[str]) -> MetricsCSV:
         """Start trajectory.csv with `iteration` and `columns` (e.g. x, y)."""
@@ -138,6 +147,6 @@ class RunRecords:
 
     def close(self) -> None:
         """Close the CSVs."""
-        for csv_file in (self.train, self.test, self.valid, self.trajectory):
+        for csv_file in (self.train, self.test, self.valid, self.train_eval, self.trajectory):
             if csv_file is not None:
                 csv_file.close()

@@ -11,7 +11,9 @@ the global generator gives, in this order:
 4. a 2-D function's gradient noise, each step (`tasks.functions`);
 5. the language model's dropout masks, where dropout is on (nanoGPT draws them from the global generator).
    Its training windows come from a snapshot of the global state taken as training starts, so dropout never
-   moves them (`snapshot_global`).
+   moves them (`snapshot_global`); with nanoGPT's estimate (`task.eval_iters`) they, and the estimate's
+   windows, come from the global generator itself, interleaved with dropout's draws as nanoGPT's train.py
+   interleaves them (its numbers, not independence, are the point there).
 
 These must stay on the global generator: that is how the references (the course notebooks' loop, nanoGPT's
 `train.py`) draw, and optbench reproduces their numbers exactly. DeepOBS's quadratic draws from NumPy

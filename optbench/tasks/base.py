@@ -69,6 +69,7 @@ class StepLoss:
     loss: torch.Tensor
     size: int  # examples in the minibatch
     correct: torch.Tensor | None = None  # 0-d count of correctly classified examples, or None
+    grad_norm: torch.Tensor | None = None  # 0-d global gradient norm before clipping, where measured
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Task(ABC):
 
     kind: str = "classification"  # classification | regression | function (summary.json's `kind`)
     full_batch: bool = False  # every step uses the whole training split
+    evaluates_at_start: bool = False  # evaluate before the first step too (iteration 0)
     trajectory_columns: tuple[str, ...] = ()  # a 2-D task writes trajectory.csv with these columns
 
     def __init__(
@@ -127,6 +129,11 @@ class Task(ABC):
     def solo_reason(self) -> str | None:
         """Why the vectorised engine cannot train this task as one member of a wide model, or None when it can."""
         return f"task={self.name} is not a minibatch classification task on MNIST or Fashion-MNIST"
+
+    @property
+    def evaluated_splits(self) -> tuple[str, ...]:
+        """The splits each evaluation measures, in order: the validation split (when on), then the test split."""
+        return ("valid", "test") if self.validation else ("test",)
 
     @property
     def has_accuracy(self) -> bool:

@@ -306,18 +306,11 @@ class BatchedAdamax(Block):
 
 
 class MemberSteps:
-    """Any optimizer: each member's own optimizer steps its parameters, views of the stacked tensors."""
+    """Any optimizer: each member's own optimizer steps its parameters, views of the stacked tensors (whose
+    `.grad` are views of the stacked gradients: `WideMLP`)."""
 
-    def __init__(
-        self,
-        optimizers: Sequence[Optimizer],
-        member_params: Sequence[Sequence[Tensor]],
-        member_grads: Sequence[Sequence[Tensor]],
-    ) -> None:
+    def __init__(self, optimizers: Sequence[Optimizer]) -> None:
         self.optimizers = optimizers
-        for params, grads in zip(member_params, member_grads):
-            for param, grad in zip(params, grads):
-                param.grad = grad  # a view of the stacked gradients, which each backward overwrites in place
 
     def step(self) -> None:
         """Step each member's optimizer on its own gradients."""

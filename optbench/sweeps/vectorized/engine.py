@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,22 +56,27 @@ def _steppers(members: list[Member], wide: WideMLP) -> list[Any]:
         run = list(run)
         optimizers = [members[k].run.optimizer for k in run]
         if signature is None:
-            member_grads = [[grad[k] for grad in wide.gradients] for k in run]
-            steppers.append(MemberSteps(optimizers, [wide.member_parameters[k] for k in run], member_grads))
+            steppers.append(MemberSteps(optimizers))
         else:
             block = slice(run[0], run[-1] + 1)
             steppers.append(BATCHED[signature[0]](optimizers, [wide.flat], [wide.flat_grad], block))
     return steppers
 
 
-def _flush(members: list[Member], losses: torch.Tensor, correct: torch.Tensor, sizes: list[int]) -> None:
+def _flush(
+    members: list[Member], losses: torch.Tensor, correct: torch.Tensor, grad_norms: torch.Tensor, sizes: list[int]
+) -> None:
     """Hand each running member its pending rows; a member whose rows diverged stops."""
     for k, member in enumerate(members):
         if not member.running:
             continue
         recorder, count = member.run.recorder, len(member.lrs)  # len(sizes), unless this member was flushed already
         recorder.extend(
-            losses[:count, k], correct[:count, k] if recorder.has_accuracy else None, sizes[:count], member.lrs
+            losses[:count, k],
+            correct[:count, k] if recorder.has_accuracy else None,
+            sizes[:count],
+            member.lrs,
+            grad_norms[:count, k] if recorder.grad_norm else None,
         )
         member.lrs = []
         if not recorder.flush():
@@ -98,6 +104,8 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
     capacity = min(eval_every, iterations)
     losses = torch.empty(capacity, count, device=split.labels.device)
     correct = torch.empty(capacity, count, dtype=torch.int64, device=split.labels.device)
+    grad_norms = torch.full((capacity, count), math.nan, device=split.labels.device)
+    measured = [k for k, member in enumerate(members) if member.run.gradients.touched]  # grad_clip, record_grad_norm
     sizes: list[int] = []
     clock = TrainingClock(features.device)  # the group's: every member's seconds are the group's training time
     bar = tqdm(total=iterations, desc=f"train x{count}", unit="it", disable=None if progress else True, leave=False)
@@ -120,6 +128,8 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
                 # The logged loss is computed as the single run computes it (mean reduction).
                 torch.stack([F.nll_loss(log_probs[k], labels[k]) for k in range(count)], out=losses[len(sizes)])
                 torch.sum(logits.argmax(-1) == labels, dim=-1, out=correct[len(sizes)])
+                for k in measured:  # each member's own global norm, clipped as its single run clips
+                    grad_norms[len(sizes), k] = members[k].run.gradients.apply(wide.member_parameters[k])
                 lrs = [member.run.optimizer.param_groups[0]["lr"] for member in members]
                 for stepper in steppers:
                     stepper.step()
@@ -133,7 +143,7 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
                     clock.start()
                 bar.update()
                 if iteration % eval_every == 0 or iteration == iterations:
-                    _flush(members, losses, correct, sizes)
+                    _flush(members, losses, correct, grad_norms, sizes)
                     sizes = []
                     for member in members:
                         if member.running:
@@ -144,7 +154,7 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
                 if member.running:
                     member.run.recorder.outcome.status = "completed"
         except KeyboardInterrupt:
-            _flush(members, losses, correct, sizes)
+            _flush(members, losses, correct, grad_norms, sizes)
             for member in members:
                 if member.running:
                     member.run.recorder.interrupted()  # as a single run stops: its finished steps kept

@@ -13,7 +13,7 @@ from optbench.tasks import build_task
 
 # What the members of one group may differ in; everything else (task, model, data, budget, device,
 # CPU settings) must be equal, so one pass of the wide model serves them all.
-MEMBER_KEYS = ("optimizer", "schedule", "seed", "lookahead")
+MEMBER_KEYS = ("optimizer", "schedule", "seed", "lookahead", "grad_clip")
 PROTOCOL_REASONS = {
     "closure": "it re-evaluates the loss inside step(closure)",
     "create_graph": "it differentiates its gradient (backward with create_graph)",

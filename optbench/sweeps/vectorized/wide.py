@@ -55,8 +55,9 @@ class WideLinear:
 class WideMLP:
     """The members' models stacked: parameters and gradients in one [K, P] tensor each.
 
-    Each member model keeps its own `nn.Parameter` objects, re-pointed at its row's views, so its
-    optimizer, evaluation and final parameters see the member's values.
+    Each member model keeps its own `nn.Parameter` objects, re-pointed at its row's views (and their `.grad` at
+    its row of the gradients), so its optimizer, gradient clipping, evaluation and final parameters see the
+    member's values.
     """
 
     def __init__(self, models: list[nn.Sequential]) -> None:
@@ -67,8 +68,9 @@ class WideMLP:
         self.parameters = _views(self.flat, shapes)
         self.gradients = _views(self.flat_grad, shapes)
         for k, params in enumerate(member_params):
-            for stacked, param in zip(self.parameters, params):
+            for stacked, stacked_grad, param in zip(self.parameters, self.gradients, params):
                 param.data = stacked[k]
+                param.grad = stacked_grad[k]  # each backward overwrites it in place
         self.member_parameters = member_params
         pairs = iter(zip(self.parameters, self.gradients))
         self.layers: list[WideLinear | None] = []  # None: a ReLU
