@@ -25,8 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optbench.config.compose import compose  # noqa: E402
-from optbench.job.job import Job, load_task  # noqa: E402
-from optbench.job.loop import train  # noqa: E402
+from optbench.job.job import Job, load_task, run_settings  # noqa: E402
 from optbench.runtime.device import cpu_name  # noqa: E402
 
 
@@ -45,21 +44,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=100)
     args = parser.parse_args()
     cfg = compose("task=shakespeare_char_nanogpt_cpu", "device=cpu", "progress=false")
-    with tempfile.TemporaryDirectory() as tmp:
+    device = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp, run_settings(cfg, device):  # the run's own CPU settings
         job = Job.open(cfg, Path(tmp))
-        run = job.setup(load_task(cfg, torch.device("cpu")), torch.device("cpu"))
-        kwargs = {"iterations": run.iterations, "batch_size": cfg.batch_size, "eval_every": run.eval_every}
-        train(
-            run.model,
-            run.optimizer,
-            run.task,
-            run.recorder,
-            **kwargs,
-            scheduler=run.scheduler,
-            protocol=run.protocol,
-            gradients=run.gradients,
-            progress=False,
-        )
+        run = job.setup(load_task(cfg, device), device)
+        job.train(run)
         reported = run.recorder.outcome.evaluations[-1][1].loss
         job.finish(run)
         job.close()

@@ -335,6 +335,22 @@ class Job:
         self.records.mirror_to(tracker.rows)
         self.tracker = tracker
 
+    def train(self, run: Run) -> Outcome:
+        """Train a set-up run in the training loop (`optbench.job.loop.train`), with the job's settings."""
+        return train(
+            run.model,
+            run.optimizer,
+            run.task,
+            run.recorder,
+            iterations=run.iterations,
+            batch_size=self.cfg.batch_size,
+            eval_every=run.eval_every,
+            scheduler=run.scheduler,
+            protocol=run.protocol,
+            gradients=run.gradients,
+            progress=self.cfg.progress,
+        )
+
     def finish(self, run: Run) -> None:
         """Put the training loop's outcome (finished or stopped) into the summary; a run that diverged before
         its first evaluation also gets advice (`advice`, and a log line)."""
@@ -382,19 +398,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 run.iterations,
                 run.device,
             )
-            train(
-                run.model,
-                run.optimizer,
-                run.task,
-                run.recorder,
-                iterations=run.iterations,
-                batch_size=cfg.batch_size,
-                eval_every=run.eval_every,
-                scheduler=run.scheduler,
-                protocol=run.protocol,
-                gradients=run.gradients,
-                progress=cfg.progress,
-            )
+            job.train(run)
             job.finish(run)
     except Exception as exc:
         job.fail(exc)
