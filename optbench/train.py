@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # `optbench --help` lists the task presets found in configs/task/, with their descriptions.
 OmegaConf.register_new_resolver("optbench_tasks", task_list, replace=True)
+# configs/hydra/launcher/ray.yaml amends the Ray plugin's config of the same name on purpose (object_store_memory
+# null, so an address joins a cluster): Hydra's notice that it checks it against the plugin's schema is not news.
+warnings.filterwarnings("ignore", message="\n'hydra/launcher/ray' is validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
@@ -50,8 +54,19 @@ def main(cfg: DictConfig) -> float | None:
         raise
     log.info("%s: results in %s", summary["status"], out_dir)
     if summary["status"] == "interrupted":
+        if sweeping and runs_apart(HydraConfig.get().launcher):
+            # A scheduler stopped this job alone (scancel, a time limit, a killed worker): its launcher gets a
+            # result, so the sweep goes on, and says at its end which jobs to redo (resume=true).
+            log.warning("interrupted by %s: the sweep's other jobs go on", summary.get("interrupted_by"))
+            return None
         raise KeyboardInterrupt  # stop a sweep too; the finished runs keep their outputs
     return objective(summary)
+
+
+def runs_apart(launcher: DictConfig) -> bool:
+    """True when the launcher runs each job in a process of its own (joblib, submitit, Ray), which a signal can
+    stop alone; False for the sweep's own process (basic, vectorized), where a signal stops the sweep."""
+    return not str(launcher.get("_target_", "")).endswith(("BasicLauncher", "VectorizedLauncher"))
 
 
 def entry() -> None:

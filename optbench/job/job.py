@@ -49,6 +49,7 @@ from optbench.rundir.recorder import Outcome, Recorder
 from optbench.rundir.summary import Summary, load_summary
 from optbench.rundir.writer import RunRecords, finite_or_none
 from optbench.runtime import randomness
+from optbench.runtime.cluster import slurm_job_id
 from optbench.runtime.device import Device, hardware
 from optbench.runtime.threads import launcher_threads
 from optbench.tasks import Target, Task, build_task
@@ -113,6 +114,7 @@ def _results(outcome: Outcome, target: Target) -> dict[str, Any]:
             round((outcome.iterations_run - 1) / outcome.train_seconds, 2) if outcome.train_seconds > 0 else None
         ),
         **({"diverged_at": outcome.diverged_at, "divergence": outcome.divergence} if outcome.diverged_at else {}),
+        **({"interrupted_by": outcome.interrupted_by} if outcome.interrupted_by else {}),
         **(
             {
                 "final_valid_loss": outcome.validations[-1][1].loss,
@@ -180,7 +182,7 @@ def settle(cfg: DictConfig, out_dir: Path, job_log: logging.Logger = log) -> dic
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(signal.Signals(signum).name)  # the recorder keeps the name: `interrupted_by`
 
 
 @contextmanager
@@ -276,6 +278,8 @@ class Job:
             RunRecords.write_rejected(out_dir, rejected.as_dict())
             raise
         summary = cls.identity(cfg)
+        if job_id := slurm_job_id():
+            summary.update(slurm_job_id=job_id)
         records = RunRecords(out_dir, grad_norm=gradients_of(cfg).touched)
         records.write_summary(summary.as_dict())
         return cls(cfg, records, summary, job_log)

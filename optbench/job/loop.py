@@ -164,8 +164,8 @@ def train(
                 bar.set_postfix_str(report)
                 log.info("iteration %d: %s", iteration, report)
         recorder.outcome.status = "completed"
-    except KeyboardInterrupt:
-        recorder.interrupted()
+    except KeyboardInterrupt as stop:
+        recorder.interrupted(stop)
         log.warning("interrupted after %d iterations", recorder.outcome.iterations_run)
     finally:
         bar.close()

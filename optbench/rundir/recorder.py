@@ -25,6 +25,7 @@ class Outcome:
     iterations_run: int = 0  # iterations fully recorded
     diverged_at: int | None = None
     divergence: str | None = None  # why the run was stopped as diverged
+    interrupted_by: str | None = None  # the signal that stopped an interrupted run (SIGINT, SIGTERM)
     evaluations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the test split's
     validations: list[tuple[int, Evaluation]] = field(default_factory=list)  # the validation split's, when on
     last_train_loss: float | None = None
@@ -154,8 +155,9 @@ class Recorder:
         if split in ("test", "valid"):  # what the summary reports
             (self.outcome.evaluations if split == "test" else self.outcome.validations).append((iteration, result))
 
-    def interrupted(self) -> None:
-        """Keep every fully recorded step of a run stopped by Ctrl-C/SIGTERM."""
+    def interrupted(self, stop: KeyboardInterrupt) -> None:
+        """Keep every fully recorded step of a run stopped by Ctrl-C/SIGTERM (`stop`: what raised, its signal)."""
+        self.outcome.interrupted_by = str(stop) or "SIGINT"  # Ctrl-C's KeyboardInterrupt carries no name
         pending = self.outcome.iterations_run - self._flushed
         del self._sizes[pending:], self._lrs[pending:], self._positions[pending:]  # a step cut off half-way
         self.flush()

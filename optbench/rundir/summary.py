@@ -46,6 +46,10 @@ class Summary:
     config_fingerprint: str = _field(
         "a hash of every setting that can change the numbers (`resume=true` compares it to skip a finished run)"
     )
+    slurm_job_id: str = _field(
+        "only for a job SLURM ran (`hydra/launcher=submitit_slurm`): its job id as squeue and scancel name it "
+        "(`ARRAY_TASK` for a task of a job array)"
+    )
     # Where and how it runs, known once the task is loaded.
     target: dict[str, Any] = _field(
         "the task's target, `{metric, threshold, mode}` (and `strict: true` where the threshold itself misses)"
@@ -76,6 +80,10 @@ class Summary:
     diverged_at: int = _field("only for a diverged run: the iteration whose loss was NaN, inf or exploding")
     divergence: str = _field(
         "only for a diverged run: why it stopped (a loss that is not finite, or one past `divergence_factor` x the first)"
+    )
+    interrupted_by: str = _field(
+        "only for an interrupted run: the signal that stopped it (`SIGINT`: Ctrl-C; `SIGTERM`: `kill`, or a scheduler's "
+        "`scancel`, time limit or preemption)"
     )
     final_valid_loss: float = _field("only with the validation split: validation loss at the last evaluation")
     final_valid_accuracy: float | None = _field("only with the validation split: its accuracy there")

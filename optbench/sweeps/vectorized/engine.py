@@ -153,11 +153,11 @@ def train_group(members: list[Member], *, batch_size: int, eval_every: int, prog
             for member in members:
                 if member.running:
                     member.run.recorder.outcome.status = "completed"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             _flush(members, losses, correct, grad_norms, sizes)
             for member in members:
                 if member.running:
-                    member.run.recorder.interrupted()  # as a single run stops: its finished steps kept
+                    member.run.recorder.interrupted(stop)  # as a single run stops: its finished steps kept
             log.warning("interrupted: every member keeps its rows up to the last finished step")
         finally:
             bar.close()
