@@ -22,7 +22,7 @@ while read -r daemon; do
             ;;
         slurmd) stop_pidfile "$STATE/slurmd.pid" ;;
         slurmctld) stop_pidfile "$STATE/slurmctld.pid" ;;
-        munged) stop_pidfile "$STATE/munged.pid" ;;
+        munged) stop_pidfile /run/munge/munged.pid ;;
     esac
     echo "cluster: stopped $daemon"
 done < <(tac "$STATE/started")

@@ -37,11 +37,12 @@ slurm_up() {
         fi
     fi
 
-    # munge: the package makes the key but, outside systemd, not its run directory.
+    # munge: the package makes the key but, outside systemd, not its run directory (where munged, running as
+    # munge, writes its pid file: /run/munge/munged.pid).
     [ -f /etc/munge/munge.key ] || mungekey --create >/dev/null 2>&1
     mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
     if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-        runuser -u munge -- /usr/sbin/munged --pid-file="$STATE/munged.pid" \
+        runuser -u munge -- /usr/sbin/munged \
             || { skip slurm "munged did not start"; return 0; }
         echo munged >> "$STATE/started"
     fi
