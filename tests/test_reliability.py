@@ -32,7 +32,11 @@ BAD_INPUTS = [
     (["iterations=1.5"], 2, "iterations=1.5 must be a positive whole number"),
     (["optimizer.lr=-1"], 2, "Invalid learning rate: -1"),
     (["optimizer=momentum", "optimizer.momentum=1.5"], 2, "optimizer.momentum=1.5 is outside [0, 1)"),
-    (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], 2, "Invalid beta parameter at index 1: 1.5"),
+    (
+        ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],
+        2,
+        "optimizer.betas=[0.9, 1.5] must be a list of 2 numbers, each in [0, 1)",
+    ),
     (["iterations=0"], 2, "iterations=0 must be a positive whole number"),
     (["batch_size=-3"], 2, "batch_size=-3 must be a positive whole number"),
     (["eval_every=0"], 2, "eval_every=0 must be a positive whole number"),
