@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from optbench.config.sources import config_dir
 from optbench.errors import OptbenchError
 from optbench.job.job import objective, run_job, settle, stop_on_sigterm
+from optbench.runtime.threads import runs_apart
 from optbench.tasks import task_list
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,6 @@ def main(cfg: DictConfig) -> float | None:
             return None
         raise KeyboardInterrupt  # stop a sweep too; the finished runs keep their outputs
     return objective(summary)
-
-
-def runs_apart(launcher: DictConfig) -> bool:
-    """True when the launcher runs each job in a process of its own (joblib, submitit, Ray), which a signal can
-    stop alone; False for the sweep's own process (basic, vectorized), where a signal stops the sweep."""
-    return not str(launcher.get("_target_", "")).endswith(("BasicLauncher", "VectorizedLauncher"))
 
 
 def entry() -> None:

@@ -219,3 +219,68 @@ def test_the_gpu_check_runs_on_a_cpu(tmp_path):
     assert "**FAIL**" not in table and "0 failed of" in table
     assert "| determinism | MLP twice (60 steps) | identical |" in table
     assert "| vectorised | 8 members vs single runs (60 steps) | bit for bit |" in table
+
+
+def visible_gpus(monkeypatch, count: int, current: int = 0) -> None:
+    """Make torch report `count` CUDA GPUs (`current` the current one): what a many-GPU box shows."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+
+
+def test_jobs_side_by_side_take_gpu_k_mod_n_and_an_explicit_gpu_wins(monkeypatch):
+    visible_gpus(monkeypatch, 4)
+    assert [device_module.spread("auto", k) for k in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"] + [
+        "cuda:0",
+        "cuda:1",
+    ]
+    assert device_module.spread("cuda", 6) == "cuda:2"
+    assert device_module.spread("cuda:3", 1) == "cuda:3" and device_module.spread("cpu", 1) == "cpu"
+    visible_gpus(monkeypatch, 1)
+    assert device_module.spread("auto", 5) == "auto"  # one GPU: nothing to spread
+    visible_gpus(monkeypatch, 0)
+    assert (device_module.spread("auto", 5), device_module.spread("cuda", 5)) == ("auto", "cuda")  # no GPU
+
+
+def test_a_gpu_is_recorded_with_its_index(monkeypatch):
+    """summary.json's `device` names the GPU a job used: `cuda` and `auto` resolve to the current one's index."""
+    visible_gpus(monkeypatch, 2, current=1)
+    assert device_module.resolve_device("cuda") == device_module.resolve_device("auto") == torch.device("cuda", 1)
+    assert device_module.resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(OptbenchError, match=r"device.type='cuda:2' asks for GPU 2, but only 2 GPU\(s\)"):
+        device_module.resolve_device("cuda:2")
+
+
+def test_a_parallel_launchers_jobs_spread_over_the_gpus(monkeypatch):
+    """A job of joblib/submitit/Ray (each in its own process) gets GPU `hydra.job.num mod N`; the basic and
+    vectorised launchers' jobs keep their device (the vectorised launcher spreads its groups itself)."""
+    from optbench.job.job import settle
+
+    visible_gpus(monkeypatch, 3)
+    joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": 3}
+    basic = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+    chosen = {}
+    for launcher, device in ((joblib, "device=auto"), (joblib, "device.type=cuda:1"), (basic, "device=auto")):
+        for num in range(5):
+            cfg = make_cfg(device, "iterations=2")
+            cfg.hydra.launcher, cfg.hydra.mode, cfg.hydra.job.num = launcher, "MULTIRUN", num
+            cfg.hydra.sweep.dir = "/tmp/sweep"
+            assert settle(cfg, Path("/nonexistent")) is None
+            chosen.setdefault((launcher["_target_"][-14:], device), []).append(cfg.device.type)
+    assert list(chosen.values()) == [
+        ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"],  # joblib, auto: job k on GPU k mod 3
+        ["cuda:1"] * 5,  # an explicit GPU wins
+        ["auto"] * 5,  # one job at a time in the sweep's own process: the current GPU
+    ]
+
+
+def test_the_vectorised_launcher_trains_one_group_per_gpu(monkeypatch):
+    """By default one process per visible GPU when the groups train on CUDA (group g on GPU g mod N),
+    never more processes than groups; on the CPU one, unless `processes` says otherwise."""
+    from hydra_plugins.optbench_vectorized.vectorized_launcher import side_by_side
+
+    auto, cpu = make_cfg("device=auto"), make_cfg("device=cpu")
+    visible_gpus(monkeypatch, 4)
+    assert [side_by_side(None, [auto] * groups) for groups in (1, 3, 6)] == [1, 3, 4]
+    assert side_by_side(None, [cpu] * 6) == 1 and side_by_side(2, [cpu] * 6) == 2 and side_by_side(8, [cpu]) == 1
+    assert side_by_side(2, [auto] * 6) == 2  # an explicit count wins

@@ -207,13 +207,53 @@ def test_vectorized_launcher_writes_every_jobs_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_bad_member_bound_is_one_message(tmp_path):
+def test_groups_in_processes_of_their_own_equal_their_single_runs(tmp_path):
+    """`hydra.launcher.processes=2`: two groups train at once, each in a spawned process (what a box with two
+    GPUs does by default, GPU p for process p); every member still equals its single run bit for bit."""
+    sweep, budget = tmp_path / "sweep", ["iterations=40", "eval_every=20", "threads=1", "device=cpu"]
     result = subprocess.run(
         [
             str(OPTBENCH),
             "-m",
             "hydra/launcher=vectorized",
-            "hydra.launcher.max_members=0",
+            "hydra.launcher.processes=2",
+            "optimizer=sgd,adam",
+            "batch_size=50,100",
+            *budget,
+            "auto_report=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Launching 4 jobs: 4 in 2 vectorised group(s) over 2 processes, 0 alone" in result.stdout + result.stderr
+    for job, (optimizer, batch_size) in enumerate([(o, b) for o in ("sgd", "adam") for b in (50, 100)]):
+        alone = run_job(make_cfg(f"optimizer={optimizer}", f"batch_size={batch_size}", *budget), tmp_path / f"a{job}")
+        member = json.loads((sweep / str(job) / "summary.json").read_text())
+        assert (member["vectorized_members"], member["device"], member["threads"]) == (2, "cpu", 1)
+        assert member["final_test_accuracy"] == alone["final_test_accuracy"]
+        for name in ("train.csv", "test.csv"):
+            assert_same_metrics(sweep / str(job) / name, tmp_path / f"a{job}" / name, f"job {job}: {name}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("hydra.launcher.max_members=0", "hydra.launcher.max_members=0 must be a whole number >= 1"),
+        ("hydra.launcher.processes=0", "hydra.launcher.processes=0 must be a positive whole number"),
+    ],
+)
+def test_bad_launcher_setting_is_one_message(tmp_path, setting, message):
+    result = subprocess.run(
+        [
+            str(OPTBENCH),
+            "-m",
+            "hydra/launcher=vectorized",
+            setting,
             "optimizer=sgd,adam",
             "iterations=5",
             f"hydra.sweep.dir={tmp_path / 's'}",
@@ -223,6 +263,6 @@ def test_bad_member_bound_is_one_message(tmp_path):
         timeout=300,
         cwd=tmp_path,
     )
-    assert result.returncode != 0
-    assert "hydra.launcher.max_members=0 must be a whole number >= 1" in result.stderr
+    assert result.returncode == 2
+    assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,7 +8,8 @@ function for a job that runs alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,10 @@ def _close_logger(logger: logging.Logger) -> None:
 class VectorizedLauncher(Launcher):
     """Groups the sweep's jobs (see `optbench.sweeps.vectorized.grouping`) and trains each group in one pass."""
 
-    def __init__(self, max_members: int = 64) -> None:
+    def __init__(self, max_members: int = 64, processes: int | None = None) -> None:
         super().__init__()
         self.max_members = max_members
+        self.processes = processes
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -99,19 +101,26 @@ class VectorizedLauncher(Launcher):
         from optbench.errors import exit_status_2
 
         with exit_status_2():
-            check_launcher({"max_members": self.max_members})
+            check_launcher({"max_members": self.max_members, "processes": self.processes})
         configs = [self._sweep_config(overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
         groups, alone = plan_groups(configs, self.max_members)
+        workers = side_by_side(self.processes, [configs[group[0]] for group in groups])
         log.info(
-            "Launching %d jobs: %d in %d vectorised group(s), %d alone",
+            "Launching %d jobs: %d in %d vectorised group(s)%s, %d alone",
             len(configs),
             sum(map(len, groups)),
             len(groups),
+            f" over {workers} processes" if workers > 1 else "",
             len(alone),
         )
         returns: dict[int, JobReturn] = {}
-        for group in groups:
-            returns.update(zip(group, self._launch_group([configs[i] for i in group])))
+        opened = [self._open_group([configs[i] for i in group]) for group in groups] if workers > 1 else []
+        for slot, summaries in enumerate(train_apart(opened, workers)):
+            returns.update(zip(groups[slot], self._close_group(*opened[slot], summaries)))
+        for group in groups if workers <= 1 else []:
+            group_configs, group_returns, out_dirs = self._open_group([configs[i] for i in group])
+            summaries = train_members(group_configs, out_dirs)
+            returns.update(zip(group, self._close_group(group_configs, group_returns, out_dirs, summaries)))
         for i, reason in sorted(alone.items()):
             log.info(
                 "\t#%d : %s runs alone: %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])), reason
@@ -119,12 +128,8 @@ class VectorizedLauncher(Launcher):
             returns[i] = self._run_alone(configs[i])
         return [returns[i] for i in range(len(configs))]
 
-    def _launch_group(self, configs: list[DictConfig]) -> list[JobReturn]:
-        """Set up each member's dir and files as Hydra does, then train the group in one pass."""
-        from optbench.errors import OptbenchError
-        from optbench.job.job import objective, stop_on_sigterm
-        from optbench.sweeps.vectorized.engine import run_group
-
+    def _open_group(self, configs: list[DictConfig]) -> tuple[list[DictConfig], list[JobReturn], list[Path]]:
+        """Set up each member's dir and files as Hydra does (its callbacks' on_job_start included)."""
         quiet = HydraContext(config_loader=self.hydra_context.config_loader, callbacks=_NoCallbacks())
         returns = [
             run_job(
@@ -137,25 +142,17 @@ class VectorizedLauncher(Launcher):
             for config in configs
         ]
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        out_dirs = [ret.return_value for ret in returns]
-        loggers = [
-            _job_logger(config.hydra.job.num, out_dir, config.hydra.job.name)
-            for config, out_dir in zip(configs, out_dirs)
-        ]
         for config, ret in zip(configs, returns):
             log.info("\t#%d : %s", config.hydra.job.num, " ".join(filter_overrides(ret.overrides)))
             self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
-        summaries: list[dict[str, Any]] = [{} for _ in configs]
-        try:
-            with stop_on_sigterm():  # a scheduler's SIGTERM stops the group like Ctrl-C
-                summaries = run_group(configs, out_dirs, loggers)
-        except OptbenchError as exc:  # e.g. the dataset cannot be loaded: every member failed, the sweep goes on
-            log.error("%s", exc)
-        except Exception:
-            log.exception("vectorised group failed; details are in each member's summary.json")
-        finally:
-            for logger in loggers:
-                _close_logger(logger)
+        return configs, returns, [ret.return_value for ret in returns]
+
+    def _close_group(
+        self, configs: list[DictConfig], returns: list[JobReturn], out_dirs: list[Path], summaries: list[dict[str, Any]]
+    ) -> list[JobReturn]:
+        """Hand each member's objective to the sweeper; an interrupted member stops the sweep (rows kept)."""
+        from optbench.job.job import objective
+
         for config, ret, summary in zip(configs, returns, summaries):
             ret.return_value = objective(summary)
             ret.status = JobStatus.COMPLETED  # a failed member is recorded in its summary.json, as `optbench -m` does
@@ -163,3 +160,71 @@ class VectorizedLauncher(Launcher):
         if any(summary.get("status") == "interrupted" for summary in summaries):
             raise KeyboardInterrupt  # stop the sweep; every member keeps its rows
         return returns
+
+
+def side_by_side(processes: int | None, group_configs: list[DictConfig]) -> int:
+    """How many groups train at once, each in a process of its own: `processes`, or by default one per visible
+    GPU when the groups train on CUDA (`auto` or `cuda`) and one otherwise; never more than the groups."""
+    from optbench.runtime.device import gpu_count
+
+    if processes is None:
+        on_gpus = any(str(config.device.type) in ("auto", "cuda") for config in group_configs)
+        processes = gpu_count() if on_gpus else 1
+    return max(1, min(processes, len(group_configs)))
+
+
+def train_members(configs: list[DictConfig], out_dirs: list[Path], slot: int | None = None) -> list[dict[str, Any]]:
+    """Train one group (in the launcher's process, or a worker's with its `slot`); return its members' summaries."""
+    from optbench.errors import OptbenchError
+    from optbench.job.job import stop_on_sigterm
+    from optbench.sweeps.vectorized.engine import run_group
+
+    loggers = [
+        _job_logger(config.hydra.job.num, out_dir, config.hydra.job.name) for config, out_dir in zip(configs, out_dirs)
+    ]
+    summaries: list[dict[str, Any]] = [{} for _ in configs]
+    try:
+        with stop_on_sigterm():  # a scheduler's SIGTERM stops the group like Ctrl-C
+            summaries = run_group(configs, out_dirs, loggers, slot)
+    except OptbenchError as exc:  # e.g. the dataset cannot be loaded: every member failed, the sweep goes on
+        log.error("%s", exc)
+    except Exception:
+        log.exception("vectorised group failed; details are in each member's summary.json")
+    finally:
+        for logger in loggers:
+            _close_logger(logger)
+    return summaries
+
+
+def _worker_setup() -> None:
+    """A worker process logs as the launcher does."""
+    logging.basicConfig(level=logging.INFO, format=JOB_LOG_FORMAT)
+
+
+def train_apart(
+    opened: list[tuple[list[DictConfig], list[JobReturn], list[Path]]], workers: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Train the opened groups in `workers` spawned processes, group g in worker g mod `workers` (its slot, so
+    its GPU); yield each group's summaries in group order. Ctrl-C or SIGTERM stops every worker (rows kept)."""
+    if not opened:
+        return
+    from optbench.job.job import stop_on_sigterm
+
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+    pools = [context.Pool(1, initializer=_worker_setup) for _ in range(workers)]
+    try:
+        with stop_on_sigterm():
+            pending = [
+                pools[g % workers].apply_async(train_members, (configs, out_dirs, g % workers))
+                for g, (configs, _, out_dirs) in enumerate(opened)
+            ]
+            for result in pending:
+                yield result.get()
+    except BaseException:
+        for pool in pools:
+            pool.terminate()  # SIGTERM: each worker's group stops as a scheduler's signal stops it
+        raise
+    finally:
+        for pool in pools:
+            pool.close()
+            pool.join()

@@ -362,7 +362,8 @@ SWEEPER_RULES: dict[str, Rule] = {
     "digits": Number("hydra.sweeper.digits=3", whole=True, low=1, high=17),
 }
 LAUNCHER_RULES: dict[str, Rule] = {
-    "max_members": Number("hydra.launcher.max_members=32", whole=True, low=1, says="a whole number >= 1")
+    "max_members": Number("hydra.launcher.max_members=32", whole=True, low=1, says="a whole number >= 1"),
+    "processes": Number("hydra.launcher.processes=2", whole=True, low=1, null="one per visible GPU on CUDA, else one"),
 }
 
 

@@ -50,8 +50,8 @@ from optbench.rundir.summary import Summary, load_summary
 from optbench.rundir.writer import RunRecords, finite_or_none
 from optbench.runtime import randomness
 from optbench.runtime.cluster import slurm_job_id
-from optbench.runtime.device import Device, hardware
-from optbench.runtime.threads import launcher_threads
+from optbench.runtime.device import Device, hardware, spread
+from optbench.runtime.threads import launcher_threads, runs_apart
 from optbench.tasks import Target, Task, build_task
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def settle(cfg: DictConfig, out_dir: Path, job_log: logging.Logger = log) -> dic
     """Apply what the job's Hydra runtime adds to its config, for a single run and a vectorised member alike:
     `iterations=` given on the command line replaces a preset's `epochs` (both: refused), a launcher that runs
     jobs side by side sets `threads`, a user config hidden by a shipped one is warned about. Returns the
-    summary of a completed earlier run of this config in `out_dir` when `resume=true` finds one (skip it)."""
+    summary of a completed earlier run of this config in `out_dir` when `resume=true` finds one (skip it).
+    A launcher that runs jobs in processes of their own also spreads them over the visible GPUs (`spread`)."""
     node = hydra_node(cfg)
     if node is not None:
         check_length_overrides(command_line_overrides(cfg), cfg)
@@ -175,6 +176,8 @@ def settle(cfg: DictConfig, out_dir: Path, job_log: logging.Logger = log) -> dic
         launcher = OmegaConf.select(node, "launcher", default=None)
         if cfg.threads is None and launcher is not None and (threads := launcher_threads(launcher)):
             cfg.threads = threads  # several jobs share this machine's cores
+        if launcher is not None and runs_apart(launcher) and sweep_dir(cfg) is not None:
+            cfg.device.type = spread(str(cfg.device.type), int(node.job.num))  # side by side: a GPU each
     if cfg.resume and (previous := completed_before(out_dir, config_fingerprint(cfg))):
         job_log.info("resume: %s already holds a completed run of this config; skipping it", out_dir)
         return previous

@@ -62,10 +62,24 @@ def resolved_type(kind: str) -> str:
     return str(kind).split(":", 1)[0]
 
 
+def gpu_count() -> int:
+    """How many CUDA GPUs this process sees (0 without CUDA); a scheduler's CUDA_VISIBLE_DEVICES narrows it."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def spread(kind: str, slot: int) -> str:
+    """The device type for job `slot` of a launch that runs jobs side by side: `auto` and `cuda` take GPU
+    `slot mod N` of the N visible ones; `cpu`, an explicit `cuda:I` and a box with one GPU keep `kind`."""
+    count = gpu_count()
+    if kind not in ("auto", "cuda") or count < 2:
+        return kind
+    return f"cuda:{slot % count}"
+
+
 def resolve_device(kind: str) -> torch.device:
     """Map the configured device type to an available torch.device, or explain why it is not."""
     if kind == "auto":
-        return torch.device(resolved_type(kind))
+        kind = resolved_type(kind)
     try:
         device = torch.device(kind)
     except RuntimeError as exc:
@@ -85,6 +99,8 @@ def resolve_device(kind: str) -> torch.device:
                 f"device.type={kind!r} asks for GPU {device.index}, but only "
                 f"{torch.cuda.device_count()} GPU(s) are visible. Use device=cuda for the first one."
             )
+        if device.index is None:  # name the GPU (`cuda:0`), so summary.json says which one a job used
+            device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

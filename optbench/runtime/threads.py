@@ -52,6 +52,12 @@ def _ray_cpus(launcher: DictConfig) -> int | None:
     return max(1, int(assigned)) if assigned else None
 
 
+def runs_apart(launcher: DictConfig) -> bool:
+    """True when the launcher runs each job in a process of its own (joblib, submitit, Ray), which a signal can
+    stop alone and which may take a GPU of its own; False for the sweep's own process (basic, vectorized)."""
+    return not str(launcher.get("_target_", "")).endswith(("BasicLauncher", "VectorizedLauncher"))
+
+
 def launcher_threads(launcher: DictConfig) -> int | None:
     """CPU threads for each job of a launcher that runs several jobs at once on shared cores, or None
     (a launcher that runs one job at a time: torch's default).
@@ -61,10 +67,14 @@ def launcher_threads(launcher: DictConfig) -> int | None:
       (it starts them all at once);
     - submitit_slurm: the CPUs SLURM allocated to the task (`cpus_per_task`, `$SLURM_CPUS_PER_TASK`, or
       the process's affinity mask), not the node's;
-    - Ray: the task's `num_cpus` (or the CPUs Ray assigned to the worker), else one.
+    - Ray: the task's `num_cpus` (or the CPUs Ray assigned to the worker), else one;
+    - vectorized with `processes` > 1: the cores divided by the processes (each trains one group at a time).
     """
     target = str(launcher.get("_target_", ""))
     cores = available_cores()
+    if target.endswith("VectorizedLauncher"):
+        processes = launcher.get("processes")
+        return max(1, cores // processes) if isinstance(processes, int) and processes > 1 else None
     if target.endswith("JoblibLauncher"):
         return max(1, cores // _joblib_concurrency(launcher, cores))
     if "submitit" in target:

@@ -26,7 +26,7 @@ from optbench.errors import OptbenchError
 from optbench.job.job import Job, Run, load_task, run_settings, settle
 from optbench.job.loop import record_evaluations
 from optbench.runtime.clock import TrainingClock
-from optbench.runtime.device import Device
+from optbench.runtime.device import Device, spread
 from optbench.runtime.randomness import drawing_from, snapshot_global
 from optbench.sweeps.vectorized.batched import BATCHED, MemberSteps, batch_signature
 from optbench.sweeps.vectorized.wide import WideMLP, mean_nll_gradient
@@ -174,14 +174,14 @@ def _evaluate(member: Member, iteration: int, clock: TrainingClock) -> None:
 
 
 def run_group(
-    cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[logging.Logger] | None = None
+    cfgs: list[DictConfig], out_dirs: list[Path], loggers: list[logging.Logger] | None = None, slot: int | None = None
 ) -> list[dict[str, Any]]:
     """Run jobs that can share one wide model (see `grouping`) and write each one's files; return their summaries.
 
     Each member goes through the job room as a single run does (`settle`, `Job.open`, `setup`, `finish`,
     `close`); only its loop is the group's. A job whose settings are rejected or whose setup fails is recorded
     as failed and the others go on; a completed run found by `resume=true` is skipped. CPU settings and
-    numerics policy are the first job's.
+    numerics policy are the first job's. `slot` (a launcher's worker) picks the GPU: see `runtime.device.spread`.
     """
     summaries: list[dict[str, Any]] = [{"status": "failed"} for _ in cfgs]  # a rejected job's stays so
     jobs: dict[int, Job] = {}
@@ -190,6 +190,8 @@ def run_group(
             if (previous := settle(cfg, out_dir, job_log)) is not None:
                 summaries[index] = previous
                 continue
+            if slot is not None:
+                cfg.device.type = spread(str(cfg.device.type), slot)
             jobs[index] = Job.open(cfg, out_dir, job_log)
         except OptbenchError as exc:
             job_log.error("%s", exc)
