@@ -480,3 +480,41 @@ def test_seeds_needed_is_where_the_observed_difference_turns_significant():
     assert t(n - 1) < scipy.stats.t.ppf(0.975, n - 2)  # not at one fewer
     assert seeds_needed(-difference, spread) == n and seeds_needed(0.0, spread) is None
     assert seeds_needed(1e-9, spread, most=1000) is None  # beyond the search: never at these seeds
+
+
+@pytest.mark.slow
+def test_many_groups_draw_and_compare_the_best_and_table_all(tmp_path):
+    """A tuned sweep's hundreds of (optimizer, lr) groups: the figures draw the best TOP_GROUPS (legends stay
+    readable), the paired tests compare them (not G^2/2 pairs), and the tables keep every group."""
+    from optbench.reporting.groups import TOP_GROUPS
+
+    lrs = [f"{0.0005 * 1.4**i:.4g}" for i in range(TOP_GROUPS + 3)]
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "-m",
+        "task=rosenbrock",
+        "optimizer=adam",
+        f"optimizer.lr={','.join(lrs)}",
+        "seed=0,1",
+        "iterations=6",
+        "eval_every=3",
+        "auto_report=false",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "report"
+    assert report(str(sweep), "-o", str(out), cwd=tmp_path).returncode == 0
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == len(lrs) and (table.n == 2).all()
+    best = table.label.tolist()[:TOP_GROUPS]  # the table is best first
+    pairs = pd.read_csv(out / "pairwise.csv")
+    assert len(pairs) == TOP_GROUPS * (TOP_GROUPS - 1) // 2 and set(pairs["first"]) | set(pairs["second"]) == set(best)
+    spec = json.loads((out / "test_loss.plotly.json").read_text())
+    legend = [trace["name"] for trace in spec["data"] if trace.get("showlegend")]
+    assert [name.split(" (n=")[0] for name in legend if name != "target"] == best
+    assert (
+        f"{len(lrs)} groups: the figures draw, and the paired t-tests compare, the best {TOP_GROUPS}"
+        in (out / "summary.md").read_text()
+    )
+    assert len(pd.read_csv(out / "results.csv").run.unique()) == 2 * len(lrs)

@@ -13,7 +13,7 @@ from optbench.reporting import plots, profiles
 from optbench.reporting.bench import bench_sections
 from optbench.reporting.document import Document, Section, describe, significant_pairs, troubled_runs, tuning_notes
 from optbench.reporting.figures import FIGURES, Panel, TrajectoryAnimation
-from optbench.reporting.groups import Group, differing_keys, group_runs
+from optbench.reporting.groups import TOP_GROUPS, Group, differing_keys, group_runs
 from optbench.reporting.html import image_html, render_html
 from optbench.reporting.interactive import SPEC_SUFFIX
 from optbench.reporting.markdown import render_markdown
@@ -61,6 +61,16 @@ class Report:
         )
 
 
+def top_groups_note(count: int) -> list[str]:
+    """What a task with more than TOP_GROUPS groups shows of them, as the report's note."""
+    if count <= TOP_GROUPS:
+        return []
+    return [
+        f"{count} groups: the figures draw, and the paired t-tests compare, the best {TOP_GROUPS} in the table's "
+        "order; the table, summary.csv and results.csv have every group."
+    ]
+
+
 def build_report(
     paths: list[Path], out_dir: Path, *, fmt: str = "png", window: int = 50, log_loss: bool = True, gif: bool = False
 ) -> Report:
@@ -73,8 +83,8 @@ def build_report(
     runs = [load_run(path) for path in discover(paths)]
     groups = group_runs(runs)
     table = summary_table(groups, window)
-    order = list(zip(table.task, table.label))  # best first: legends read top-down like the table
-    groups.sort(key=lambda group: order.index((group.task, group.label)))
+    order = {key: rank for rank, key in enumerate(zip(table.task, table.label))}  # best first, like the table
+    groups.sort(key=lambda group: order[(group.task, group.label)])
     tasks = list(dict.fromkeys(table.task))
     pairs = pairwise_table(groups)
     tuning = load_tuning(paths)
@@ -108,7 +118,7 @@ def build_report(
                 task if len(tasks) > 1 else None,
                 f"{panel.subtitle} · {len(task_runs)} runs in {len(task_groups)} groups",
                 readable(panel.table),
-                tuning_notes(panel.tuning) + significant_pairs(panel.pairwise),
+                tuning_notes(panel.tuning) + top_groups_note(len(task_groups)) + significant_pairs(panel.pairwise),
                 written,
                 task_groups,
             )

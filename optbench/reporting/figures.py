@@ -14,8 +14,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from optbench.reporting import plots, scaling, sensitivity, trajectory
-from optbench.reporting.groups import Group
+from optbench.reporting.groups import TOP_GROUPS, Group
 from optbench.tasks import Target
+
+DRAWN = TOP_GROUPS  # groups a figure draws at most: the best ones; the table has all
 
 
 @dataclass
@@ -36,6 +38,19 @@ class Panel:
     def target(self) -> Target | None:
         """The task's target, from its first run that has one."""
         return next((target for target in (group.target for group in self.groups) if target), None)
+
+    @property
+    def drawn(self) -> list[Group]:
+        """The groups the figures draw: every one up to DRAWN, else the best DRAWN (groups come in the table's
+        order, best first), so ten thousand runs never make a thousand-entry legend."""
+        return self.groups[:DRAWN]
+
+    @property
+    def caption(self) -> str:
+        """The figures' subtitle: the panel's, saying how many groups are drawn when not all are."""
+        if len(self.groups) <= DRAWN:
+            return self.subtitle
+        return f"{self.subtitle} · the best {DRAWN} of {len(self.groups)} groups (all in the table)"
 
     @property
     def has_accuracy(self) -> bool:
@@ -79,7 +94,7 @@ class TrainingCurves(ReportFigure):
         log_y = panel.log_loss and self.column == "loss"
         return {
             self.name: plots.training_curves(
-                panel.groups, self.column, panel.window, panel.subtitle, log_y, panel.palette
+                panel.drawn, self.column, panel.window, panel.caption, log_y, panel.palette
             )
         }
 
@@ -101,7 +116,7 @@ class TestMetric(ReportFigure):
         """Mean ± std over seeds at each evaluation."""
         target = panel.target
         threshold = target.threshold if target and target.column == self.column else None
-        return {self.name: plots.test_metric(panel.groups, self.column, panel.subtitle, panel.palette, threshold)}
+        return {self.name: plots.test_metric(panel.drawn, self.column, panel.caption, panel.palette, threshold)}
 
 
 class LearningRate(ReportFigure):
@@ -115,7 +130,7 @@ class LearningRate(ReportFigure):
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """One line per group."""
-        return {self.name: plots.learning_rates(panel.groups, panel.subtitle, panel.palette)}
+        return {self.name: plots.learning_rates(panel.drawn, panel.caption, panel.palette)}
 
 
 class FinalAccuracy(ReportFigure):
@@ -129,7 +144,7 @@ class FinalAccuracy(ReportFigure):
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """Seeds as points, means with 95% bootstrap intervals."""
-        return {self.name: plots.final_accuracy_intervals(panel.groups, panel.table, panel.subtitle, panel.palette)}
+        return {self.name: plots.final_accuracy_intervals(panel.drawn, panel.table, panel.caption, panel.palette)}
 
 
 class PairwiseComparisons(ReportFigure):
@@ -143,9 +158,7 @@ class PairwiseComparisons(ReportFigure):
 
     def drawings(self, panel: Panel) -> dict[str, Figure]:
         """A matrix, groups in the table's order."""
-        return {
-            self.name: plots.pairwise_matrix(panel.pairwise, [group.label for group in panel.groups], panel.subtitle)
-        }
+        return {self.name: plots.pairwise_matrix(panel.pairwise, [group.label for group in panel.drawn], panel.caption)}
 
 
 class LearningRateSensitivity(ReportFigure):
@@ -220,7 +233,7 @@ class Trajectories(ReportFigure):
         """Log-spaced contours, the minima starred, each path in its group's style."""
         return {
             self.name: trajectory.paths_figure(
-                panel.groups, *trajectory.surface_of(panel.groups), panel.subtitle, panel.palette
+                panel.drawn, *trajectory.surface_of(panel.groups), panel.caption, panel.palette
             )
         }
 
@@ -234,9 +247,9 @@ class TrajectoryAnimation(Trajectories):
             return []
         return [
             trajectory.write_animation(
-                panel.groups,
+                panel.drawn,
                 *trajectory.surface_of(panel.groups),
-                panel.subtitle,
+                panel.caption,
                 panel.palette,
                 out_dir / f"{self.name}.gif",
             )

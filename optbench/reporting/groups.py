@@ -17,6 +17,10 @@ from optbench.tasks import Target
 # Keys that never distinguish what was compared within a task: the seed (groups are built over it),
 # the task (each task gets its own figures and table rows), and settings that do not change the numbers.
 IGNORED_KEYS = {"seed", "task", *NON_RESULT_KEYS}
+# A task's best groups that figures draw and pairwise tests compare, at most; the tables list every group.
+# A tuned sweep has hundreds of (optimizer, lr) groups: their legend, or their G^2/2 paired tests, would
+# swamp the report (and grow with the square of the groups).
+TOP_GROUPS = 12
 
 
 @dataclass

@@ -175,7 +175,8 @@ def final_accuracy_intervals(
 ) -> Figure:
     """Final test accuracy per group: every seed as a faint point, the mean as a dot with its 95%
     bootstrap interval as a whisker. No bars: a bar's length would claim a zero the axis does not show."""
-    rows = table.dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
+    by_label = {group.label: group for group in groups}
+    rows = table[table.label.isin(by_label)].dropna(subset=["final_test_acc"]).sort_values("final_test_acc")
     figure, axes = new_figure(
         "Final test accuracy: mean and 95% bootstrap CI over seeds (points: single runs)",
         subtitle,
@@ -183,7 +184,6 @@ def final_accuracy_intervals(
     )
     axes.grid(True, axis="x", alpha=0.3)
     axes.grid(False, axis="y")
-    by_label = {group.label: group for group in groups}
     values = []
     for position, row in enumerate(rows.itertuples()):
         colour = palette[row.label].colour
@@ -220,6 +220,8 @@ def pairwise_matrix(pairs: pd.DataFrame, labels: list[str], subtitle: str) -> Fi
     with * where the Holm-corrected paired t-test is significant at 5%."""
     metric = pairs.metric.iloc[0]
     scale, unit = (100, " pp") if metric == "test_accuracy" else (1, "")
+    pairs = pairs[pairs["first"].isin(labels) & pairs["second"].isin(labels)]  # the groups drawn
+    labels = [label for label in labels if label in set(pairs["first"]) | set(pairs["second"])]
     size = len(labels)
     matrix = np.full((size, size), np.nan)
     text = [["" for _ in labels] for _ in labels]

@@ -9,7 +9,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
-from optbench.reporting.groups import Group, config_value
+from optbench.reporting.groups import TOP_GROUPS, Group, config_value
 from optbench.reporting.stats import SIGNIFICANCE, holm, paired_t, summarize
 from optbench.rundir.reader import first_reaching
 
@@ -133,11 +133,12 @@ def final_metric(group: Group) -> tuple[str, dict]:
 
 
 def pairwise_table(groups: list[Group]) -> pd.DataFrame:
-    """Paired t-tests between every two groups of a task over their common seeds, Holm-corrected
-    within the task; `advantage` > 0 means `first` ended better on the task's metric."""
+    """Paired t-tests between every two of a task's groups over their common seeds, Holm-corrected within the
+    task; `advantage` > 0 means `first` ended better on the task's metric. Groups come best first: past
+    TOP_GROUPS in a task, only its best TOP_GROUPS are compared."""
     rows = []
     for task in dict.fromkeys(group.task for group in groups):
-        members = [group for group in groups if group.task == task]
+        members = [group for group in groups if group.task == task][:TOP_GROUPS]
         finals = {group.label: final_metric(group) for group in members}
         comparisons = [
             paired_t(
