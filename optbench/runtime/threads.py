@@ -9,6 +9,7 @@ An explicit `threads=` always wins; the rules below only fill in `threads=null`.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -43,11 +44,12 @@ def _ray_cpus(launcher: DictConfig) -> int | None:
     asked = OmegaConf.select(launcher, "ray.remote.num_cpus")
     if isinstance(asked, (int, float)) and asked >= 1:
         return int(asked)
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; elsewhere importing it would cost seconds
+    if ray is None:
+        return None
     try:
-        import ray
-
         assigned = ray.get_runtime_context().get_assigned_resources().get("CPU")
-    except Exception:  # not inside a Ray worker, or Ray without a runtime context
+    except Exception:  # Ray without a runtime context (imported, not a worker)
         return None
     return max(1, int(assigned)) if assigned else None
 
