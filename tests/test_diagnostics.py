@@ -67,3 +67,43 @@ def test_a_few_lanczos_steps_find_a_dominant_eigenvalue():
     matrix = basis @ torch.diag(eigenvalues) @ basis.T
     top = top_eigenvalue(lambda v: matrix @ v, 1000, like=eigenvalues)
     assert top.converged and top.products <= 20 and abs(top.value - 50.0) < 50.0 * 1e-3
+
+
+def test_the_preconditioner_is_what_the_optimizer_divides_by():
+    """After a first step, -lr P^-1 g gives back the step: Adam's update is -lr m_hat / (sqrt(v_hat) + eps) with
+    m_hat = g after one step, RMSprop's -lr g / (sqrt(v) + eps), Adagrad's -lr g / (sqrt(sum) + eps)."""
+    from optbench.diagnostics.preconditioner import stability
+    from optbench.optim.adam import Adam as ScratchAdam
+
+    for make in (
+        lambda p: torch.optim.Adam(p, lr=0.01),
+        lambda p: ScratchAdam(p, lr=0.01),
+        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.0),
+        lambda p: torch.optim.RMSprop(p, lr=0.01),
+        lambda p: torch.optim.Adagrad(p, lr=0.01),
+    ):
+        parameter = torch.nn.Parameter(torch.randn(7, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+        optimizer = make([parameter])
+        gradient = torch.randn(7, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+        before = parameter.detach().clone()
+        parameter.grad = gradient.clone()
+        optimizer.step()
+        read = stability(optimizer, [parameter])
+        torch.testing.assert_close(parameter.detach() - before, -0.01 * gradient / read.diagonal)
+    assert read.threshold == 2 / 0.01  # Adagrad, no momentum
+
+
+def test_stability_thresholds():
+    from optbench.diagnostics.preconditioner import stability
+
+    parameter = torch.nn.Parameter(torch.zeros(3))
+    assert stability(torch.optim.SGD([parameter], lr=0.05), [parameter]).threshold == 2 / 0.05
+    assert stability(torch.optim.SGD([parameter], lr=0.1, momentum=0.9), [parameter]).threshold == (3.8 / 0.1)
+    nesterov = stability(torch.optim.SGD([parameter], lr=0.1, momentum=0.9, nesterov=True), [parameter])
+    assert abs(nesterov.threshold - 3.8 / (0.1 * 2.8)) < 1e-12
+    adam = torch.optim.Adam([parameter], lr=0.001)
+    assert stability(adam, [parameter]) is None  # before its first step: no preconditioner yet
+    parameter.grad = torch.ones(3)
+    adam.step()
+    assert abs(stability(adam, [parameter]).threshold - 38 / 0.001) < 1e-6  # Cohen et al. 2022: 38/eta
+    assert stability(torch.optim.Adamax([parameter]), [parameter]) is None  # not a readable preconditioner
