@@ -107,3 +107,128 @@ def test_stability_thresholds():
     adam.step()
     assert abs(stability(adam, [parameter]).threshold - 38 / 0.001) < 1e-6  # Cohen et al. 2022: 38/eta
     assert stability(torch.optim.Adamax([parameter]), [parameter]) is None  # not a readable preconditioner
+
+
+# ---- a run's diagnostics ---------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from conftest import make_cfg, run  # noqa: E402
+
+from optbench.errors import OptbenchError  # noqa: E402
+from optbench.job.job import run_job  # noqa: E402
+
+SHORT = ["iterations=30", "eval_every=15", "batch_size=100", "threads=1"]
+CONTRACT = [
+    "iteration",
+    "lr",
+    "grad_norm",
+    "update_norm",
+    "update_cosine",
+    "sharpness",
+    "preconditioned_sharpness",
+    "stability_threshold",
+]
+
+
+def test_diagnostics_change_no_training_number_and_write_the_contract(tmp_path):
+    """diagnostics.every=N: the same train.csv and test.csv bit for bit, and diagnostics.csv's columns."""
+    plain = run(tmp_path / "plain", "optimizer=adam", *SHORT)
+    measured = run(tmp_path / "measured", "optimizer=adam", "diagnostics.every=10", *SHORT)
+    for name in ("train.csv", "test.csv"):
+        a, b = (
+            pd.read_csv(tmp_path / d / name).drop(columns="seconds", errors="ignore") for d in ("plain", "measured")
+        )
+        pd.testing.assert_frame_equal(a, b)
+    assert plain["config_fingerprint"] == measured["config_fingerprint"]  # resume takes one for the other
+    rows = pd.read_csv(tmp_path / "measured" / "diagnostics.csv")
+    assert list(rows.columns[: len(CONTRACT)]) == CONTRACT and rows.iteration.tolist() == [10, 20, 30]
+    names = ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [c for c in rows.columns if c.startswith("update_ratio/")] == [f"update_ratio/{n}" for n in names]
+    assert [c for c in rows.columns if c.startswith("grad_norm/")] == [f"grad_norm/{n}" for n in names]
+    assert (rows.lr == 0.001).all() and np.allclose(rows.stability_threshold, 38 / 0.001)
+    assert (rows.sharpness > 0).all() and (rows.preconditioned_sharpness > rows.sharpness).all()
+    assert ((rows.update_cosine > -1) & (rows.update_cosine <= 1)).all()
+    per_parameter = np.sqrt(sum(rows[f"grad_norm/{n}"] ** 2 for n in names))
+    np.testing.assert_allclose(rows.grad_norm, per_parameter, rtol=1e-6)
+    above = rows.iteration[rows.preconditioned_sharpness > rows.stability_threshold]
+    seen = measured["diagnostics"]
+    assert seen["last"]["iteration"] == 30 and seen["first_above_threshold"] == (above.min() if len(above) else None)
+
+
+def test_the_update_norm_is_the_weights_change_and_the_cosine_that_of_successive_steps(tmp_path):
+    """Plain SGD: the update is -lr g, so update_norm = lr grad_norm and each update_ratio = lr |g| / |w|."""
+    run(tmp_path, "optimizer=sgd", "optimizer.lr=0.1", "diagnostics.every=7", "diagnostics.sharpness=false", *SHORT)
+    rows = pd.read_csv(tmp_path / "diagnostics.csv")
+    np.testing.assert_allclose(rows.update_norm, 0.1 * rows.grad_norm, rtol=1e-5)
+    assert rows.iteration.tolist() == [7, 14, 21, 28] and rows.sharpness.isna().all()
+    np.testing.assert_allclose(rows.stability_threshold, 2 / 0.1)
+
+
+def test_the_sharpness_of_quadratic_deep_is_its_hessians_top_eigenvalue(tmp_path):
+    """DeepOBS's quadratic: the Hessian optbench builds itself, whose top eigenvalue (in (30, 60)) is known."""
+    from optbench.tasks import build_task
+
+    cfg = make_cfg(
+        "task=quadratic_deep",
+        "optimizer=sgd",
+        "optimizer.lr=0.01",
+        "iterations=4",
+        "eval_every=4",
+        "diagnostics.every=2",
+    )
+    summary = run_job(cfg, tmp_path)
+    task = build_task(cfg)
+    task.setup(torch.device("cpu"))
+    top = torch.linalg.eigvalsh(task.hessian.double())[-1].item()
+    rows = pd.read_csv(tmp_path / "diagnostics.csv")
+    assert 30 < top < 60 and np.allclose(rows.sharpness, top, rtol=1e-3)
+    assert summary["status"] == "completed"
+
+
+def test_the_sharpness_of_a_2d_function_is_its_exact_hessians(tmp_path):
+    """Rosenbrock after one step: the larger eigenvalue of its 2x2 Hessian at the point the step reached."""
+    cfg = make_cfg(
+        "task=rosenbrock", "optimizer=sgd", "optimizer.lr=1e-5", "iterations=1", "eval_every=1", "diagnostics.every=1"
+    )
+    run_job(cfg, tmp_path)
+    row = pd.read_csv(tmp_path / "diagnostics.csv").iloc[0]
+    x, y = (float(v) for v in json.loads((tmp_path / "summary.json").read_text())["final_parameters"]["point"])
+    hessian = torch.tensor([[1200 * x**2 - 400 * y + 2, -400 * x], [-400 * x, 200.0]], dtype=torch.float64)
+    assert math.isclose(row.sharpness, torch.linalg.eigvalsh(hessian)[-1].item(), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["diagnostics.every=0"], "diagnostics.every=0 must be a positive whole number, or eval, or null"),
+        (["diagnostics.every=5", "diagnostics.batch_size=70000"], "diagnostics.batch_size=70000 is larger than"),
+        (
+            ["diagnostics.every=5", "optimizer=lion", "diagnostics.preconditioned=true"],
+            "optimizer=lion (Lion) keeps no diagonal preconditioner",
+        ),
+        (["diagnostics.every=5", "diagnostics.tolerance=0"], "diagnostics.tolerance=0 must be a number in (0, 1]"),
+    ],
+)
+def test_bad_diagnostics_settings_are_one_message(tmp_path, overrides, message):
+    with pytest.raises(OptbenchError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        run(tmp_path, *overrides, *SHORT)
+
+
+def test_a_diverged_runs_advice_says_what_the_diagnostics_saw(tmp_path):
+    summary = run(tmp_path, "optimizer=sgd", "optimizer.lr=20", "diagnostics.every=1", *SHORT)
+    assert summary["status"] == "diverged"
+    assert "Diagnostics: at iteration" in summary["advice"] and "stability threshold of 0.1" in summary["advice"]
+    first = summary["diagnostics"]["first_above_threshold"]
+    assert first is not None and first < summary["diverged_at"]
+
+
+def test_a_job_with_diagnostics_runs_alone_in_a_vectorised_sweep():
+    from optbench.sweeps.vectorized.grouping import solo_reason
+
+    assert "diagnostics.every is set" in solo_reason(make_cfg("optimizer=adam", "diagnostics.every=10"))
+    assert solo_reason(make_cfg("optimizer=adam")) is None

@@ -11,7 +11,16 @@ from omegaconf import DictConfig, OmegaConf
 from optbench.runtime.device import resolved_type
 
 # Settings that never change a run's numbers: left out of a run's fingerprint and of report labels.
-NON_RESULT_KEYS = ("progress", "auto_report", "resume", "threads", "dataset.root", "logger", "record_grad_norm")
+NON_RESULT_KEYS = (
+    "progress",
+    "auto_report",
+    "resume",
+    "threads",
+    "dataset.root",
+    "logger",
+    "record_grad_norm",
+    "diagnostics",
+)
 # Settings added after runs were first recorded, at the value that behaves as before they existed: left out of
 # fingerprints and of bench identities, so runs made before them still match (resume=true, shipped baselines).
 NEUTRAL_SETTINGS = {"grad_clip": None, "task.eval_iters": None}

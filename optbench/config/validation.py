@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.compose import group_choices, optimizer_name
+from optbench.diagnostics.preconditioner import PRECONDITIONED
 from optbench.errors import OptbenchError
 from optbench.logger import KINDS, require_tracker
 from optbench.model import ACTIVATIONS, INITS
@@ -129,13 +130,17 @@ class Numbers:
 
 @dataclass(frozen=True)
 class Flag:
-    """true or false."""
+    """true or false; perhaps null, where `null` says what it means."""
 
     example: str
+    null: str | None = None
 
     def problem(self, key: str, value: Any) -> str | None:
-        """The message for a value that is not a boolean, or None."""
-        return None if isinstance(value, bool) else f"{key}={value!r} must be true or false, e.g. {self.example}."
+        """The message for a value that is not a boolean (or null where allowed), or None."""
+        if isinstance(value, bool) or (value is None and self.null is not None):
+            return None
+        also = f", or null ({self.null})" if self.null is not None else ""
+        return f"{key}={value!r} must be true or false{also}, e.g. {self.example}."
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,16 @@ RULES: dict[str, Rule] = {
     "divergence_factor": Number("divergence_factor=1000", low=1, low_open=True, null="stop only on non-finite losses"),
     "grad_clip": Number("grad_clip=1.0", low=0, low_open=True, null="no clipping"),
     "record_grad_norm": Flag("record_grad_norm=true"),
+    "diagnostics.every": Number(
+        "diagnostics.every=20, or diagnostics.every=eval", whole=True, low=1, null="off", words=("eval",)
+    ),
+    "diagnostics.sharpness": Flag("diagnostics.sharpness=false"),
+    "diagnostics.batch_size": Number("diagnostics.batch_size=1000", whole=True, low=1, null="the whole training split"),
+    "diagnostics.lanczos_steps": Number("diagnostics.lanczos_steps=20", whole=True, low=2),
+    "diagnostics.tolerance": Number("diagnostics.tolerance=0.001", low=0, low_open=True, high=1),
+    "diagnostics.preconditioned": Flag(
+        "diagnostics.preconditioned=true", null="where the optimizer's preconditioner is readable"
+    ),
     "lookahead.enabled": Flag("lookahead.enabled=true"),
     "lookahead.k": Number("lookahead.k=5", whole=True, low=1),
     "lookahead.alpha": Number("lookahead.alpha=0.5", low=0, high=1, low_open=True),
@@ -399,11 +414,26 @@ def check_config(cfg: DictConfig) -> None:
         check_batching(task, cfg.task.get("batching"))
     _check_relations(cfg, task)
     optimizer = check_optimizer(cfg)
+    check_diagnostics(cfg, optimizer)
     if cfg.epochs is None:  # with epochs, the run's length is known once the data are (see `budget`)
         check_schedule(cfg, cfg.iterations)
         build_schedule(cfg.schedule, optimizer, cfg.iterations, _schedule_name(cfg))
     Device.of(cfg.device).resolve()
     require_tracker(OmegaConf.select(cfg, "logger.kind", default="none"))
+
+
+def check_diagnostics(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
+    """`diagnostics.preconditioned=true` only for an optimizer whose preconditioner a run can read."""
+    node = cfg.get("diagnostics")
+    if node is None or node.get("every") is None or node.get("preconditioned") is not True:
+        return
+    if type(optimizer).__name__ not in PRECONDITIONED:
+        fail(
+            f"diagnostics.preconditioned=true: optimizer={optimizer_name(cfg, group_choices(cfg))} ({type(optimizer).__name__}) keeps no "
+            f"diagonal preconditioner optbench can read (it reads {', '.join(PRECONDITIONED)}: torch's and the "
+            "scratch ones, without Lookahead). Use diagnostics.preconditioned=null to measure it where it can be read "
+            "(the plain sharpness is measured either way)."
+        )
 
 
 def check_target(task: str, node: Any) -> None:

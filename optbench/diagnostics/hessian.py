@@ -53,40 +53,37 @@ def top_eigenvalue(
     product: MatVec, dimension: int, *, steps: int = 20, tolerance: float = 1e-3, seed: int = 0, like: torch.Tensor
 ) -> Eigenvalue:
     """The largest (algebraic) eigenvalue of the symmetric operator `product` on R^dimension by Lanczos with full
-    reorthogonalisation: at most `steps` products, stopping once the top Ritz value moves by less than
-    `tolerance` relative between two steps. The start vector is drawn from a generator seeded with `seed`
-    (never torch's global one: a measurement must not change the run's draws). `like` gives dtype and device."""
+    reorthogonalisation: at most `steps` products, stopping once the top Ritz pair's residual ||A y - theta y||
+    (Lanczos gives it for free: beta times the pair's last component) is at most `tolerance` |theta|. The start
+    vector is drawn from a generator seeded with `seed` (never torch's global one: a measurement must not change
+    the run's draws). `like` gives dtype and device."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(dimension, generator=generator, dtype=torch.float64).to(like)
     basis = [start / start.norm()]
-    alphas: list[torch.Tensor] = []
-    betas: list[torch.Tensor] = []
-    previous = None
-    steps = min(steps, dimension)
-    for step in range(steps):
+    alphas: list[float] = []
+    betas: list[float] = []
+    value = float("nan")
+    for step in range(min(steps, dimension)):
         w = product(basis[-1])
-        alpha = torch.dot(w, basis[-1])
-        alphas.append(alpha)
+        alphas.append(float(torch.dot(w, basis[-1])))
         stacked = torch.stack(basis)
         w = w - stacked.T @ (stacked @ w)  # full reorthogonalisation, twice is enough (Kahan)
         w = w - stacked.T @ (stacked @ w)
-        ritz = _ritz_top(alphas, betas)
-        if previous is not None and abs(ritz - previous) <= tolerance * max(abs(ritz), 1e-12):
-            return Eigenvalue(ritz, step + 1, True)
-        previous = ritz
-        beta = w.norm()
-        if step + 1 == steps or beta <= 1e-10 * max(abs(ritz), 1.0):
-            return Eigenvalue(ritz, step + 1, bool(beta <= 1e-10 * max(abs(ritz), 1.0)))
+        beta = float(w.norm())
+        value, last_component = _ritz_top(alphas, betas)
+        if beta * abs(last_component) <= tolerance * max(abs(value), 1e-12):
+            return Eigenvalue(value, step + 1, True)
         betas.append(beta)
         basis.append(w / beta)
-    return Eigenvalue(float("nan"), 0, False)  # dimension 0
+    return Eigenvalue(value, len(alphas), False)
 
 
-def _ritz_top(alphas: list[torch.Tensor], betas: list[torch.Tensor]) -> float:
-    """The top eigenvalue of the Lanczos tridiagonal matrix so far (in float64 on the CPU: it is tiny)."""
-    diagonal = torch.stack(alphas).double().cpu()
-    tridiagonal = torch.diag(diagonal)
+def _ritz_top(alphas: list[float], betas: list[float]) -> tuple[float, float]:
+    """The top eigenvalue of the Lanczos tridiagonal matrix so far and its eigenvector's last component (float64
+    on the CPU: the matrix is tiny)."""
+    tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if betas:
-        off = torch.stack(betas).double().cpu()
+        off = torch.tensor(betas, dtype=torch.float64)
         tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
-    return float(torch.linalg.eigvalsh(tridiagonal)[-1])
+    values, vectors = torch.linalg.eigh(tridiagonal)
+    return float(values[-1]), float(vectors[-1, -1])

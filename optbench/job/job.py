@@ -40,6 +40,8 @@ from optbench.config.compose import (
 from optbench.config.fingerprint import config_fingerprint
 from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
+from optbench.diagnostics.probe import Crossing, Probe
+from optbench.diagnostics.probe import Settings as DiagnosticsSettings
 from optbench.errors import OptbenchError
 from optbench.job.loop import Gradients, train
 from optbench.logger import Tracker, build_tracker, run_info
@@ -138,6 +140,24 @@ def divergence_advice(cfg: DictConfig, name: str) -> str:
     )
 
 
+def diagnosed_divergence(seen: Crossing, diverged_at: int) -> str:
+    """What the diagnostics saw before a run diverged at `diverged_at`, in a sentence."""
+    if seen.last is None:
+        return f"The diagnostics measured no step before it diverged at iteration {diverged_at}."
+    which = "preconditioned sharpness" if not math.isnan(seen.last["preconditioned_sharpness"]) else "sharpness"
+    value = seen.last["preconditioned_sharpness" if which != "sharpness" else "sharpness"]
+    threshold, at = seen.last["stability_threshold"], seen.last["iteration"]
+    crossed = (
+        f"it first exceeded the stability threshold at iteration {seen.first_above}"
+        if seen.first_above is not None
+        else "it never exceeded the stability threshold at a measured step"
+    )
+    return (
+        f"Diagnostics: at iteration {at}, the last measured before it diverged at iteration {diverged_at}, the "
+        f"{which} was {value:.4g} against a stability threshold of {threshold:.4g}; {crossed}."
+    )
+
+
 def sweep_dir(cfg: DictConfig) -> Path | None:
     """The sweep dir of a job of a sweep (`-m`), or None for a single run."""
     node = hydra_node(cfg)
@@ -233,6 +253,7 @@ class Run:
     scheduler: LRScheduler | None  # None: the constant schedule steps nothing
     recorder: Recorder
     gradients: Gradients  # grad_clip / record_grad_norm
+    probe: Probe | None = None  # diagnostics.every
 
 
 class Job:
@@ -330,9 +351,26 @@ class Job:
         run = Run(
             task, device, steps.iterations, steps.eval_every, model, optimizer, protocol, scheduler, recorder, gradients
         )
+        run.probe = self._open_probe(run)
         if tracker is not None:
             self._open_tracker(tracker)
         return run
+
+    def _open_probe(self, run: Run) -> Probe | None:
+        """The run's diagnostics (`diagnostics.every`), writing diagnostics.csv; None when off."""
+        settings = DiagnosticsSettings.of(self.cfg.get("diagnostics"))
+        if not settings.on:
+            return None
+        loss = run.task.sharpness_loss(settings.batch_size) if settings.sharpness else None
+        every, iterations = settings.every, run.iterations
+        if every == "eval":
+            due = lambda i: i % run.eval_every == 0 or i == iterations  # noqa: E731
+        else:
+            due = lambda i: i % every == 0  # noqa: E731
+        probe = Probe(settings, run.model, due, loss)
+        sheet = self.records.open_diagnostics(probe.columns)
+        probe.write = lambda iteration, row: sheet.append(iteration, *([row[c]] for c in sheet.columns[1:]))
+        return probe
 
     def _open_tracker(self, tracker: Tracker) -> None:
         """Start the job's tracker run and let it see every row the job's CSVs receive."""
@@ -355,6 +393,7 @@ class Job:
             scheduler=run.scheduler,
             protocol=run.protocol,
             gradients=run.gradients,
+            probe=run.probe,
             progress=self.cfg.progress,
         )
 
@@ -363,8 +402,17 @@ class Job:
         its first evaluation also gets advice (`advice`, and a log line)."""
         outcome = run.recorder.outcome
         self.summary.update(**_results(outcome, run.task.target))
+        advice = []
         if outcome.diverged_at and not outcome.evaluations:
-            self.summary.update(advice=divergence_advice(self.cfg, self.name))
+            advice.append(divergence_advice(self.cfg, self.name))
+        if run.probe is not None:
+            seen = run.probe.crossing
+            last = {k: v for k, v in (seen.last or {}).items() if "/" not in k}
+            self.summary.update(diagnostics={"first_above_threshold": seen.first_above, "last": last or None})
+            if outcome.diverged_at:
+                advice.append(diagnosed_divergence(seen, outcome.diverged_at))
+        if advice:
+            self.summary.update(advice=" ".join(advice))
             self.log.warning("%s", self.summary.advice)
         if sum(p.numel() for p in run.model.parameters()) <= SMALL_MODEL:
             self.summary.update(

@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
+from optbench.diagnostics.probe import Probe
 from optbench.optim.build import Protocol
 from optbench.rundir.recorder import Outcome, Recorder
 from optbench.runtime.clock import TrainingClock
@@ -125,11 +126,13 @@ def train(
     scheduler: LRScheduler | None = None,
     protocol: Protocol | None = None,
     gradients: Gradients = Gradients(),
+    probe: Probe | None = None,
     progress: bool = True,
 ) -> Outcome:
     """Train for `iterations` steps, evaluating every `eval_every` steps and at the end.
 
-    The scheduler, if any, sets the lr of the next step after each optimizer step. A train/eval
+    The scheduler, if any, sets the lr of the next step after each optimizer step; the probe, if any, measures
+    the steps `diagnostics.every` asks for (out of the training seconds). A train/eval
     optimizer ends in eval mode, so the model holds the weights it was evaluated with.
     """
     protocol = protocol or Protocol()
@@ -143,8 +146,14 @@ def train(
         optimizer.train()
     try:
         for iteration in range(1, iterations + 1):
+            if probe is not None:
+                probe.before(iteration)
             step = take_step(model, optimizer, task, next(batches), protocol, gradients)
-            recorder.step(step, optimizer.param_groups[0]["lr"], task.position(model))
+            lr = optimizer.param_groups[0]["lr"]
+            recorder.step(step, lr, task.position(model))
+            if probe is not None and probe.due(iteration):
+                with clock.paused():  # measuring is not training
+                    probe.after(iteration, model, optimizer, lr)
             if scheduler is not None:
                 scheduler.step()
             if iteration == 1:

@@ -87,7 +87,15 @@ class Summary:
     )
     final_valid_loss: float = _field("only with the validation split: validation loss at the last evaluation")
     final_valid_accuracy: float | None = _field("only with the validation split: its accuracy there")
-    advice: str = _field("only for a run that diverged before its first evaluation: what lr to try instead")
+    advice: str = _field(
+        "only for a diverged run: what lr to try instead (one that diverged before its first evaluation), and what "
+        "the diagnostics saw before it diverged (with `diagnostics.every`)"
+    )
+    diagnostics: dict[str, Any] = _field(
+        "only with `diagnostics.every`: `first_above_threshold`, the first measured step whose sharpness (the "
+        "preconditioned one for Adam, AdamW, RMSprop, Adagrad) exceeded its stability threshold (null: none), and "
+        "`last`, the last measured row of diagnostics.csv (without the per-parameter columns)"
+    )
     final_parameters: dict[str, Any] = _field("only for models of at most 10 parameters: their final values")
     vectorized_members: int = _field(
         "only for a job trained in a vectorised group: the group's size (its `train_seconds` is the group's)"

@@ -21,6 +21,7 @@ TEST_CSV = "test.csv"
 VALID_CSV = "valid.csv"  # with the validation split on: the same columns as test.csv
 TRAIN_EVAL_CSV = "train_eval.csv"  # with nanoGPT's estimate (task.eval_iters): the training part's, test.csv's columns
 SUMMARY_JSON = "summary.json"
+DIAGNOSTICS_CSV = "diagnostics.csv"  # with diagnostics.every: one row per measured step (optbench.diagnostics)
 TRAJECTORY_CSV = "trajectory.csv"  # 2-D tasks: the point before training (row 0) and after each step
 TUNING_CSV = "tuning.csv"  # a tune sweep's stage-1 trials, in its sweep dir
 TUNING_DIR = "tuning"  # stage-1 trials live in <sweep dir>/tuning/<n>/, stage-2 runs in <sweep dir>/<n>/
@@ -104,6 +105,7 @@ class RunRecords:
         self.test = MetricsCSV(out_dir / TEST_CSV)
         self.valid: MetricsCSV | None = None
         self.train_eval: MetricsCSV | None = None
+        self.diagnostics: MetricsCSV | None = None
         self.trajectory: MetricsCSV | None = None
         self._mirror: Callable[[str, range, dict[str, Sequence[Any]]], None] | None = None
 
@@ -111,7 +113,13 @@ class RunRecords:
         """Hand every chunk appended to train.csv, test.csv and valid.csv, once written, to
         `callback(split, iterations, columns)` too (an experiment tracker)."""
         self._mirror = callback
-        files = (("train", self.train), ("test", self.test), ("valid", self.valid), ("train_eval", self.train_eval))
+        files = (
+            ("train", self.train),
+            ("test", self.test),
+            ("valid", self.valid),
+            ("train_eval", self.train_eval),
+            ("diagnostics", self.diagnostics),
+        )
         for split, csv_file in files:
             if csv_file is not None:
                 csv_file.mirror = lambda iterations, columns, split=split: callback(split, iterations, columns)
@@ -130,6 +138,13 @@ class RunRecords:
         """The evaluation file of `split` (`test`, `valid` or `train`)."""
         return {"test": self.test, "valid": self.valid, "train": self.train_eval}[split]
 
+    def open_diagnostics(self, columns: Sequence[str]) -> MetricsCSV:
+        """Start diagnostics.csv with `columns` (`iteration` first)."""
+        self.diagnostics = MetricsCSV(self.out_dir / DIAGNOSTICS_CSV, columns)
+        if self._mirror is not None:
+            self.mirror_to(self._mirror)
+        return self.diagnostics
+
     def open_trajectory(self, columns: Sequence[str]) -> MetricsCSV:
         """Start trajectory.csv with `iteration` and `columns` (e.g. x, y)."""
         self.trajectory = MetricsCSV(self.out_dir / TRAJECTORY_CSV, ("iteration", *columns))
@@ -147,6 +162,6 @@ class RunRecords:
 
     def close(self) -> None:
         """Close the CSVs."""
-        for csv_file in (self.train, self.test, self.valid, self.train_eval, self.trajectory):
+        for csv_file in (self.train, self.test, self.valid, self.train_eval, self.diagnostics, self.trajectory):
             if csv_file is not None:
                 csv_file.close()

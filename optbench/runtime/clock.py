@@ -58,7 +58,10 @@ class TrainingClock:
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Leave the block's time out of the training seconds (the block ends synchronised: an
-        evaluation reads its metrics back to the host)."""
+        evaluation reads its metrics back to the host). Before the clock starts nothing is counted anyway."""
+        if self._started is None:
+            yield
+            return
         start = time.perf_counter()
         try:
             yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from optbench.data.sampling import Batching
+from optbench.errors import OptbenchError
 
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
 TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
@@ -186,6 +187,26 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """Metrics of `model` on the test split, or on the validation split (called under torch.no_grad)."""
+
+    def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+        """The loss on a fixed batch of the training split (its first `size` examples, None: all), whose Hessian's
+        top eigenvalue is the sharpness `diagnostics` measure. It draws nothing from torch's global generator."""
+        raise OptbenchError(
+            f"task={self.name} has no fixed batch to measure the sharpness on: use diagnostics.sharpness=false "
+            "(the gradient and update norms are still measured)."
+        )
+
+    def fixed_count(self, size: int | None, available: int, what: str = "examples") -> int:
+        """`size` of the `available` training examples (all for None), or one message where there are fewer."""
+        if size is None:
+            return available
+        if size > available:
+            raise OptbenchError(
+                f"diagnostics.batch_size={size} is larger than task={self.name}'s training split ({available} "
+                f"{what}): give at most {available}, e.g. diagnostics.batch_size={min(1000, available)}, or "
+                "diagnostics.batch_size=null for all of them."
+            )
+        return size
 
     def position(self, model: nn.Module) -> torch.Tensor | None:
         """The current point, one value per trajectory column; None for tasks without a trajectory."""

@@ -132,6 +132,10 @@ class Function2D(Task):
             loss = loss + point @ xi
         return StepLoss(loss, 1)
 
+    def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+        """The noise-free function (no data: `size` does not apply), so the sharpness is its exact Hessian's."""
+        return lambda model: self.value(model())
+
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """The noise-free function value at the current point (the test and the validation metric alike)."""
         return Evaluation(self.value(model()).item())

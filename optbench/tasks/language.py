@@ -14,7 +14,7 @@ predicted exactly (the accuracy columns), in one of two ways (`task.eval_iters`)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -140,6 +140,14 @@ class CharLanguageModel(Task):
         """Mean cross-entropy of predicting each window's next characters, and how many were right."""
         loss, correct = self.predict(model, batch)
         return StepLoss(loss, batch.shape[0] * self.block_size, correct)
+
+    def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+        """The mean loss over the training part's first `size` windows, side by side from its start."""
+        tokens = self.corpus.train
+        starts = torch.arange(0, len(tokens) - self.block_size, self.block_size, device=tokens.device)
+        starts = starts[: self.fixed_count(size, len(starts), "windows")]
+        windows = tokens[starts.unsqueeze(1) + torch.arange(self.block_size + 1, device=tokens.device)]
+        return lambda model: self.predict(model, windows)[0]
 
     def part(self, split: str) -> torch.Tensor:
         """The token ids of a split's part of the text: `train`, `valid` or `test`."""

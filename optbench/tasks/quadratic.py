@@ -11,7 +11,7 @@ published baselines, is the preset's `batching` (see `optbench.data.sampling.Bat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,12 @@ class NoisyQuadratic(Task):
     def loss(self, model: nn.Module, batch: torch.Tensor) -> StepLoss:
         """Mean quadratic loss over the minibatch's examples."""
         return StepLoss(model(self.train.index_select(0, batch)).mean(), len(batch))
+
+    def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+        """The mean loss over the first `size` training examples: its Hessian is the problem's own, whatever the
+        noise (so the sharpness is the Hessian's top eigenvalue, in (30, 60))."""
+        examples = self.train[: self.fixed_count(size, self.size)]
+        return lambda model: model(examples).mean()
 
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """Mean quadratic loss over the test (or validation) examples an evaluation uses."""

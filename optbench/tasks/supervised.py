@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -113,6 +113,12 @@ class Supervised(Task):
         outputs = model(inputs)
         correct = count_correct(outputs, labels) if self.has_accuracy else None
         return StepLoss(loss_function(self.kind, outputs, labels), len(batch), correct)
+
+    def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+        """The mean loss over the first `size` training examples (Cohen et al.'s abridged training set)."""
+        count = self.fixed_count(size, self.train_size)
+        inputs, labels = self.data.train.batch(torch.arange(count, device=self.data.train.labels.device))
+        return lambda model: loss_function(self.kind, model(inputs), labels)
 
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:
         """Mean loss and accuracy on the test (or validation) split: every example, or as the batching

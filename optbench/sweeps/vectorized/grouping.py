@@ -29,6 +29,8 @@ def solo_reason(cfg: DictConfig) -> str | None:
         return "its task cannot be built (the run reports why)"
     if reason := task.solo_reason():
         return reason
+    if OmegaConf.select(cfg, "diagnostics.every") is not None:
+        return "diagnostics.every is set: its per-step measurements (Hessian-vector products) run on a single model"
     name = OmegaConf.select(cfg, "hydra.runtime.choices.optimizer") or "?"
     try:
         protocol = protocol_of(cfg.optimizer, name)
