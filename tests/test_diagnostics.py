@@ -232,3 +232,40 @@ def test_a_job_with_diagnostics_runs_alone_in_a_vectorised_sweep():
 
     assert "diagnostics.every is set" in solo_reason(make_cfg("optimizer=adam", "diagnostics.every=10"))
     assert solo_reason(make_cfg("optimizer=adam")) is None
+
+
+def test_the_squared_loss_is_cohen_et_als(tmp_path):
+    """0.5 ||f(x) - onehot(y)||^2 summed over classes, averaged over the examples (their SquaredLoss / n)."""
+    from optbench.tasks.supervised import loss_function
+
+    outputs = torch.randn(6, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 3, 9, 1, 1, 5])
+    onehot = torch.nn.functional.one_hot(labels, 10).double()
+    expected = 0.5 * ((outputs - onehot) ** 2).sum() / 6
+    assert torch.isclose(loss_function("classification", outputs, labels, loss="squared"), expected)
+    assert torch.isclose(loss_function("classification", outputs, labels, "sum", loss="squared"), 6 * expected)
+
+
+def test_the_eos_preset_is_full_batch_gradient_descent_on_5000_images(tmp_path):
+    summary = run(tmp_path, "task=eos", "optimizer=sgd", "iterations=2", "eval_every=2", "diagnostics.every=2")
+    assert (summary["batch_size"], summary["model_layers"], summary["task"]) == (5000, [784, 200, 200, 10], "eos")
+    rows = pd.read_csv(tmp_path / "diagnostics.csv")
+    assert rows.stability_threshold.tolist() == [2 / 0.05] and rows.sharpness.iloc[0] > 0
+    with pytest.raises(OptbenchError, match=r"task.train_examples=70000 is more than task=eos's training split"):
+        run(tmp_path / "big", "task=eos", "task.train_examples=70000", "iterations=1")
+    with pytest.raises(OptbenchError, match=r"task.loss='hinge' is not a loss optbench knows"):
+        run(tmp_path / "hinge", "task=eos", "task.loss=hinge", "iterations=1")
+
+
+def test_a_report_draws_the_sharpness_and_tables_its_ratio(tmp_path):
+    from optbench.reporting.build import build_report
+
+    for lr in ("0.05", "0.5"):
+        run(tmp_path / f"sgd{lr}", "optimizer=sgd", f"optimizer.lr={lr}", "diagnostics.every=10", *SHORT)
+    report = build_report([tmp_path], tmp_path / "report")
+    assert {"sharpness.png", "update_ratios.png"} <= {path.name for path in report.files}
+    ratios = []  # without Hydra's overrides the two runs are one group (`sgd`): its value is their mean
+    for lr in (0.05, 0.5):
+        rows = pd.read_csv(tmp_path / f"sgd{lr:g}" / "diagnostics.csv")
+        ratios.append(rows.sharpness.iloc[-1] / rows.stability_threshold.iloc[-1])
+    assert report.table.sharpness_to_threshold.tolist() == pytest.approx([np.mean(ratios)], rel=1e-12)

@@ -32,7 +32,7 @@ from optbench.model import ACTIVATIONS, INITS
 from optbench.optim.build import RESERVED_KEYS, build_optimizer, group_specs, optimizer_class, protocol_of
 from optbench.optim.schedule import build_schedule, phase_steps
 from optbench.runtime.device import Device
-from optbench.tasks.base import MODES, TARGET_METRICS
+from optbench.tasks.base import MODES, SUPERVISED_LOSSES, TARGET_METRICS
 from optbench.tasks.functions import FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,11 @@ TARGET_RULES: dict[str, dict[str, Rule]] = {
         },
         "dropout": Number("model.dropout=0.2", low=0, high=1, high_open=True, says="a probability in [0, 1)"),
         "bias": Flag("model.bias=true"),
+    },
+    "optbench.tasks.supervised.Supervised": {
+        "train_examples": Number("task.train_examples=5000", whole=True, low=1, null="the whole training split"),
+        "full_batch": Flag("task.full_batch=true", null="as the dataset says (the thermometer's 11 points)"),
+        "loss": Choice(SUPERVISED_LOSSES, "task.loss=squared", what="a loss optbench knows"),
     },
     "optbench.tasks.language.CharLanguageModel": {
         "eval_iters": Number("task.eval_iters=200", whole=True, low=1, null="fixed windows over the whole part")
@@ -672,6 +677,15 @@ def budget(
             iterations,
         )
     return Budget(iterations, eval_every)
+
+
+def check_train_examples(count: int, available: int, task: str) -> None:
+    """`task.train_examples`: at most the training split's examples."""
+    if count > available:
+        fail(
+            f"task.train_examples={count} is more than task={task}'s training split holds ({available} examples): "
+            f"give at most {available}, e.g. task.train_examples={min(5000, available)}, or null for all of them."
+        )
 
 
 def check_held_out(size: int, available: int, dataset: str) -> None:

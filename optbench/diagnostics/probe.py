@@ -20,19 +20,7 @@ from torch import nn
 
 from optbench.diagnostics.hessian import hessian_products, preconditioned, top_eigenvalue
 from optbench.diagnostics.preconditioner import stability
-
-# diagnostics.csv's columns before the per-parameter ones (`update_ratio/<name>`, `grad_norm/<name>`).
-COLUMNS = (
-    "iteration",
-    "lr",
-    "grad_norm",
-    "update_norm",
-    "update_cosine",
-    "sharpness",
-    "preconditioned_sharpness",
-    "stability_threshold",
-    "hessian_products",
-)
+from optbench.rundir.writer import DIAGNOSTICS_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -91,7 +79,7 @@ class Probe:
     @property
     def columns(self) -> list[str]:
         """diagnostics.csv's columns for this model."""
-        return [*COLUMNS, *parameter_columns(self.names)]
+        return [*DIAGNOSTICS_COLUMNS, *parameter_columns(self.names)]
 
     def before(self, iteration: int) -> None:
         """Before step `iteration`: keep the weights if this step or the next is measured."""

@@ -28,7 +28,7 @@ def build_model(cfg: DictConfig, in_features: int, num_classes: int) -> nn.Modul
 
 
 INITS = ("default", "lab", "algoperf")
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 # AlgoPerf's pytorch_default_init (algoperf/init_utils.py): LeCun normal, as JAX's initializer draws it: a
 # normal truncated at two std, its std divided by that truncated normal's own (0.8796...) so the weights' std
 # is sqrt(1 / fan_in).

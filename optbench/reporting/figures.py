@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from optbench.reporting import plots, scaling, sensitivity, trajectory
+from optbench.reporting import diagnostics, plots, scaling, sensitivity, trajectory
 from optbench.reporting.groups import TOP_GROUPS, Group
 from optbench.tasks import Target
 
@@ -256,6 +256,34 @@ class TrajectoryAnimation(Trajectories):
         ]
 
 
+class Sharpness(ReportFigure):
+    """The sharpness each group met (diagnostics.csv) against its stability threshold."""
+
+    name = "sharpness"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where some run measured its sharpness (`diagnostics.every`)."""
+        return diagnostics.has_sharpness(panel.groups)
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Log scale, thresholds dashed."""
+        return {self.name: diagnostics.sharpness_figure(panel.drawn, panel.caption, panel.palette)}
+
+
+class UpdateRatios(ReportFigure):
+    """The update-to-weight ratio per parameter tensor (diagnostics.csv), per group."""
+
+    name = "update_ratios"
+
+    def applies(self, panel: Panel) -> bool:
+        """Where some runs measured their steps with the same parameter tensors."""
+        return bool(diagnostics.ratio_columns(panel.groups))
+
+    def drawings(self, panel: Panel) -> dict[str, Figure]:
+        """Small multiples, one per tensor."""
+        return {self.name: diagnostics.update_ratio_figure(panel.drawn, panel.caption, panel.palette)}
+
+
 FIGURES: list[ReportFigure] = [
     TrainingCurves("loss"),
     TrainingCurves("accuracy"),
@@ -268,4 +296,6 @@ FIGURES: list[ReportFigure] = [
     BatchScaling(),
     ScratchPairs(),
     Trajectories(),
+    Sharpness(),
+    UpdateRatios(),
 ]

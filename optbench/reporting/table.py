@@ -9,6 +9,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
+from optbench.reporting.diagnostics import last_ratio_to_threshold
 from optbench.reporting.groups import TOP_GROUPS, Group, config_value
 from optbench.reporting.stats import SIGNIFICANCE, holm, paired_t, summarize
 from optbench.rundir.reader import first_reaching
@@ -85,6 +86,7 @@ def summary_table(groups: list[Group], window: int) -> pd.DataFrame:
         row["iterations_run"] = _mean([len(run.train) for run in runs])
         row["wall_seconds"] = _mean([run.summary.get("wall_seconds", math.nan) for run in runs])
         row["iterations_per_second"] = _mean([run.summary.get("iterations_per_second", math.nan) for run in runs])
+        row["sharpness_to_threshold"] = last_ratio_to_threshold(group)  # NaN without diagnostics
         row["status"] = group.status
         # Sort key: the final value of the target metric, better first.
         by_loss = target is not None and target.metric == "test_loss"
@@ -237,6 +239,9 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
             "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
             "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
             "it/s": table.iterations_per_second.map(_number),
+            "sharpness / threshold": table.get("sharpness_to_threshold", pd.Series(dtype=float)).map(
+                lambda v: _number(v, 2)
+            ),
             "n": table.n,
             "status": table.status,
         }

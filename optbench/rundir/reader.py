@@ -23,6 +23,8 @@ from optbench.errors import OptbenchError
 from optbench.rundir.summary import load_summary
 from optbench.rundir.writer import (
     COLUMNS,
+    DIAGNOSTICS_COLUMNS,
+    DIAGNOSTICS_CSV,
     SUMMARY_JSON,
     TEST_CSV,
     TRAIN_COLUMNS,
@@ -51,6 +53,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     trajectory: pd.DataFrame | None = None  # iteration,x,y of a 2-D task
     valid: pd.DataFrame | None = None  # valid.csv, when the run held out a validation split
+    diagnostics: pd.DataFrame | None = None  # diagnostics.csv, when the run measured its steps
 
     @property
     def task(self) -> str:
@@ -212,7 +215,29 @@ def load_run(path: Path) -> Run:
         status = "incomplete"  # a run still going, or one killed before it could say how it ended
     if status == "completed" and problems:
         status = "damaged"
-    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory, valid)
+    diagnostics = read_diagnostics(path / DIAGNOSTICS_CSV, problems) if (path / DIAGNOSTICS_CSV).exists() else None
+    return Run(path, status, train, test, summary, config, overrides, choices, problems, trajectory, valid, diagnostics)
+
+
+def read_diagnostics(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    """diagnostics.csv: its fixed columns, then a run's per-parameter ones; a damaged tail is dropped."""
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+        return None
+    if tuple(frame.columns[: len(DIAGNOSTICS_COLUMNS)]) != DIAGNOSTICS_COLUMNS:
+        problems.append(
+            f"{path.name} has columns {list(frame.columns)[:9]}..., expected {list(DIAGNOSTICS_COLUMNS)}..."
+        )
+        return None
+    numeric = frame.apply(pd.to_numeric, errors="coerce")
+    damaged = numeric.iteration.isna().to_numpy() | np.r_[False, np.diff(numeric.iteration.to_numpy()) <= 0]
+    if damaged.any():
+        first = int(damaged.argmax())
+        problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
+        numeric = numeric.iloc[:first]
+    return numeric.reset_index(drop=True)
 
 
 def first_reaching(test: pd.DataFrame, target: Target, clock: str = "iteration") -> float:

@@ -31,6 +31,18 @@ COLUMNS = ("iteration", "loss", "accuracy", "seconds")
 # train.csv: the lr each step used (the first parameter group's), and the gradient's global norm before
 # clipping (only with grad_clip or record_grad_norm on: other runs' files end at lr).
 TRAIN_COLUMNS = ("iteration", "loss", "accuracy", "lr", "grad_norm")
+# diagnostics.csv: these, then `update_ratio/<parameter>` and `grad_norm/<parameter>` for each parameter tensor.
+DIAGNOSTICS_COLUMNS = (
+    "iteration",
+    "lr",
+    "grad_norm",
+    "update_norm",
+    "update_cosine",
+    "sharpness",
+    "preconditioned_sharpness",
+    "stability_threshold",
+    "hessian_products",
+)
 TRAIN_OPTIONAL = ("lr", "grad_norm")  # trailing columns a train.csv may lack: older files, runs that do not clip
 
 

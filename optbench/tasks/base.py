@@ -22,6 +22,7 @@ from optbench.errors import OptbenchError
 # Metrics a target can name: each is a column of test.csv, measured at every evaluation.
 TARGET_METRICS = {"test_accuracy": "accuracy", "test_loss": "loss"}
 MODES = ("max", "min")
+SUPERVISED_LOSSES = ("cross_entropy", "squared")  # a classification task's `task.loss`
 
 
 @dataclass(frozen=True)
