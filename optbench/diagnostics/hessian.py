@@ -12,6 +12,7 @@ graph.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,6 +71,8 @@ def top_eigenvalue(
         w = w - stacked.T @ (stacked @ w)  # full reorthogonalisation, twice is enough (Kahan)
         w = w - stacked.T @ (stacked @ w)
         beta = float(w.norm())
+        if not (math.isfinite(alphas[-1]) and math.isfinite(beta)):  # weights blown up: no curvature to speak of
+            return Eigenvalue(math.nan, step + 1, False)
         value, last_component = _ritz_top(alphas, betas)
         if beta * abs(last_component) <= tolerance * max(abs(value), 1e-12):
             return Eigenvalue(value, step + 1, True)

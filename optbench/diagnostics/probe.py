@@ -141,7 +141,10 @@ class Probe:
         model.eval()  # no dropout: the same weights, the same Hessian (and no draw from the global generator)
         try:
             with torch.enable_grad():
-                product = hessian_products(self.sharpness_loss(model), self.parameters)
+                loss = self.sharpness_loss(model)
+                if not torch.isfinite(loss):  # a diverging run: the stop comes at the next flush; no curvature here
+                    return row
+                product = hessian_products(loss, self.parameters)
                 dimension = sum(p.numel() for p in self.parameters)
                 like = self.parameters[0].detach()
                 options: dict[str, Any] = {
