@@ -344,3 +344,20 @@ def test_export_replays_finished_runs_into_each_tracker(tmp_path):
         text=True,
     )
     assert wrong.returncode == 2 and "--log-dir is an option of `optbench export tensorboard`" in wrong.stderr
+
+
+def test_a_tracker_gets_diagnostics_csvs_columns(tmp_path):
+    """diagnostics.every: the tracker holds diagnostics.csv's every column at its iterations (`diagnostics/<column>`)."""
+    pytest.importorskip("tensorboard")
+    from optbench.job.job import run_job
+
+    cfg = make_cfg("optimizer=adam", "iterations=20", "eval_every=10", "diagnostics.every=10", "logger=tensorboard")
+    cfg.logger.log_dir = str(tmp_path / "tb")
+    run_job(cfg, tmp_path / "run")
+    rows = csv(tmp_path / "run" / "diagnostics.csv")
+    (folder,) = (tmp_path / "tb").iterdir()
+    scalars = tensorboard_scalars(folder)
+    for column in rows.columns[1:]:
+        logged = scalars[f"diagnostics/{column}"].sort_index()
+        assert logged.index.tolist() == rows.iteration.tolist(), column
+        assert logged.to_numpy() == pytest.approx(rows[column].to_numpy(), rel=1e-6, nan_ok=True), column
