@@ -289,3 +289,14 @@ def test_blown_up_weights_give_no_curvature_and_no_crash():
     assert math.isnan(top.value) and not top.converged
     overflowing = torch.tensor([[1e308, 1e308], [1e308, -1e308]], dtype=torch.float64)
     assert math.isnan(top_eigenvalue(lambda v: overflowing @ (overflowing @ v), 2, like=overflowing).value)
+
+
+def test_the_transformer_s_sharpness_goes_through_attentions_math_kernel(tmp_path):
+    """CPU flash attention has no double backward: the measurement takes the math kernel; training is unchanged."""
+    lm = ["task=shakespeare_char", "optimizer=adamw", "iterations=4", "eval_every=4", "batch_size=4", "threads=1"]
+    plain = run(tmp_path / "plain", *lm)
+    measured = run(tmp_path / "measured", *lm, "diagnostics.every=2", "diagnostics.batch_size=8")
+    assert plain["final_test_loss"] == measured["final_test_loss"]
+    rows = pd.read_csv(tmp_path / "measured" / "diagnostics.csv")
+    assert rows.iteration.tolist() == [2, 4] and (rows.sharpness > 0).all()
+    assert rows.preconditioned_sharpness.notna().all()  # AdamW

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from optbench.diagnostics.hessian import hessian_products, preconditioned, top_eigenvalue
 from optbench.diagnostics.preconditioner import stability
@@ -140,7 +141,9 @@ class Probe:
         training = model.training
         model.eval()  # no dropout: the same weights, the same Hessian (and no draw from the global generator)
         try:
-            with torch.enable_grad():
+            # Attention's fused kernels have no double backward (CPU flash attention, for one): the measurement
+            # takes the math kernel, the same function (training keeps whichever kernel torch picks).
+            with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
                 loss = self.sharpness_loss(model)
                 if not torch.isfinite(loss):  # a diverging run: the stop comes at the next flush; no curvature here
                     return row
