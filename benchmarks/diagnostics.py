@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,9 +34,9 @@ from optbench.runtime.device import cpu_name  # noqa: E402
 SIDES = {"off": None, "every 100": 100, "every 10": 10}
 
 
-def train_seconds(task: str, every: int | None, steps: int, out: Path) -> tuple[float, int]:
+def train_seconds(task: str, every: int | None, steps: int, out: Path, extra: list[str]) -> tuple[float, int]:
     """Seconds of one job's training loop, and the Hessian-vector products its measurements took."""
-    overrides = [f"task={task}", f"iterations={steps}", f"eval_every={steps}", "device=cpu", "progress=false"]
+    overrides = [f"task={task}", f"iterations={steps}", f"eval_every={steps}", "device=cpu", "progress=false", *extra]
     if every is not None:
         overrides.append(f"diagnostics.every={every}")
     cfg = compose(*overrides)
@@ -53,11 +54,11 @@ def train_seconds(task: str, every: int | None, steps: int, out: Path) -> tuple[
     return seconds, products
 
 
-def product_seconds(task: str, repeats: int = 20) -> float:
+def product_seconds(task: str, extra: list[str], repeats: int = 20) -> float:
     """The median time of one Hessian-vector product on the task's fixed batch at its initial weights."""
-    cfg = compose(f"task={task}", "device=cpu", "progress=false", "diagnostics.every=1")
+    cfg = compose(f"task={task}", "device=cpu", "progress=false", "diagnostics.every=1", *extra)
     device = torch.device("cpu")
-    with run_settings(cfg, device):
+    with run_settings(cfg, device), sdpa_kernel(SDPBackend.MATH):  # as the probe measures (double backward)
         task_object = load_task(cfg, device)
         torch.manual_seed(0)
         model = task_object.build_model()
@@ -80,8 +81,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["mnist_mlp", "shakespeare_char"])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("overrides", nargs="*", help="more overrides for every job, e.g. diagnostics.batch_size=32")
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps")
+    print(
+        f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, "
+        f"overrides: {' '.join(args.overrides) or 'none'}"
+    )
     print("| task | diagnostics | ms per step | x off | products | floor: products x one product |")
     print("| --- | --- | --- | --- | --- | --- |")
     for task in args.tasks:
@@ -90,9 +95,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for side, every in SIDES.items():
                 with tempfile.TemporaryDirectory() as out:
-                    seconds, products[side] = train_seconds(task, every, args.steps, Path(out))
+                    seconds, products[side] = train_seconds(task, every, args.steps, Path(out), args.overrides)
                 times[side].append(seconds)
-        one = product_seconds(task)
+        one = product_seconds(task, args.overrides)
         off = statistics.median(times["off"])
         for side in SIDES:
             median = statistics.median(times[side])
