@@ -26,6 +26,13 @@ OPTBENCH = Path(sys.executable).with_name("optbench")
 BUDGET = ["iterations=150", "eval_every=40", "batch_size=1000", "threads=1", "device=cpu"]
 
 
+def vectorized_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`optbench -m hydra/launcher=vectorized overrides...` into tmp_path/sweep, without the automatic report."""
+    sweep = ["auto_report=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    command = [str(OPTBENCH), "-m", "hydra/launcher=vectorized", *overrides, *sweep]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
 def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[dict]:
     """Run `members` as one group and each alone; assert identical CSVs; return the group's summaries."""
     cfgs = [make_cfg(*member, *BUDGET) for member in members]
@@ -176,23 +183,7 @@ def test_grouping_reasons_and_member_bound():
 @pytest.mark.slow
 def test_vectorized_launcher_writes_every_jobs_files(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            str(OPTBENCH),
-            "-m",
-            "hydra/launcher=vectorized",
-            "optimizer=sgd,adam,lbfgs",
-            "iterations=30",
-            "eval_every=15",
-            "device=cpu",
-            "auto_report=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    result = vectorized_sweep(tmp_path, "optimizer=sgd,adam,lbfgs", "iterations=30", "eval_every=15", "device=cpu")
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr  # Hydra's own lines go to stdout, the jobs' to stderr
     assert "Launching 3 jobs: 2 in 1 vectorised group(s), 1 alone" in output
@@ -211,22 +202,8 @@ def test_groups_in_processes_of_their_own_equal_their_single_runs(tmp_path):
     """`hydra.launcher.processes=2`: two groups train at once, each in a spawned process (what a box with two
     GPUs does by default, GPU p for process p); every member still equals its single run bit for bit."""
     sweep, budget = tmp_path / "sweep", ["iterations=40", "eval_every=20", "threads=1", "device=cpu"]
-    result = subprocess.run(
-        [
-            str(OPTBENCH),
-            "-m",
-            "hydra/launcher=vectorized",
-            "hydra.launcher.processes=2",
-            "optimizer=sgd,adam",
-            "batch_size=50,100",
-            *budget,
-            "auto_report=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+    result = vectorized_sweep(
+        tmp_path, "hydra.launcher.processes=2", "optimizer=sgd,adam", "batch_size=50,100", *budget
     )
     assert result.returncode == 0, result.stderr
     assert "Launching 4 jobs: 4 in 2 vectorised group(s) over 2 processes, 0 alone" in result.stdout + result.stderr
@@ -248,21 +225,7 @@ def test_groups_in_processes_of_their_own_equal_their_single_runs(tmp_path):
     ],
 )
 def test_bad_launcher_setting_is_one_message(tmp_path, setting, message):
-    result = subprocess.run(
-        [
-            str(OPTBENCH),
-            "-m",
-            "hydra/launcher=vectorized",
-            setting,
-            "optimizer=sgd,adam",
-            "iterations=5",
-            f"hydra.sweep.dir={tmp_path / 's'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    result = vectorized_sweep(tmp_path, setting, "optimizer=sgd,adam", "iterations=5")
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
