@@ -2,7 +2,7 @@
 (Cohen et al., ICLR 2021); full-batch Adam's preconditioned sharpness hovers at 38/lr (Cohen et al., 2022).
 
     python benchmarks/edge_of_stability.py                               # SGD at 0.02 0.05 0.1 0.15, Adam too
-    python benchmarks/edge_of_stability.py --sgd 0.05 0.1 --adam --out multirun/eos
+    python benchmarks/edge_of_stability.py --sgd 0.05 0.1 --adam 0.001 --out multirun/eos   # (--adam alone: none)
 
 Each step size is one `optbench task=eos` run (diagnostics every 20 steps, on all 5,000 examples), made by the CLI
 as a user makes it; the table reads each run's diagnostics.csv: the mean (preconditioned) sharpness over the last
