@@ -300,3 +300,14 @@ def test_the_transformer_s_sharpness_goes_through_attentions_math_kernel(tmp_pat
     rows = pd.read_csv(tmp_path / "measured" / "diagnostics.csv")
     assert rows.iteration.tolist() == [2, 4] and (rows.sharpness > 0).all()
     assert rows.preconditioned_sharpness.notna().all()  # AdamW
+
+
+@pytest.mark.slow
+def test_the_cnn_s_diagnostics(tmp_path):
+    """DeepOBS's 2c2d CNN: convolutions and max-pooling through double backward."""
+    summary = run(
+        tmp_path, "task=fmnist_2c2d", "iterations=2", "eval_every=2", "diagnostics.every=1", "diagnostics.batch_size=16"
+    )
+    rows = pd.read_csv(tmp_path / "diagnostics.csv")
+    assert summary["status"] == "completed" and (rows.sharpness > 0).all() and rows.update_cosine.notna().iloc[1]
+    assert len([c for c in rows.columns if c.startswith("update_ratio/")]) == 8  # 4 layers, weight and bias
