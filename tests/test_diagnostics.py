@@ -167,6 +167,9 @@ def test_the_update_norm_is_the_weights_change_and_the_cosine_that_of_successive
     np.testing.assert_allclose(rows.update_norm, 0.1 * rows.grad_norm, rtol=1e-5)
     assert rows.iteration.tolist() == [7, 14, 21, 28] and rows.sharpness.isna().all()
     np.testing.assert_allclose(rows.stability_threshold, 2 / 0.1)
+    at_evaluations = ["diagnostics.every=eval", "diagnostics.sharpness=false", "iterations=32", "eval_every=15"]
+    run(tmp_path / "eval", "optimizer=sgd", *at_evaluations, "batch_size=100", "threads=1")
+    assert pd.read_csv(tmp_path / "eval" / "diagnostics.csv").iteration.tolist() == [15, 30, 32]  # and the last
 
 
 def test_the_sharpness_of_quadratic_deep_is_its_hessians_top_eigenvalue(tmp_path):
