@@ -249,6 +249,7 @@ def test_the_squared_loss_is_cohen_et_als(tmp_path):
     assert torch.isclose(loss_function("classification", outputs, labels, "sum", loss="squared"), 6 * expected)
 
 
+@pytest.mark.slow  # the fast tier keeps the MLP's end-to-end tests
 def test_the_eos_preset_is_full_batch_gradient_descent_on_5000_images(tmp_path):
     summary = run(tmp_path, "task=eos", "optimizer=sgd", "iterations=2", "eval_every=2", "diagnostics.every=2")
     assert (summary["batch_size"], summary["model_layers"], summary["task"]) == (5000, [784, 200, 200, 10], "eos")
@@ -260,6 +261,7 @@ def test_the_eos_preset_is_full_batch_gradient_descent_on_5000_images(tmp_path):
         run(tmp_path / "hinge", "task=eos", "task.loss=hinge", "iterations=1")
 
 
+@pytest.mark.slow  # the fast tier keeps the MLP's end-to-end tests
 def test_a_report_draws_the_sharpness_and_tables_its_ratio(tmp_path):
     from optbench.reporting.build import build_report
 
@@ -294,6 +296,7 @@ def test_blown_up_weights_give_no_curvature_and_no_crash():
     assert math.isnan(top_eigenvalue(lambda v: overflowing @ (overflowing @ v), 2, like=overflowing).value)
 
 
+@pytest.mark.slow  # the fast tier keeps the MLP's end-to-end tests
 def test_the_transformer_s_sharpness_goes_through_attentions_math_kernel(tmp_path):
     """CPU flash attention has no double backward: the measurement takes the math kernel; training is unchanged."""
     lm = ["task=shakespeare_char", "optimizer=adamw", "iterations=4", "eval_every=4", "batch_size=4", "threads=1"]
