@@ -51,6 +51,7 @@ SMALL = {  # per preset: a model and data small enough for a few seconds
         for preset in ("shakespeare_char_gpu", "shakespeare_char_nanogpt_cpu")
     },
     "fmnist_2c2d": {"model.channels": [2, 2], "model.hidden": 8},
+    "eos": {"task.train_examples": 200, "model.hidden": [8, 8]},  # full batch: 200 examples, not 5,000
 }
 SMALL_OPTIONS = {"schedule=nanogpt": {"schedule.lr_decay_iters": 2000}}  # per walked option, as SMALL per preset
 
