@@ -114,13 +114,9 @@ class VectorizedLauncher(Launcher):
             len(alone),
         )
         returns: dict[int, JobReturn] = {}
-        opened = [self._open_group([configs[i] for i in group]) for group in groups] if workers > 1 else []
-        for slot, summaries in enumerate(train_apart(opened, workers)):
-            returns.update(zip(groups[slot], self._close_group(*opened[slot], summaries)))
-        for group in groups if workers <= 1 else []:
-            group_configs, group_returns, out_dirs = self._open_group([configs[i] for i in group])
-            summaries = train_members(group_configs, out_dirs)
-            returns.update(zip(group, self._close_group(group_configs, group_returns, out_dirs, summaries)))
+        trained = self._train_groups([[configs[i] for i in group] for group in groups], workers)
+        for group, ((group_configs, group_returns, _), summaries) in zip(groups, trained):
+            returns.update(zip(group, self._close_group(group_configs, group_returns, summaries)))
         for i, reason in sorted(alone.items()):
             log.info(
                 "\t#%d : %s runs alone: %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])), reason
@@ -147,8 +143,21 @@ class VectorizedLauncher(Launcher):
             self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
         return configs, returns, [ret.return_value for ret in returns]
 
+    def _train_groups(
+        self, groups: list[list[DictConfig]], workers: int
+    ) -> Iterator[tuple[tuple[list[DictConfig], list[JobReturn], list[Path]], list[dict[str, Any]]]]:
+        """Each group opened (`_open_group`) and trained, with its members' summaries: one after another in this
+        process, or all opened first and trained side by side in `workers` processes (`train_apart`)."""
+        if workers > 1:
+            opened = [self._open_group(configs) for configs in groups]
+            yield from zip(opened, train_apart(opened, workers))
+            return
+        for configs in groups:
+            group = self._open_group(configs)
+            yield group, train_members(group[0], group[2])
+
     def _close_group(
-        self, configs: list[DictConfig], returns: list[JobReturn], out_dirs: list[Path], summaries: list[dict[str, Any]]
+        self, configs: list[DictConfig], returns: list[JobReturn], summaries: list[dict[str, Any]]
     ) -> list[JobReturn]:
         """Hand each member's objective to the sweeper; an interrupted member stops the sweep (rows kept)."""
         from optbench.job.job import objective

@@ -51,6 +51,14 @@ def parameter_columns(names: list[str]) -> list[str]:
     return [f"update_ratio/{name}" for name in names] + [f"grad_norm/{name}" for name in names]
 
 
+def judged_sharpness(row: dict[str, float]) -> tuple[str, float]:
+    """The sharpness a measured step is held against its stability threshold by, named: the preconditioned one where
+    the optimizer's preconditioner was read, else the plain one."""
+    if not math.isnan(row["preconditioned_sharpness"]):
+        return "preconditioned sharpness", row["preconditioned_sharpness"]
+    return "sharpness", row["sharpness"]
+
+
 @dataclass
 class Crossing:
     """What the diagnostics saw of the stability threshold: the first measured step above it, and the last row."""
@@ -89,16 +97,11 @@ class Probe:
         self.snapshots.pop(iteration - 2, None)
 
     def after(self, iteration: int, model: nn.Module, optimizer: torch.optim.Optimizer, lr: float) -> None:
-        """After step `iteration` (before the schedule moves the lr): measure it if it is due."""
-        if not self.due(iteration):
-            return
+        """After a due step `iteration` (before the schedule moves the lr): measure it and write its row."""
         row = self.step_norms(iteration)
         row["lr"] = lr
         row.update(self.curvature(model, optimizer))
-        threshold, sharpness = row["stability_threshold"], row["preconditioned_sharpness"]
-        if math.isnan(sharpness):
-            sharpness = row["sharpness"]
-        if self.crossing.first_above is None and sharpness > threshold:
+        if self.crossing.first_above is None and judged_sharpness(row)[1] > row["stability_threshold"]:
             self.crossing.first_above = iteration
         self.crossing.last = {"iteration": iteration, **row}
         self.write(iteration, row)

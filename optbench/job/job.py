@@ -40,7 +40,7 @@ from optbench.config.compose import (
 from optbench.config.fingerprint import config_fingerprint
 from optbench.config.sources import shadowed_user_configs
 from optbench.config.validation import budget, check_config
-from optbench.diagnostics.probe import Crossing, Probe
+from optbench.diagnostics.probe import Crossing, Probe, judged_sharpness
 from optbench.diagnostics.probe import Settings as DiagnosticsSettings
 from optbench.errors import OptbenchError
 from optbench.job.loop import Gradients, train
@@ -144,8 +144,7 @@ def diagnosed_divergence(seen: Crossing, diverged_at: int) -> str:
     """What the diagnostics saw before a run diverged at `diverged_at`, in a sentence."""
     if seen.last is None:
         return f"The diagnostics measured no step before it diverged at iteration {diverged_at}."
-    which = "preconditioned sharpness" if not math.isnan(seen.last["preconditioned_sharpness"]) else "sharpness"
-    value = seen.last["preconditioned_sharpness" if which != "sharpness" else "sharpness"]
+    which, value = judged_sharpness(seen.last)
     threshold, at = seen.last["stability_threshold"], seen.last["iteration"]
     crossed = (
         f"it first exceeded the stability threshold at iteration {seen.first_above}"

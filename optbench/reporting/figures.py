@@ -17,8 +17,6 @@ from optbench.reporting import diagnostics, plots, scaling, sensitivity, traject
 from optbench.reporting.groups import TOP_GROUPS, Group
 from optbench.tasks import Target
 
-DRAWN = TOP_GROUPS  # groups a figure draws at most: the best ones; the table has all
-
 
 @dataclass
 class Panel:
@@ -41,16 +39,16 @@ class Panel:
 
     @property
     def drawn(self) -> list[Group]:
-        """The groups the figures draw: every one up to DRAWN, else the best DRAWN (groups come in the table's
+        """The groups the figures draw: every one up to TOP_GROUPS, else the best TOP_GROUPS (groups come in the table's
         order, best first), so ten thousand runs never make a thousand-entry legend."""
-        return self.groups[:DRAWN]
+        return self.groups[:TOP_GROUPS]
 
     @property
     def caption(self) -> str:
         """The figures' subtitle: the panel's, saying how many groups are drawn when not all are."""
-        if len(self.groups) <= DRAWN:
+        if len(self.groups) <= TOP_GROUPS:
             return self.subtitle
-        return f"{self.subtitle} · the best {DRAWN} of {len(self.groups)} groups (all in the table)"
+        return f"{self.subtitle} · the best {TOP_GROUPS} of {len(self.groups)} groups (all in the table)"
 
     @property
     def has_accuracy(self) -> bool:

@@ -239,9 +239,7 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
             "reached": [_fraction(r, n) for r, n in zip(table.reached_target, table.n)],
             "wall s": table.wall_seconds.map(lambda v: _number(v, 1)),
             "it/s": table.iterations_per_second.map(_number),
-            "sharpness / threshold": table.get("sharpness_to_threshold", pd.Series(dtype=float)).map(
-                lambda v: _number(v, 2)
-            ),
+            "sharpness / threshold": table.sharpness_to_threshold.map(lambda v: _number(v, 2)),
             "n": table.n,
             "status": table.status,
         }

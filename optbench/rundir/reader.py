@@ -132,10 +132,8 @@ def read_metrics(
     if not path.exists():
         problems.append(f"{path.name} missing")
         return empty
-    try:
-        frame = pd.read_csv(path, on_bad_lines="skip")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+    frame = _parse_csv(path, problems)
+    if frame is None:
         return empty
     required = len([c for c in columns if c not in optional])
     if required <= len(frame.columns) < len(columns) and list(frame.columns) == list(columns[: len(frame.columns)]):
@@ -151,13 +149,29 @@ def read_metrics(
     # row: a report over 10,000 runs reads 20,000 of these files.)
     missing = numeric.isna().to_numpy()
     defined = [i for i, c in enumerate(columns) if c not in optional and not missing[:, i].all()]
-    damaged = missing[:, defined].any(axis=1)
-    damaged[1:] |= np.diff(numeric.iteration.to_numpy()) <= 0
-    if damaged.any():
-        first = int(damaged.argmax())
-        problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
-        numeric = numeric.iloc[:first].reset_index(drop=True)
+    numeric = _before_damage(numeric, missing[:, defined].any(axis=1), path, problems)
     return numeric if numeric.iteration.dtype == np.int64 else numeric.astype({"iteration": "int64"})
+
+
+def _parse_csv(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    """A CSV's rows (a line with too many fields skipped), or None, the problem noted, where it cannot be read."""
+    try:
+        return pd.read_csv(path, on_bad_lines="skip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+        return None
+
+
+def _before_damage(frame: pd.DataFrame, damaged: np.ndarray, path: Path, problems: list[str]) -> pd.DataFrame:
+    """The rows before the first damaged one: a row `damaged` marks, or one whose iteration does not follow the
+    last (a torn tail); the cut is noted in `problems`."""
+    damaged = damaged.copy()
+    damaged[1:] |= np.diff(frame.iteration.to_numpy()) <= 0
+    if not damaged.any():
+        return frame
+    first = int(damaged.argmax())
+    problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
+    return frame.iloc[:first].reset_index(drop=True)
 
 
 @functools.cache
@@ -221,10 +235,8 @@ def load_run(path: Path) -> Run:
 
 def read_diagnostics(path: Path, problems: list[str]) -> pd.DataFrame | None:
     """diagnostics.csv: its fixed columns, then a run's per-parameter ones; a damaged tail is dropped."""
-    try:
-        frame = pd.read_csv(path, on_bad_lines="skip")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        problems.append(f"{path.name} unreadable ({type(exc).__name__})")
+    frame = _parse_csv(path, problems)
+    if frame is None:
         return None
     if tuple(frame.columns[: len(DIAGNOSTICS_COLUMNS)]) != DIAGNOSTICS_COLUMNS:
         problems.append(
@@ -232,12 +244,7 @@ def read_diagnostics(path: Path, problems: list[str]) -> pd.DataFrame | None:
         )
         return None
     numeric = frame.apply(pd.to_numeric, errors="coerce")
-    damaged = numeric.iteration.isna().to_numpy() | np.r_[False, np.diff(numeric.iteration.to_numpy()) <= 0]
-    if damaged.any():
-        first = int(damaged.argmax())
-        problems.append(f"{path.name} damaged from row {first + 1}: kept {first} rows")
-        numeric = numeric.iloc[:first]
-    return numeric.reset_index(drop=True)
+    return _before_damage(numeric, numeric.iteration.isna().to_numpy(), path, problems)
 
 
 def first_reaching(test: pd.DataFrame, target: Target, clock: str = "iteration") -> float:

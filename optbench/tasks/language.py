@@ -142,11 +142,10 @@ class CharLanguageModel(Task):
         return StepLoss(loss, batch.shape[0] * self.block_size, correct)
 
     def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
-        """The mean loss over the training part's first `size` windows, side by side from its start."""
-        tokens = self.corpus.train
-        starts = torch.arange(0, len(tokens) - self.block_size, self.block_size, device=tokens.device)
-        starts = starts[: self.fixed_count(size, len(starts), "windows")]
-        windows = tokens[starts.unsqueeze(1) + torch.arange(self.block_size + 1, device=tokens.device)]
+        """The mean loss over the training part's first `size` windows, side by side from its start (the windows
+        an evaluation of the training part would cover)."""
+        windows = self.eval_windows("train")
+        windows = windows[: self.fixed_count(size, len(windows), "windows")]
         return lambda model: self.predict(model, windows)[0]
 
     def part(self, split: str) -> torch.Tensor:
