@@ -52,6 +52,19 @@ def test_mnist_tensors(data_root):
     assert ds.train.pixels.dtype == torch.uint8 and ds.train.labels.dtype == torch.int64
 
 
+def test_each_split_is_decoded_once_per_process_and_shared_read_only(data_root, monkeypatch):
+    read = []
+    open_split = data.MNIST.open_split
+    monkeypatch.setattr(data.MNIST, "open_split", lambda root, train: read.append(train) or open_split(root, train))
+    data._decoded.cache_clear()
+    first = load_dataset(cfg(data_root))
+    pixels = first.train.pixels.clone()
+    held_out = data.MNIST(name="mnist", root=str(data_root), validation_size=10).load(validation=True)
+    assert read == [True, False]  # the second and third loads decoded nothing
+    assert held_out.train.pixels is not first.train.pixels and len(held_out.train) == 59990
+    assert torch.equal(load_dataset(cfg(data_root)).train.pixels, pixels)  # nothing wrote to the shared images
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_inputs_are_bit_identical_to_torchvision_transforms(data_root, normalize):
     ds = load_dataset(cfg(data_root, normalize=normalize))

@@ -99,30 +99,8 @@ def test_the_console_check_catches_a_broken_page(tmp_path):
     assert any("Uncaught ReferenceError" in line for line in console) and 'data-ready="yes"' not in dom
 
 
-@needs_browser
-def test_report_loads_in_a_browser_without_errors_and_shows_every_group(hostile_report, tmp_path):
-    dom, console = browse(hostile_report / "report.html", tmp_path)
-    assert console == []
-    assert re.search(r'<html[^>]*data-ready="yes"', dom) and not re.search(r"<html[^>]*data-errors", dom)
-    cells = re.findall(r"<tr><td>([^<]*)</td>", dom)
-    assert {"adam", "sgd", '&lt;img src=x onerror="alert(1)"&gt;'} <= set(cells)
-    assert '<img src="x"' not in dom and "alert(2)" in dom and "<script>alert(2)" not in dom
-
-
-@needs_browser
-def test_sorting_in_the_browser(hostile_report, tmp_path):
-    page = (hostile_report / "report.html").read_text()
-    headers = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', page.split("</table>")[0])
-    column = headers.index("final test loss")
-    # final test losses: adam 0.325, hostile 0.45, sgd 0.65; descending puts sgd first
-    dom, console = browse(hostile_report / "report.html", tmp_path, f"#sort=-{column}")
-    assert console == []
-    first_table = dom.split("</table>")[0]
-    order = re.findall(r"<tr><td>([^<]*)</td>", first_table)
-    assert order[0] == "sgd" and order[-1] == "adam" and len(order) == 3
-    assert re.search(r'aria-sort="descending">final test loss', first_table)
-
-
+# The page's three checks in the browser share one load of it: the report, with the test's hover probe added
+# (the test's code, not the page's) and sorted by the final test loss through the URL fragment.
 HOVER_PROBE = """<script>
 window.addEventListener("load", function probe() {
   if (document.documentElement.getAttribute("data-ready") !== "yes") { setTimeout(probe, 50); return; }
@@ -142,13 +120,44 @@ window.addEventListener("load", function probe() {
 </script>"""
 
 
-@needs_browser
-def test_every_figure_is_drawn_with_hover_values(hostile_report, tmp_path):
+@pytest.fixture(scope="module")
+def in_browser(hostile_report, tmp_path_factory) -> tuple[str, list[str]]:
+    """The probed report's DOM after its scripts ran (sorted by `#sort=-<final test loss>`), and its console."""
     page = (hostile_report / "report.html").read_text()
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", HOVER_PROBE + "</body>"))  # the test's probe, not the page's code
-    dom, console = browse(probed, tmp_path)
-    assert console == [] and re.search(r'<html[^>]*data-ready="yes"', dom)
+    folder = tmp_path_factory.mktemp("browser")
+    probed = folder / "probed.html"  # anywhere: the page fetches nothing
+    probed.write_text(page.replace("</body>", HOVER_PROBE + "</body>"))
+    return browse(probed, folder, f"#sort=-{final_test_loss_column(page)}")
+
+
+def final_test_loss_column(page: str) -> int:
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', page.split("</table>")[0])
+    return headers.index("final test loss")
+
+
+@needs_browser
+def test_report_loads_in_a_browser_without_errors_and_shows_every_group(in_browser):
+    dom, console = in_browser
+    assert console == []
+    assert re.search(r'<html[^>]*data-ready="yes"', dom) and not re.search(r"<html[^>]*data-errors", dom)
+    cells = re.findall(r"<tr><td>([^<]*)</td>", dom)
+    assert {"adam", "sgd", '&lt;img src=x onerror="alert(1)"&gt;'} <= set(cells)
+    assert '<img src="x"' not in dom and "alert(2)" in dom and "<script>alert(2)" not in dom
+
+
+@needs_browser
+def test_sorting_in_the_browser(in_browser):
+    # final test losses: adam 0.325, hostile 0.45, sgd 0.65; descending puts sgd first
+    dom, _ = in_browser
+    first_table = dom.split("</table>")[0]
+    order = re.findall(r"<tr><td>([^<]*)</td>", first_table)
+    assert order[0] == "sgd" and order[-1] == "adam" and len(order) == 3
+    assert re.search(r'aria-sort="descending">final test loss', first_table)
+
+
+@needs_browser
+def test_every_figure_is_drawn_with_hover_values(hostile_report, in_browser):
+    dom, _ = in_browser
     found = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom).group(1)))
     specs = sorted(p.name.removesuffix(".plotly.json") for p in hostile_report.rglob("*.plotly.json"))
     assert sorted(f["name"] for f in found) == specs

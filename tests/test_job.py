@@ -21,7 +21,7 @@ from optbench.rundir.summary import load_summary
 from optbench.runtime.threads import available_cores
 from optbench.sweeps.vectorized.engine import run_group
 
-SHORT = ["iterations=20", "eval_every=10", "batch_size=1000", "threads=1"]
+SHORT = ["iterations=20", "eval_every=10", "batch_size=100", "threads=1"]
 # The single path is the one every other test takes (through run_job): its cases run in the slow tier.
 PATHS = [pytest.param("single", marks=pytest.mark.slow), "vectorised"]
 
@@ -71,7 +71,7 @@ def test_iterations_on_the_command_line_replace_a_presets_epochs(tmp_path, path)
     both = through(path, with_epochs(["epochs=1", "iterations=20"]), [tmp_path / "a", tmp_path / "b"])
     assert [s["status"] for s in both] == ["failed"] * 2  # both given: refused
     steps = through(path, with_epochs(["iterations=20"]), [tmp_path / "c", tmp_path / "d"])
-    assert [s["iterations"] for s in steps] == [20, 20]  # not one epoch of 60 steps
+    assert [s["iterations"] for s in steps] == [20, 20]  # not one epoch of 600 steps
 
 
 @pytest.mark.parametrize("path", PATHS)

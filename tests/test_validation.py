@@ -194,7 +194,8 @@ def test_every_legal_value_runs(tmp_path, walked):
 
 
 def test_the_walk_reaches_every_group_and_the_known_regression():
-    paths = {(overrides, path) for walked in CONFIGS_WALKED for overrides, path, _ in cases(*walked)}
+    presets = [walked for walked in CONFIGS_WALKED if walked[1] == ""]  # each preset's walk covers every group
+    paths = {(overrides, path) for walked in presets for overrides, path, _ in cases(*walked)}
     assert (("task=mnist_mlp",), "batch_size") in paths and (("task=shakespeare_char",), "batch_size") in paths
     assert {path.split(".")[0] for _, path in paths} >= {
         "iterations",

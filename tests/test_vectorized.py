@@ -24,6 +24,8 @@ OPTBENCH = Path(sys.executable).with_name("optbench")
 # batch_size=1000: 60 steps per epoch, so 150 steps cross two epoch boundaries (two draws each) and
 # interleave them with three test passes (one draw each): every member must replay its own stream.
 BUDGET = ["iterations=150", "eval_every=40", "batch_size=1000", "threads=1", "device=cpu"]
+# The fast tier's: one epoch boundary (step 61), after two test passes' draws and before a third.
+SHORT_BUDGET = ["iterations=70", "eval_every=25", "batch_size=1000", "threads=1", "device=cpu"]
 
 
 def vectorized_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -33,9 +35,9 @@ def vectorized_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedPro
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
-def compare_with_single_runs(tmp_path: Path, members: list[list[str]]) -> list[dict]:
+def compare_with_single_runs(tmp_path: Path, members: list[list[str]], budget: list[str] = BUDGET) -> list[dict]:
     """Run `members` as one group and each alone; assert identical CSVs; return the group's summaries."""
-    cfgs = [make_cfg(*member, *BUDGET) for member in members]
+    cfgs = [make_cfg(*member, *budget) for member in members]
     summaries = run_group(cfgs, [tmp_path / f"member{i}" for i in range(len(cfgs))])
     for i, cfg in enumerate(cfgs):
         alone = run_job(cfg, tmp_path / f"alone{i}")
@@ -69,7 +71,7 @@ def test_members_equal_their_single_runs_and_a_diverging_member_stops_alone(tmp_
         ["optimizer=sgd", "optimizer.lr=3000"],  # diverges early
         ["optimizer=scratch/adam", "seed=3", "schedule=cosine", "grad_clip=0.2"],  # the per-member path, a schedule
     ]
-    summaries = compare_with_single_runs(tmp_path, members)
+    summaries = compare_with_single_runs(tmp_path, members, SHORT_BUDGET)
     norms = [pd.read_csv(tmp_path / f"member{i}" / "train.csv").get("grad_norm") for i in range(4)]
     assert norms[2] is None and (norms[1] > 0.3).any() and (norms[3] > 0.2).any()  # measured before clipping
     assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "completed"]

@@ -10,6 +10,7 @@ downloads it.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -242,10 +243,17 @@ def ensure_fashion_mnist(raw: Path) -> bool:
     return True
 
 
-def _to_split(tv_dataset, mean: float | None, std: float | None, divisor: float) -> Split:
-    """Flatten a torchvision image dataset's uint8 images to rows; scaling happens per batch."""
-    images = tv_dataset.data
-    return Split(images.reshape(len(images), -1), tv_dataset.targets.to(torch.int64), mean, std, divisor=divisor)
+@functools.lru_cache(maxsize=4)
+def _decoded(kind: type[ImageDataset], root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One split's uint8 images (a row per example), labels and number of classes, decoded once per process.
+
+    Decoding the IDX files costs ~70 ms per run, and the jobs of a sweep run in one process (Hydra's basic
+    launcher, the Python API, the test suite) read the same files. The files' contents are fixed (checksums),
+    and the tensors are shared read-only: subsets, held-out parts and devices get copies.
+    """
+    split = kind.open_split(root, train)
+    images = split.data
+    return images.reshape(len(images), -1), split.targets.to(torch.int64), len(split.classes)
 
 
 def _root(root: str | None) -> Path:
@@ -276,17 +284,24 @@ class ImageDataset(ABC):
     validation_pick: str = "random"  # which ones: drawn by validation_seed, or `last` (AlgoPerf's MNIST)
     pixel_scale: float = 255  # pixels are divided by this before normalising; AlgoPerf's MNIST normalises raw 0..255
 
+    @classmethod
     @abstractmethod
-    def open_split(self, root: Path, train: bool) -> Any:
+    def open_split(cls, root: Path, train: bool) -> Any:
         """One split as a torchvision dataset (a subclass says which dataset and where its files come from)."""
 
     def load(self, validation: bool = False) -> Dataset:
         """Both splits as tensors on the CPU; with `validation`, `validation_size` training images held out."""
         root = _root(self.root)
         mean, std = (self.mean, self.std) if self.normalize else (None, None)
-        train, test = (self.open_split(root, train=flag) for flag in (True, False))
-        train_split, test_split = (_to_split(split, mean, std, self.pixel_scale) for split in (train, test))
-        dataset = Dataset(self.name, train_split, test_split, len(train.classes))
+        (train, train_labels, classes), (test, test_labels, _) = (
+            _decoded(type(self), root, flag) for flag in (True, False)
+        )
+        dataset = Dataset(
+            self.name,
+            Split(train, train_labels, mean, std, divisor=self.pixel_scale),
+            Split(test, test_labels, mean, std, divisor=self.pixel_scale),
+            classes,
+        )
         return (
             dataset.hold_out(self.validation_size, self.validation_seed, self.validation_pick)
             if validation
@@ -297,7 +312,8 @@ class ImageDataset(ABC):
 class MNIST(ImageDataset):
     """`dataset=mnist`: the bundled files, unpacked (checksums verified) where torchvision reads them."""
 
-    def open_split(self, root: Path, train: bool) -> Any:
+    @classmethod
+    def open_split(cls, root: Path, train: bool) -> Any:
         """MNIST's split from the bundled files: offline, always."""
         from torchvision import datasets  # imported here: torchvision's import is slow and only needed once
 
@@ -308,7 +324,8 @@ class MNIST(ImageDataset):
 class FashionMNIST(ImageDataset):
     """`dataset=fashion_mnist`: Debian's copy when installed, else torchvision downloads it."""
 
-    def open_split(self, root: Path, train: bool) -> Any:
+    @classmethod
+    def open_split(cls, root: Path, train: bool) -> Any:
         """Fashion-MNIST's split, downloading only where optbench has no local copy."""
         from torchvision import datasets
 
