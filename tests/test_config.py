@@ -119,3 +119,26 @@ def test_model_hidden_layers():
 def test_model_rejects_bad_widths(hidden):
     with pytest.raises(OptbenchError, match="model.hidden"):
         check_config(make_cfg(f"model.hidden={hidden}"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("optimizer.lr=0.01", "seed=3"),
+        ("task=rosenbrock", "optimizer=lion"),  # group choices only
+        ("iterations=50", "optimizer=adam", "optimizer.betas=[0.8,0.99]", "device=cpu", "progress=false"),
+        ("task=fmnist_2c2d", "iterations=7", "model.channels=[2,2]", "grad_clip=null"),
+        ("task=eos", "+note=x", "~lookahead", "hydra.job.chdir=false", "logger=tensorboard"),
+        ("task=quadratic_deep", "iterations=10"),  # the preset's epochs, replaced
+        ("hydra/launcher=vectorized", "hydra.launcher.max_members=3", "schedule=warmup_cosine", "schedule.warmup=0.1"),
+    ],
+)
+def test_the_suites_composition_by_parts_is_hydras(overrides):
+    """conftest composes a group choice once and applies the value overrides itself: the same config as Hydra's."""
+    from conftest import compose_by_parts
+
+    def plain(cfg):
+        return OmegaConf.to_container(cfg, resolve=False)
+
+    assert plain(compose_by_parts(*overrides)) == plain(compose(*overrides))
+    assert OmegaConf.is_struct(compose_by_parts(*overrides))

