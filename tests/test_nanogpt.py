@@ -172,15 +172,15 @@ def test_the_splits_are_nanogpts_train_and_val_bins(tmp_path):
 
 
 def test_the_short_recipe_gives_the_losses_nanogpt_logged(tmp_path):
-    # The first 15 iterations of nanoGPT's CPU recipe (--max_iters=15 --lr_decay_iters=2000 is the same run cut
+    # The first 8 iterations of nanoGPT's CPU recipe (--max_iters=8 --lr_decay_iters=2000 is the same run cut
     # short): every minibatch loss, and the estimates of iteration 0, against the fixture of nanoGPT's own run.
-    summary = run_job(make_cfg(*RECIPE, "iterations=15", "schedule.lr_decay_iters=2000"), tmp_path)
+    summary = run_job(make_cfg(*RECIPE, "iterations=8", "schedule.lr_decay_iters=2000"), tmp_path)
     assert summary["status"] == "completed"
     train = pd.read_csv(tmp_path / "train.csv")
     assert list(train.columns) == ["iteration", "loss", "accuracy", "lr", "grad_norm"]
-    assert train.loss.tolist() == pytest.approx(FIXTURE["train_loss"][:15], rel=RTOL, abs=0)
+    assert train.loss.tolist() == pytest.approx(FIXTURE["train_loss"][:8], rel=RTOL, abs=0)
     test, train_eval = (pd.read_csv(tmp_path / name) for name in ("test.csv", "train_eval.csv"))
-    assert test.iteration.tolist() == train_eval.iteration.tolist() == [0, 15]  # from iteration 0, as nanoGPT
+    assert test.iteration.tolist() == train_eval.iteration.tolist() == [0, 8]  # from iteration 0, as nanoGPT
     their_train, their_val = FIXTURE["evaluations"]["0"]
     assert (train_eval.loss[0], test.loss[0]) == pytest.approx((their_train, their_val), rel=RTOL, abs=0)
     assert (train.grad_norm > 1.0).any()  # the norm before clipping: early steps are clipped
