@@ -697,6 +697,19 @@ def check_held_out(size: int, available: int, dataset: str) -> None:
         )
 
 
+def fixed_batch(size: int | None, available: int, task: str, what: str = "examples") -> int:
+    """`diagnostics.batch_size`: `size` of the `available` training examples (all for None), at most all of them."""
+    if size is None:
+        return available
+    if size > available:
+        fail(
+            f"diagnostics.batch_size={size} is larger than task={task}'s training split ({available} {what}): give "
+            f"at most {available}, e.g. diagnostics.batch_size={min(1000, available)}, or diagnostics.batch_size=null "
+            "for all of them."
+        )
+    return size
+
+
 def check_text_parts(block_size: int, parts: Mapping[str, int]) -> None:
     """Every part of the text (`parts`: name -> characters) holds at least one window of `block_size` + 1."""
     for part, length in parts.items():

@@ -197,18 +197,6 @@ class Task(ABC):
             "(the gradient and update norms are still measured)."
         )
 
-    def fixed_count(self, size: int | None, available: int, what: str = "examples") -> int:
-        """`size` of the `available` training examples (all for None), or one message where there are fewer."""
-        if size is None:
-            return available
-        if size > available:
-            raise OptbenchError(
-                f"diagnostics.batch_size={size} is larger than task={self.name}'s training split ({available} "
-                f"{what}): give at most {available}, e.g. diagnostics.batch_size={min(1000, available)}, or "
-                "diagnostics.batch_size=null for all of them."
-            )
-        return size
-
     def position(self, model: nn.Module) -> torch.Tensor | None:
         """The current point, one value per trajectory column; None for tasks without a trajectory."""
         return None

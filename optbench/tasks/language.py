@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from optbench.config.validation import check_text_parts
+from optbench.config.validation import check_text_parts, fixed_batch
 from optbench.data.corpus import Corpus, load_corpus
 from optbench.data.sampling import Prefetching
 from optbench.errors import instantiate_checked
@@ -145,7 +145,7 @@ class CharLanguageModel(Task):
         """The mean loss over the training part's first `size` windows, side by side from its start (the windows
         an evaluation of the training part would cover)."""
         windows = self.eval_windows("train")
-        windows = windows[: self.fixed_count(size, len(windows), "windows")]
+        windows = windows[: fixed_batch(size, len(windows), self.name, "windows")]
         return lambda model: self.predict(model, windows)[0]
 
     def part(self, split: str) -> torch.Tensor:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optbench.config.validation import fixed_batch
 from optbench.tasks.base import Evaluation, StepLoss, Task
 
 
@@ -118,7 +119,7 @@ class NoisyQuadratic(Task):
     def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
         """The mean loss over the first `size` training examples: its Hessian is the problem's own, whatever the
         noise (so the sharpness is the Hessian's top eigenvalue, in (30, 60))."""
-        examples = self.train[: self.fixed_count(size, self.size)]
+        examples = self.train[: fixed_batch(size, self.size, self.name)]
         return lambda model: model(examples).mean()
 
     def evaluate(self, model: nn.Module, split: str = "test") -> Evaluation:

@@ -13,7 +13,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig
 from torch import nn
 
-from optbench.config.validation import check_train_examples
+from optbench.config.validation import check_train_examples, fixed_batch
 from optbench.data.datasets import Dataset, load_dataset
 from optbench.data.sampling import Batching
 from optbench.model import MLP, build_model
@@ -139,7 +139,7 @@ class Supervised(Task):
 
     def sharpness_loss(self, size: int | None) -> Callable[[nn.Module], torch.Tensor]:
         """The mean loss over the first `size` training examples (Cohen et al.'s abridged training set)."""
-        count = self.fixed_count(size, self.train_size)
+        count = fixed_batch(size, self.train_size, self.name)
         inputs, labels = self.data.train.batch(torch.arange(count, device=self.data.train.labels.device))
         return lambda model: loss_function(self.kind, model(inputs), labels, loss=self.loss_name)
 
