@@ -92,7 +92,8 @@ def final_losses(directory: Path) -> tuple[pd.Series, pd.Series]:
     return pd.read_csv(directory / "train.csv").loss, pd.read_csv(directory / "test.csv").accuracy
 
 
-@pytest.mark.parametrize("device", DEVICES)
+# The CPU case runs in the slow tier: test_vectorized's fast test checks members against single runs bit for bit.
+@pytest.mark.parametrize("device", [pytest.param("cpu", marks=[pytest.mark.device, pytest.mark.slow]), DEVICES[1]])
 def test_vectorized_members_match_their_single_runs_on_the_device(tmp_path, device):
     """Bit for bit on the CPU (one thread); on a GPU (baddbmm is not addmm there) within the stated tolerance."""
     members = [["optimizer=sgd", "optimizer.lr=0.05"], ["optimizer=adam", "seed=1", "schedule=cosine"]]

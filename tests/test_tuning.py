@@ -186,17 +186,31 @@ def test_tune_sweep_chooses_the_trial_its_csvs_say_and_reruns_it_over_seeds(tmp_
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["seed=1,2"], "seed=... cannot be given to the tune sweeper"),
+        pytest.param(["seed=1,2"], "seed=... cannot be given to the tune sweeper", marks=pytest.mark.slow),
         pytest.param(["hydra.sweeper.select=fastest"], "is not a criterion", marks=pytest.mark.slow),
         pytest.param(["hydra.sweeper.seeds=0"], "must be a number of seeds", marks=pytest.mark.slow),
         pytest.param(["optimizer=sgd,nosuch"], "Could not find 'optimizer/nosuch'", marks=pytest.mark.slow),
     ],
 )
 def test_bad_tune_settings_fail_before_any_trial_runs(tmp_path, args, words):
+    """Through the command line (exit status 2, no traceback, no trial run); the fast tier checks the refusal in
+    process (below) and the CLI's exit status 2 on a single run (test_validation)."""
     result = tune(tmp_path, "task=rosenbrock", *args)
     assert result.returncode != 0 and words in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "sweep").glob("tuning/*/train.csv"))
+
+
+def test_a_seed_given_to_the_tune_sweeper_is_refused_before_any_trial():
+    from types import SimpleNamespace
+
+    from hydra_plugins.optbench_tune.tune_sweeper import TuneSweeper
+
+    sweeper = TuneSweeper(params={})
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    with pytest.raises(OptbenchError, match=r"seed=\.\.\. cannot be given to the tune sweeper") as refused:
+        sweeper._plan(["task=rosenbrock", "seed=1,2"])
+    assert "\n" not in str(refused.value)
 
 
 def test_the_sweep_arguments_split_into_arms_fixed_settings_and_searched_keys():
