@@ -179,15 +179,12 @@ def test_every_numeric_setting_is_refused_with_one_message_or_legal(walked):
 def test_every_legal_value_runs(tmp_path, walked):
     failed = []
     overrides = walked[0]
+    task = composed(overrides).task.name
+    smaller = {**SHORT, **SMALL.get(task, {}), **SMALL_OPTIONS.get(overrides[0], {})}
     for path, value in legal_values(*walked):
-        task = composed(overrides).task.name
         if task.startswith("fmnist") and not DEBIAN_FASHION_MNIST.exists():
             pytest.skip("Fashion-MNIST is not installed (Debian's dataset-fashion-mnist)")
-        small = {
-            key: v
-            for key, v in {**SHORT, **SMALL.get(task, {}), **SMALL_OPTIONS.get(overrides[0], {})}.items()
-            if key != path and not path.startswith(f"{key}.")
-        }
+        small = {key: v for key, v in smaller.items() if key != path and not path.startswith(f"{key}.")}
         cfg = _with(composed(overrides), {path: value, **small})  # _with copies the cached config
         summary = run_job(cfg, tmp_path / f"{path}={value}")
         if summary["status"] not in ("completed", "diverged"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from conftest import assert_same_metrics, make_cfg
+from test_cli import cli
 
 from optbench.job.job import run_job
 from optbench.optim.build import build_optimizer
@@ -20,7 +20,6 @@ from optbench.sweeps.vectorized.batched import batch_signature
 from optbench.sweeps.vectorized.engine import run_group
 from optbench.sweeps.vectorized.grouping import plan_groups, solo_reason
 
-OPTBENCH = Path(sys.executable).with_name("optbench")
 # batch_size=1000: 60 steps per epoch, so 150 steps cross two epoch boundaries (two draws each) and
 # interleave them with three test passes (one draw each): every member must replay its own stream.
 BUDGET = ["iterations=150", "eval_every=40", "batch_size=1000", "threads=1", "device=cpu"]
@@ -31,8 +30,7 @@ SHORT_BUDGET = ["iterations=70", "eval_every=25", "batch_size=1000", "threads=1"
 def vectorized_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     """`optbench -m hydra/launcher=vectorized overrides...` into tmp_path/sweep, without the automatic report."""
     sweep = ["auto_report=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    command = [str(OPTBENCH), "-m", "hydra/launcher=vectorized", *overrides, *sweep]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    return cli("-m", "hydra/launcher=vectorized", *overrides, *sweep, cwd=tmp_path)
 
 
 def compare_with_single_runs(tmp_path: Path, members: list[list[str]], budget: list[str] = BUDGET) -> list[dict]:

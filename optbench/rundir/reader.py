@@ -240,7 +240,8 @@ def read_diagnostics(path: Path, problems: list[str]) -> pd.DataFrame | None:
         return None
     if tuple(frame.columns[: len(DIAGNOSTICS_COLUMNS)]) != DIAGNOSTICS_COLUMNS:
         problems.append(
-            f"{path.name} has columns {list(frame.columns)[:9]}..., expected {list(DIAGNOSTICS_COLUMNS)}..."
+            f"{path.name} has columns {list(frame.columns)[: len(DIAGNOSTICS_COLUMNS)]}..., expected "
+            f"{list(DIAGNOSTICS_COLUMNS)}..."
         )
         return None
     numeric = frame.apply(pd.to_numeric, errors="coerce")
